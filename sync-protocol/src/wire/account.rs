@@ -18,6 +18,10 @@ pub struct LoginRequest {
     pub password: String,
     /// A name for the device, e.g. the laptop's host name.
     pub device_name: String,
+    /// Re-register this existing device of the same user (after a logout),
+    /// so that its outbox and `device_seq` carry on. A new device otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<DeviceId>,
 }
 
 /// A user as the API shows it.

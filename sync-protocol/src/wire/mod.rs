@@ -209,5 +209,3 @@ pub struct PullResponse {
     pub server_clock: Hlc,
 }
 
-#[cfg(test)]
-mod tests;

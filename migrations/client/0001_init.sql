@@ -1,0 +1,1 @@
+-- Client store: created by the CLI client (see client-cli/src/store).

@@ -1,0 +1,172 @@
+//! The migration runner.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+/// One numbered schema change.
+#[derive(Clone, Copy, Debug)]
+pub struct Migration {
+    /// Version it brings the database to (1, 2, 3, ... with no gaps).
+    pub version: u32,
+    /// Short name, recorded with the version.
+    pub name: &'static str,
+    /// The SQL, run as one batch.
+    pub sql: &'static str,
+}
+
+/// Why migrating failed. The database is left at the last fully applied version.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrationError {
+    /// The database was written by a newer binary.
+    #[error("the database is at schema version {db}, newer than this program knows ({known}); upgrade fieldsync instead of using an older version")]
+    TooNew {
+        /// The database's version.
+        db: u32,
+        /// The newest version this binary has.
+        known: u32,
+    },
+    /// The migration list itself is malformed (a programming error).
+    #[error("migration list is not numbered 1, 2, 3, ...: found {found} at position {position}")]
+    BadList {
+        /// The version found.
+        found: u32,
+        /// Its position.
+        position: usize,
+    },
+    /// A migration's SQL failed.
+    #[error("migration {version} ({name}) failed: {source}")]
+    Failed {
+        /// Which.
+        version: u32,
+        /// Its name.
+        name: &'static str,
+        /// The database error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Reading or writing the version table failed.
+    #[error("cannot read or record the schema version: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// What [`apply`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// Version before.
+    pub from: u32,
+    /// Version after.
+    pub to: u32,
+}
+
+const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+)";
+
+/// The database's schema version (0 for a new database).
+pub fn current_version(conn: &Connection) -> Result<u32, MigrationError> {
+    let exists: Option<i64> = conn
+        .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'", [], |r| r.get(0))
+        .optional()?;
+    if exists.is_none() {
+        return Ok(0);
+    }
+    let v: Option<i64> = conn.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))?;
+    Ok(v.unwrap_or(0) as u32)
+}
+
+/// Bring the database up to the newest version in `list`. Re-running is a
+/// no-op; a database newer than `list` is refused untouched.
+pub fn apply(conn: &mut Connection, list: &[Migration]) -> Result<Report, MigrationError> {
+    for (i, m) in list.iter().enumerate() {
+        if m.version as usize != i + 1 {
+            return Err(MigrationError::BadList { found: m.version, position: i });
+        }
+    }
+    let known = list.len() as u32;
+    let from = current_version(conn)?;
+    if from > known {
+        return Err(MigrationError::TooNew { db: from, known });
+    }
+    for m in &list[from as usize..] {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(VERSION_TABLE)?;
+        // Another process may have migrated while we waited for the lock.
+        let now: Option<i64> = tx.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))?;
+        if now.unwrap_or(0) as u32 >= m.version {
+            continue;
+        }
+        tx.execute_batch(m.sql).map_err(|source| MigrationError::Failed { version: m.version, name: m.name, source })?;
+        tx.execute("INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)", params![m.version, m.name])?;
+        tx.commit()?;
+    }
+    Ok(Report { from, to: current_version(conn)?.max(from) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CLIENT, SERVER_SQLITE};
+
+    const TOY: &[Migration] = &[
+        Migration { version: 1, name: "a", sql: "CREATE TABLE a (x INTEGER);" },
+        Migration { version: 2, name: "b", sql: "ALTER TABLE a ADD COLUMN y TEXT;" },
+        Migration { version: 3, name: "c", sql: "CREATE TABLE c (z INTEGER); INSERT INTO c VALUES (1);" },
+    ];
+
+    #[test]
+    fn applies_every_real_migration_to_an_empty_database() {
+        for list in [CLIENT, SERVER_SQLITE] {
+            let mut c = Connection::open_in_memory().unwrap();
+            let r = apply(&mut c, list).unwrap();
+            assert_eq!(r, Report { from: 0, to: list.len() as u32 });
+            assert_eq!(apply(&mut c, list).unwrap(), Report { from: r.to, to: r.to }, "re-running is a no-op");
+        }
+    }
+
+    #[test]
+    fn upgrades_a_database_created_at_every_earlier_version() {
+        for list in [TOY, CLIENT, SERVER_SQLITE] {
+            for start in 0..list.len() {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("db.sqlite");
+                let mut c = Connection::open(&path).unwrap();
+                apply(&mut c, &list[..start]).unwrap();
+                drop(c);
+                let mut c = Connection::open(&path).unwrap();
+                let r = apply(&mut c, list).unwrap();
+                assert_eq!((r.from, r.to), (start as u32, list.len() as u32));
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_a_newer_database_without_touching_it() {
+        let mut c = Connection::open_in_memory().unwrap();
+        apply(&mut c, TOY).unwrap();
+        let err = apply(&mut c, &TOY[..2]).unwrap_err();
+        assert!(matches!(err, MigrationError::TooNew { db: 3, known: 2 }), "{err}");
+        assert!(err.to_string().contains("newer than this program knows"));
+        let n: i64 = c.query_row("SELECT count(*) FROM c", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_the_previous_version() {
+        let bad = [TOY[0], Migration { version: 2, name: "broken", sql: "CREATE TABLE q (x); SELECT nonsense FROM nowhere;" }];
+        let mut c = Connection::open_in_memory().unwrap();
+        let err = apply(&mut c, &bad).unwrap_err();
+        assert!(matches!(err, MigrationError::Failed { version: 2, .. }));
+        assert_eq!(current_version(&c).unwrap(), 1);
+        let q: Option<i64> = c.query_row("SELECT 1 FROM sqlite_master WHERE name = 'q'", [], |r| r.get(0)).optional().unwrap();
+        assert!(q.is_none(), "half-applied migration must roll back");
+    }
+
+    #[test]
+    fn rejects_a_misnumbered_list() {
+        let bad = [TOY[1]];
+        let mut c = Connection::open_in_memory().unwrap();
+        assert!(matches!(apply(&mut c, &bad), Err(MigrationError::BadList { .. })));
+    }
+}
