@@ -11,11 +11,15 @@ mod runner;
 pub use runner::{Migration, MigrationError, Report, apply, current_version};
 
 /// The client's local store (one per profile).
-pub static CLIENT: &[Migration] = &[
-    Migration { version: 1, name: "init", sql: include_str!("../client/0001_init.sql") },
-];
+pub static CLIENT: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../client/0001_init.sql"),
+}];
 
 /// The server's SQLite store.
-pub static SERVER_SQLITE: &[Migration] = &[
-    Migration { version: 1, name: "init", sql: include_str!("../server/sqlite/0001_init.sql") },
-];
+pub static SERVER_SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../server/sqlite/0001_init.sql"),
+}];

@@ -18,7 +18,9 @@ pub struct Migration {
 #[non_exhaustive]
 pub enum MigrationError {
     /// The database was written by a newer binary.
-    #[error("the database is at schema version {db}, newer than this program knows ({known}); upgrade fieldsync instead of using an older version")]
+    #[error(
+        "the database is at schema version {db}, newer than this program knows ({known}); upgrade fieldsync instead of using an older version"
+    )]
     TooNew {
         /// The database's version.
         db: u32,
@@ -67,12 +69,18 @@ const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
 /// The database's schema version (0 for a new database).
 pub fn current_version(conn: &Connection) -> Result<u32, MigrationError> {
     let exists: Option<i64> = conn
-        .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'", [], |r| r.get(0))
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+            [],
+            |r| r.get(0),
+        )
         .optional()?;
     if exists.is_none() {
         return Ok(0);
     }
-    let v: Option<i64> = conn.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))?;
+    let v: Option<i64> = conn.query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+        r.get(0)
+    })?;
     Ok(v.unwrap_or(0) as u32)
 }
 
@@ -81,7 +89,10 @@ pub fn current_version(conn: &Connection) -> Result<u32, MigrationError> {
 pub fn apply(conn: &mut Connection, list: &[Migration]) -> Result<Report, MigrationError> {
     for (i, m) in list.iter().enumerate() {
         if m.version as usize != i + 1 {
-            return Err(MigrationError::BadList { found: m.version, position: i });
+            return Err(MigrationError::BadList {
+                found: m.version,
+                position: i,
+            });
         }
     }
     let known = list.len() as u32;
@@ -93,15 +104,29 @@ pub fn apply(conn: &mut Connection, list: &[Migration]) -> Result<Report, Migrat
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(VERSION_TABLE)?;
         // Another process may have migrated while we waited for the lock.
-        let now: Option<i64> = tx.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))?;
+        let now: Option<i64> =
+            tx.query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })?;
         if now.unwrap_or(0) as u32 >= m.version {
             continue;
         }
-        tx.execute_batch(m.sql).map_err(|source| MigrationError::Failed { version: m.version, name: m.name, source })?;
-        tx.execute("INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)", params![m.version, m.name])?;
+        tx.execute_batch(m.sql)
+            .map_err(|source| MigrationError::Failed {
+                version: m.version,
+                name: m.name,
+                source,
+            })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)",
+            params![m.version, m.name],
+        )?;
         tx.commit()?;
     }
-    Ok(Report { from, to: current_version(conn)?.max(from) })
+    Ok(Report {
+        from,
+        to: current_version(conn)?.max(from),
+    })
 }
 
 #[cfg(test)]
@@ -110,9 +135,21 @@ mod tests {
     use crate::{CLIENT, SERVER_SQLITE};
 
     const TOY: &[Migration] = &[
-        Migration { version: 1, name: "a", sql: "CREATE TABLE a (x INTEGER);" },
-        Migration { version: 2, name: "b", sql: "ALTER TABLE a ADD COLUMN y TEXT;" },
-        Migration { version: 3, name: "c", sql: "CREATE TABLE c (z INTEGER); INSERT INTO c VALUES (1);" },
+        Migration {
+            version: 1,
+            name: "a",
+            sql: "CREATE TABLE a (x INTEGER);",
+        },
+        Migration {
+            version: 2,
+            name: "b",
+            sql: "ALTER TABLE a ADD COLUMN y TEXT;",
+        },
+        Migration {
+            version: 3,
+            name: "c",
+            sql: "CREATE TABLE c (z INTEGER); INSERT INTO c VALUES (1);",
+        },
     ];
 
     #[test]
@@ -120,8 +157,21 @@ mod tests {
         for list in [CLIENT, SERVER_SQLITE] {
             let mut c = Connection::open_in_memory().unwrap();
             let r = apply(&mut c, list).unwrap();
-            assert_eq!(r, Report { from: 0, to: list.len() as u32 });
-            assert_eq!(apply(&mut c, list).unwrap(), Report { from: r.to, to: r.to }, "re-running is a no-op");
+            assert_eq!(
+                r,
+                Report {
+                    from: 0,
+                    to: list.len() as u32
+                }
+            );
+            assert_eq!(
+                apply(&mut c, list).unwrap(),
+                Report {
+                    from: r.to,
+                    to: r.to
+                },
+                "re-running is a no-op"
+            );
         }
     }
 
@@ -146,20 +196,37 @@ mod tests {
         let mut c = Connection::open_in_memory().unwrap();
         apply(&mut c, TOY).unwrap();
         let err = apply(&mut c, &TOY[..2]).unwrap_err();
-        assert!(matches!(err, MigrationError::TooNew { db: 3, known: 2 }), "{err}");
+        assert!(
+            matches!(err, MigrationError::TooNew { db: 3, known: 2 }),
+            "{err}"
+        );
         assert!(err.to_string().contains("newer than this program knows"));
-        let n: i64 = c.query_row("SELECT count(*) FROM c", [], |r| r.get(0)).unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM c", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 1);
     }
 
     #[test]
     fn a_failing_migration_leaves_the_previous_version() {
-        let bad = [TOY[0], Migration { version: 2, name: "broken", sql: "CREATE TABLE q (x); SELECT nonsense FROM nowhere;" }];
+        let bad = [
+            TOY[0],
+            Migration {
+                version: 2,
+                name: "broken",
+                sql: "CREATE TABLE q (x); SELECT nonsense FROM nowhere;",
+            },
+        ];
         let mut c = Connection::open_in_memory().unwrap();
         let err = apply(&mut c, &bad).unwrap_err();
         assert!(matches!(err, MigrationError::Failed { version: 2, .. }));
         assert_eq!(current_version(&c).unwrap(), 1);
-        let q: Option<i64> = c.query_row("SELECT 1 FROM sqlite_master WHERE name = 'q'", [], |r| r.get(0)).optional().unwrap();
+        let q: Option<i64> = c
+            .query_row("SELECT 1 FROM sqlite_master WHERE name = 'q'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .unwrap();
         assert!(q.is_none(), "half-applied migration must roll back");
     }
 
@@ -167,6 +234,9 @@ mod tests {
     fn rejects_a_misnumbered_list() {
         let bad = [TOY[1]];
         let mut c = Connection::open_in_memory().unwrap();
-        assert!(matches!(apply(&mut c, &bad), Err(MigrationError::BadList { .. })));
+        assert!(matches!(
+            apply(&mut c, &bad),
+            Err(MigrationError::BadList { .. })
+        ));
     }
 }

@@ -160,11 +160,19 @@ pub struct ValidationError {
 impl ValidationError {
     /// An error about the whole op.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, field: None, message: message.into() }
+        Self {
+            code,
+            field: None,
+            message: message.into(),
+        }
     }
 
     /// An error about one field.
     pub fn field(code: ErrorCode, field: &str, message: impl Into<String>) -> Self {
-        Self { code, field: Some(field.to_owned()), message: message.into() }
+        Self {
+            code,
+            field: Some(field.to_owned()),
+            message: message.into(),
+        }
     }
 }

@@ -19,7 +19,10 @@ pub struct LatLon {
 impl LatLon {
     /// True when both coordinates are finite and in range.
     pub fn is_valid(&self) -> bool {
-        self.lat.is_finite() && self.lon.is_finite() && (-90.0..=90.0).contains(&self.lat) && (-180.0..=180.0).contains(&self.lon)
+        self.lat.is_finite()
+            && self.lon.is_finite()
+            && (-90.0..=90.0).contains(&self.lat)
+            && (-180.0..=180.0).contains(&self.lon)
     }
 
     /// Great-circle distance in metres (haversine).
@@ -70,7 +73,10 @@ pub struct GpsRules {
 
 impl Default for GpsRules {
     fn default() -> Self {
-        Self { radius_m: 300.0, max_accuracy_m: 1_000.0 }
+        Self {
+            radius_m: 300.0,
+            max_accuracy_m: 1_000.0,
+        }
     }
 }
 
@@ -78,7 +84,12 @@ impl Default for GpsRules {
 /// and the distance in metres when both positions are known. The reported
 /// accuracy is allowed for: a check-in counts as in range when
 /// `distance - accuracy <= radius`.
-pub fn judge_check_in(check_in: Option<LatLon>, accuracy_m: Option<f64>, customer: Option<LatLon>, rules: &GpsRules) -> (GpsVerdict, Option<f64>) {
+pub fn judge_check_in(
+    check_in: Option<LatLon>,
+    accuracy_m: Option<f64>,
+    customer: Option<LatLon>,
+    rules: &GpsRules,
+) -> (GpsVerdict, Option<f64>) {
     let (Some(at), Some(cust)) = (check_in, customer) else {
         return (GpsVerdict::Unverified, None);
     };
@@ -101,24 +112,66 @@ mod tests {
     #[test]
     fn distance_between_known_points() {
         // Beijing Tiananmen to Shanghai People's Square is about 1,067 km.
-        let bj = LatLon { lat: 39.9087, lon: 116.3975 };
-        let sh = LatLon { lat: 31.2304, lon: 121.4737 };
+        let bj = LatLon {
+            lat: 39.9087,
+            lon: 116.3975,
+        };
+        let sh = LatLon {
+            lat: 31.2304,
+            lon: 121.4737,
+        };
         let d = bj.distance_m(&sh);
         assert!((1_060_000.0..1_075_000.0).contains(&d), "{d}");
     }
 
     #[test]
     fn verdicts() {
-        let c = LatLon { lat: 31.0, lon: 121.0 };
-        let near = LatLon { lat: 31.001, lon: 121.0 }; // ~111 m
-        let far = LatLon { lat: 31.01, lon: 121.0 }; // ~1.1 km
+        let c = LatLon {
+            lat: 31.0,
+            lon: 121.0,
+        };
+        let near = LatLon {
+            lat: 31.001,
+            lon: 121.0,
+        }; // ~111 m
+        let far = LatLon {
+            lat: 31.01,
+            lon: 121.0,
+        }; // ~1.1 km
         let r = GpsRules::default();
-        assert_eq!(judge_check_in(Some(near), None, Some(c), &r).0, GpsVerdict::Verified);
-        assert_eq!(judge_check_in(Some(far), Some(10.0), Some(c), &r).0, GpsVerdict::OutOfRange);
-        assert_eq!(judge_check_in(Some(far), Some(900.0), Some(c), &r).0, GpsVerdict::Verified);
-        assert_eq!(judge_check_in(None, None, Some(c), &r).0, GpsVerdict::Unverified);
-        assert_eq!(judge_check_in(Some(near), None, None, &r).0, GpsVerdict::Unverified);
-        assert!(!LatLon { lat: 91.0, lon: 0.0 }.is_valid());
-        assert!(!LatLon { lat: f64::NAN, lon: 0.0 }.is_valid());
+        assert_eq!(
+            judge_check_in(Some(near), None, Some(c), &r).0,
+            GpsVerdict::Verified
+        );
+        assert_eq!(
+            judge_check_in(Some(far), Some(10.0), Some(c), &r).0,
+            GpsVerdict::OutOfRange
+        );
+        assert_eq!(
+            judge_check_in(Some(far), Some(900.0), Some(c), &r).0,
+            GpsVerdict::Verified
+        );
+        assert_eq!(
+            judge_check_in(None, None, Some(c), &r).0,
+            GpsVerdict::Unverified
+        );
+        assert_eq!(
+            judge_check_in(Some(near), None, None, &r).0,
+            GpsVerdict::Unverified
+        );
+        assert!(
+            !LatLon {
+                lat: 91.0,
+                lon: 0.0
+            }
+            .is_valid()
+        );
+        assert!(
+            !LatLon {
+                lat: f64::NAN,
+                lon: 0.0
+            }
+            .is_valid()
+        );
     }
 }

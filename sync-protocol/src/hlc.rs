@@ -31,12 +31,20 @@ pub struct Hlc {
 impl Hlc {
     /// The smallest reading of a node; useful as "nothing seen yet".
     pub fn zero(node: DeviceId) -> Self {
-        Self { millis: 0, counter: 0, node }
+        Self {
+            millis: 0,
+            counter: 0,
+            node,
+        }
     }
 
     /// A reading taken directly from a wall-clock instant.
     pub fn from_wall(wall: DateTime<Utc>, node: DeviceId) -> Self {
-        Self { millis: wall_millis(wall), counter: 0, node }
+        Self {
+            millis: wall_millis(wall),
+            counter: 0,
+            node,
+        }
     }
 
     /// How many milliseconds this reading is ahead of `reference`
@@ -67,7 +75,13 @@ impl fmt::Display for Hlc {
     /// Fixed-width form whose byte order equals the clock order:
     /// `0192f1a2b3c4-0001-<32 hex digits of the node>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:012x}-{:04x}-{}", self.millis, self.counter, self.node.0.simple())
+        write!(
+            f,
+            "{:012x}-{:04x}-{}",
+            self.millis,
+            self.counter,
+            self.node.0.simple()
+        )
     }
 }
 
@@ -81,7 +95,9 @@ impl FromStr for Hlc {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseHlcError(s.to_owned());
         let mut parts = s.split('-');
-        let (Some(m), Some(c), Some(n), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(m), Some(c), Some(n), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(err());
         };
         if m.len() != 12 || c.len() != 4 || n.len() != 32 {
@@ -90,7 +106,11 @@ impl FromStr for Hlc {
         let millis = u64::from_str_radix(m, 16).map_err(|_| err())?;
         let counter = u16::from_str_radix(c, 16).map_err(|_| err())?;
         let node = Uuid::try_parse(n).map_err(|_| err())?;
-        Ok(Self { millis, counter, node: DeviceId(node) })
+        Ok(Self {
+            millis,
+            counter,
+            node: DeviceId(node),
+        })
     }
 }
 
@@ -107,7 +127,10 @@ impl<'de> Deserialize<'de> for Hlc {
     }
 }
 
-crate::string_schema!(Hlc, "Hybrid logical clock: 12 hex digits of milliseconds, '-', 4 hex digits of counter, '-', 32 hex digits of node id");
+crate::string_schema!(
+    Hlc,
+    "Hybrid logical clock: 12 hex digits of milliseconds, '-', 4 hex digits of counter, '-', 32 hex digits of node id"
+);
 
 /// A remote reading too far ahead of the local wall clock to be trusted.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
@@ -129,7 +152,9 @@ pub struct HlcClock {
 impl HlcClock {
     /// A fresh clock for `node`.
     pub fn new(node: DeviceId) -> Self {
-        Self { last: Hlc::zero(node) }
+        Self {
+            last: Hlc::zero(node),
+        }
     }
 
     /// Resume a clock from its last issued or observed reading.
@@ -158,7 +183,10 @@ impl HlcClock {
     /// Take a received reading into account: afterwards every new reading is
     /// greater than `remote`.
     pub fn observe(&mut self, remote: &Hlc) {
-        let (ours, theirs) = ((self.last.millis, self.last.counter), (remote.millis, remote.counter));
+        let (ours, theirs) = (
+            (self.last.millis, self.last.counter),
+            (remote.millis, remote.counter),
+        );
         if theirs > ours {
             self.last.millis = remote.millis;
             self.last.counter = remote.counter;
@@ -167,7 +195,12 @@ impl HlcClock {
 
     /// Like [`HlcClock::observe`], but refuses (and ignores) a reading more
     /// than `limit_ms` ahead of `wall`.
-    pub fn observe_bounded(&mut self, remote: &Hlc, wall: DateTime<Utc>, limit_ms: i64) -> Result<(), ClockAhead> {
+    pub fn observe_bounded(
+        &mut self,
+        remote: &Hlc,
+        wall: DateTime<Utc>,
+        limit_ms: i64,
+    ) -> Result<(), ClockAhead> {
         let ahead_ms = remote.drift_ms(wall);
         if ahead_ms > limit_ms {
             return Err(ClockAhead { ahead_ms, limit_ms });
@@ -187,7 +220,9 @@ impl HlcClock {
 }
 
 fn wall_millis(wall: DateTime<Utc>) -> u64 {
-    u64::try_from(wall.timestamp_millis()).unwrap_or(0).min(MAX_MILLIS)
+    u64::try_from(wall.timestamp_millis())
+        .unwrap_or(0)
+        .min(MAX_MILLIS)
 }
 
 #[cfg(test)]
@@ -205,8 +240,16 @@ mod tests {
 
     #[test]
     fn string_form_round_trips_and_sorts_like_the_clock() {
-        let a = Hlc { millis: 5, counter: 2, node: node(1) };
-        let b = Hlc { millis: 5, counter: 10, node: node(0) };
+        let a = Hlc {
+            millis: 5,
+            counter: 2,
+            node: node(1),
+        };
+        let b = Hlc {
+            millis: 5,
+            counter: 10,
+            node: node(0),
+        };
         assert!(a < b);
         assert!(a.to_string() < b.to_string());
         assert_eq!(a.to_string().parse::<Hlc>().unwrap(), a);
@@ -215,23 +258,45 @@ mod tests {
 
     #[test]
     fn ties_break_by_node() {
-        let a = Hlc { millis: 5, counter: 0, node: node(1) };
-        let b = Hlc { millis: 5, counter: 0, node: node(2) };
+        let a = Hlc {
+            millis: 5,
+            counter: 0,
+            node: node(1),
+        };
+        let b = Hlc {
+            millis: 5,
+            counter: 0,
+            node: node(2),
+        };
         assert!(a < b);
     }
 
     #[test]
     fn observe_moves_past_remote_even_with_a_slow_wall_clock() {
         let mut c = HlcClock::new(node(1));
-        c.observe(&Hlc { millis: 10_000, counter: 7, node: node(2) });
+        c.observe(&Hlc {
+            millis: 10_000,
+            counter: 7,
+            node: node(2),
+        });
         let t = c.now(at(5));
-        assert!(t > Hlc { millis: 10_000, counter: 7, node: node(2) });
+        assert!(
+            t > Hlc {
+                millis: 10_000,
+                counter: 7,
+                node: node(2)
+            }
+        );
     }
 
     #[test]
     fn bounded_observe_refuses_far_future() {
         let mut c = HlcClock::new(node(1));
-        let far = Hlc { millis: 10_000_000, counter: 0, node: node(2) };
+        let far = Hlc {
+            millis: 10_000_000,
+            counter: 0,
+            node: node(2),
+        };
         let err = c.observe_bounded(&far, at(1_000), 60_000).unwrap_err();
         assert_eq!(err.limit_ms, 60_000);
         assert_eq!(c.last().millis, 0);
@@ -240,7 +305,11 @@ mod tests {
 
     #[test]
     fn counter_overflow_advances_millis() {
-        let mut c = HlcClock::restore(Hlc { millis: 3, counter: u16::MAX, node: node(1) });
+        let mut c = HlcClock::restore(Hlc {
+            millis: 3,
+            counter: u16::MAX,
+            node: node(1),
+        });
         let t = c.now(at(0));
         assert_eq!((t.millis, t.counter), (4, 0));
     }

@@ -34,6 +34,7 @@ pub mod hlc;
 pub mod id;
 pub mod integrity;
 pub mod merge;
+pub mod metrics;
 pub mod money;
 pub mod op;
 pub mod schema;

@@ -82,12 +82,22 @@ pub struct Applied {
 impl RecordState {
     /// An empty record, before any op.
     pub fn new(id: RecordId, collection: &str) -> Self {
-        Self { id, collection: collection.to_owned(), fields: BTreeMap::new(), created: None, archived: None, created_by: None }
+        Self {
+            id,
+            collection: collection.to_owned(),
+            fields: BTreeMap::new(),
+            created: None,
+            archived: None,
+            created_by: None,
+        }
     }
 
     /// The current value of a field (`None` when absent or null).
     pub fn get(&self, field: &str) -> Option<&Value> {
-        self.fields.get(field).map(|f| &f.value).filter(|v| !v.is_null())
+        self.fields
+            .get(field)
+            .map(|f| &f.value)
+            .filter(|v| !v.is_null())
     }
 
     /// The current value of a text or enum field.
@@ -104,7 +114,10 @@ impl RecordState {
     /// registers so that merging never fails; validation rejects them earlier.
     pub fn apply(&mut self, op: &Op) -> Applied {
         let coll = schema::collection(&op.collection);
-        let policy_of = |name: &str| coll.and_then(|c| c.field(name)).map_or(Policy::Lww, |f| f.policy);
+        let policy_of = |name: &str| {
+            coll.and_then(|c| c.field(name))
+                .map_or(Policy::Lww, |f| f.policy)
+        };
         let mut out = Applied::default();
         match op.kind {
             OpKind::Create => {
@@ -141,7 +154,13 @@ impl RecordState {
 
     fn write(&mut self, name: &str, value: &Value, hlc: Hlc, policy: Policy, out: &mut Applied) {
         let Some(cur) = self.fields.get_mut(name) else {
-            self.fields.insert(name.to_owned(), FieldState { value: value.clone(), hlc });
+            self.fields.insert(
+                name.to_owned(),
+                FieldState {
+                    value: value.clone(),
+                    hlc,
+                },
+            );
             out.changed = true;
             return;
         };
@@ -156,15 +175,33 @@ impl RecordState {
             Ordering::Greater => !policy.first_writer_wins(),
         };
         if incoming_wins {
-            let old = std::mem::replace(cur, FieldState { value: value.clone(), hlc });
+            let old = std::mem::replace(
+                cur,
+                FieldState {
+                    value: value.clone(),
+                    hlc,
+                },
+            );
             out.changed = true;
             // A first-writer-wins field overwritten by an earlier write: the
             // displaced value is the loser.
             if policy.first_writer_wins() && old.value != *value {
-                out.conflicts.push(FieldConflict { field: name.to_owned(), losing_value: old.value, winning_value: value.clone(), losing_hlc: old.hlc, winning_hlc: hlc });
+                out.conflicts.push(FieldConflict {
+                    field: name.to_owned(),
+                    losing_value: old.value,
+                    winning_value: value.clone(),
+                    losing_hlc: old.hlc,
+                    winning_hlc: hlc,
+                });
             }
         } else if cur.value != *value {
-            out.conflicts.push(FieldConflict { field: name.to_owned(), losing_value: value.clone(), winning_value: cur.value.clone(), losing_hlc: hlc, winning_hlc: cur.hlc });
+            out.conflicts.push(FieldConflict {
+                field: name.to_owned(),
+                losing_value: value.clone(),
+                winning_value: cur.value.clone(),
+                losing_hlc: hlc,
+                winning_hlc: cur.hlc,
+            });
         }
     }
 }
@@ -192,7 +229,11 @@ mod tests {
             op_id: OpId(Uuid::from_u128(u128::from(ms) << 8 | u128::from(node))),
             device_id: dev(node),
             device_seq: 1,
-            hlc: Hlc { millis: ms, counter: 0, node: dev(node) },
+            hlc: Hlc {
+                millis: ms,
+                counter: 0,
+                node: dev(node),
+            },
             schema_version: 1,
             collection: "customers".into(),
             record_id: RecordId(Uuid::from_u128(1)),
@@ -205,7 +246,12 @@ mod tests {
     #[test]
     fn different_fields_both_survive_and_same_field_later_wins() {
         let mut s = RecordState::new(RecordId(Uuid::from_u128(1)), "customers");
-        s.apply(&op(OpKind::Create, 1, 1, json!({"name": "Acme", "created_at": "2026-01-01T00:00:00.000Z"})));
+        s.apply(&op(
+            OpKind::Create,
+            1,
+            1,
+            json!({"name": "Acme", "created_at": "2026-01-01T00:00:00.000Z"}),
+        ));
         s.apply(&op(OpKind::Patch, 5, 1, json!({"phone": "1"})));
         s.apply(&op(OpKind::Patch, 4, 2, json!({"address": "Main St"})));
         assert_eq!(s.get_str("phone"), Some("1"));
@@ -241,7 +287,11 @@ mod tests {
         assert_eq!(s.get_str("status"), Some("open"));
         let mut t = op(OpKind::Transition, 2, 1, json!({"resolution": "fixed"}));
         t.collection = "feedback".into();
-        t.transition = Some(StateChange { field: "status".into(), from: "open".into(), to: "resolved".into() });
+        t.transition = Some(StateChange {
+            field: "status".into(),
+            from: "open".into(),
+            to: "resolved".into(),
+        });
         s.apply(&t);
         assert_eq!(s.get_str("status"), Some("resolved"));
         assert_eq!(s.get_str("resolution"), Some("fixed"));

@@ -52,7 +52,11 @@ impl Currency {
         if b.len() != 3 || !b.iter().all(u8::is_ascii_alphabetic) {
             return Err(MoneyError::BadCurrency(code.to_owned()));
         }
-        Ok(Self([b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase(), b[2].to_ascii_uppercase()]))
+        Ok(Self([
+            b[0].to_ascii_uppercase(),
+            b[1].to_ascii_uppercase(),
+            b[2].to_ascii_uppercase(),
+        ]))
     }
 
     /// The code as text.
@@ -100,19 +104,37 @@ impl Money {
         };
         let (whole, frac) = body.split_once('.').unwrap_or((body, ""));
         let ok_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || !ok_digits(whole) || !ok_digits(frac) || (body.contains('.') && frac.is_empty()) {
+        if whole.is_empty()
+            || !ok_digits(whole)
+            || !ok_digits(frac)
+            || (body.contains('.') && frac.is_empty())
+        {
             return Err(MoneyError::BadAmount(amount.to_owned()));
         }
         if frac.len() as u32 > digits {
-            return Err(MoneyError::TooManyDecimals { input: amount.to_owned(), currency, digits });
+            return Err(MoneyError::TooManyDecimals {
+                input: amount.to_owned(),
+                currency,
+                digits,
+            });
         }
         let overflow = || MoneyError::Overflow(amount.to_owned());
         let scale = 10i64.pow(digits);
         let w: i64 = whole.parse().map_err(|_| overflow())?;
-        let mut f: i64 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| overflow())? };
+        let mut f: i64 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().map_err(|_| overflow())?
+        };
         f *= 10i64.pow(digits - frac.len() as u32);
-        let minor = w.checked_mul(scale).and_then(|v| v.checked_add(f)).ok_or_else(overflow)?;
-        Ok(Self { minor: if neg { -minor } else { minor }, currency })
+        let minor = w
+            .checked_mul(scale)
+            .and_then(|v| v.checked_add(f))
+            .ok_or_else(overflow)?;
+        Ok(Self {
+            minor: if neg { -minor } else { minor },
+            currency,
+        })
     }
 }
 
@@ -126,7 +148,14 @@ impl fmt::Display for Money {
             return write!(f, "{sign}{abs} {}", self.currency);
         }
         let scale = 10u64.pow(digits);
-        write!(f, "{sign}{}.{:0width$} {}", abs / scale, abs % scale, self.currency, width = digits as usize)
+        write!(
+            f,
+            "{sign}{}.{:0width$} {}",
+            abs / scale,
+            abs % scale,
+            self.currency,
+            width = digits as usize
+        )
     }
 }
 
@@ -145,7 +174,10 @@ mod tests {
         assert_eq!(m.to_string(), "1234.56 CNY");
         assert_eq!(Money::parse("7", cny()).unwrap().minor, 700);
         assert_eq!(Money::parse("0.5", cny()).unwrap().minor, 50);
-        assert_eq!(Money::parse("-3.05", cny()).unwrap().to_string(), "-3.05 CNY");
+        assert_eq!(
+            Money::parse("-3.05", cny()).unwrap().to_string(),
+            "-3.05 CNY"
+        );
         let jpy = Currency::parse("JPY").unwrap();
         assert_eq!(Money::parse("1500", jpy).unwrap().to_string(), "1500 JPY");
     }
@@ -153,10 +185,19 @@ mod tests {
     #[test]
     fn rejects_bad_amounts() {
         for bad in ["", "abc", "1.2.3", "1.", ".5", "1e5", "12,50"] {
-            assert!(matches!(Money::parse(bad, cny()), Err(MoneyError::BadAmount(_))), "{bad}");
+            assert!(
+                matches!(Money::parse(bad, cny()), Err(MoneyError::BadAmount(_))),
+                "{bad}"
+            );
         }
-        assert!(matches!(Money::parse("1.234", cny()), Err(MoneyError::TooManyDecimals { .. })));
-        assert!(matches!(Money::parse("99999999999999999999", cny()), Err(MoneyError::Overflow(_))));
+        assert!(matches!(
+            Money::parse("1.234", cny()),
+            Err(MoneyError::TooManyDecimals { .. })
+        ));
+        assert!(matches!(
+            Money::parse("99999999999999999999", cny()),
+            Err(MoneyError::Overflow(_))
+        ));
         assert!(Currency::parse("EURO").is_err());
     }
 }

@@ -10,7 +10,9 @@ pub fn format_ts(t: DateTime<Utc>) -> String {
 
 /// Parse any RFC 3339 instant (any offset) into UTC.
 pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 /// Parse a `YYYY-MM-DD` date.

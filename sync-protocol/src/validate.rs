@@ -28,62 +28,114 @@ pub fn validate_value(field: &Field, value: &Value) -> Result<(), ValidationErro
 
 fn check_type(name: &str, ty: &FieldType, v: &Value) -> Result<(), ValidationError> {
     let err = |code, msg: String| Err(ValidationError::field(code, name, msg));
-    let wrong = |what: &str| err(E::WrongType, format!("{name} must be {what}, got {}", kind_of(v)));
+    let wrong = |what: &str| {
+        err(
+            E::WrongType,
+            format!("{name} must be {what}, got {}", kind_of(v)),
+        )
+    };
     match *ty {
         FieldType::Text(max) => {
-            let Some(s) = v.as_str() else { return wrong("text") };
+            let Some(s) = v.as_str() else {
+                return wrong("text");
+            };
             let n = s.chars().count();
             if n > max {
-                return err(E::TooLong, format!("{name} is {n} characters long; at most {max} are allowed"));
+                return err(
+                    E::TooLong,
+                    format!("{name} is {n} characters long; at most {max} are allowed"),
+                );
             }
         }
         FieldType::Int(lo, hi) => {
-            let Some(i) = v.as_i64() else { return wrong("a whole number") };
+            let Some(i) = v.as_i64() else {
+                return wrong("a whole number");
+            };
             if i < lo || i > hi {
-                return err(E::OutOfRange, format!("{name} must be between {lo} and {hi}, got {i}"));
+                return err(
+                    E::OutOfRange,
+                    format!("{name} must be between {lo} and {hi}, got {i}"),
+                );
             }
         }
         FieldType::Number(lo, hi) => {
-            let Some(x) = v.as_f64().filter(|x| x.is_finite()) else { return wrong("a number") };
+            let Some(x) = v.as_f64().filter(|x| x.is_finite()) else {
+                return wrong("a number");
+            };
             if x < lo || x > hi {
-                return err(E::OutOfRange, format!("{name} must be between {lo} and {hi}, got {x}"));
+                return err(
+                    E::OutOfRange,
+                    format!("{name} must be between {lo} and {hi}, got {x}"),
+                );
             }
         }
         FieldType::Money(positive) => {
             let m: Money = match serde_json::from_value(v.clone()) {
                 Ok(m) => m,
-                Err(e) => return err(E::InvalidMoney, format!("{name} must be {{\"minor\": integer, \"currency\": \"CNY\"}}: {e}")),
+                Err(e) => {
+                    return err(
+                        E::InvalidMoney,
+                        format!(
+                            "{name} must be {{\"minor\": integer, \"currency\": \"CNY\"}}: {e}"
+                        ),
+                    );
+                }
             };
             if positive && m.minor <= 0 {
-                return err(E::InvalidMoney, format!("{name} must be more than zero, got {m}"));
+                return err(
+                    E::InvalidMoney,
+                    format!("{name} must be more than zero, got {m}"),
+                );
             }
         }
         FieldType::Timestamp => {
             if v.as_str().and_then(parse_ts).is_none() {
-                return err(E::InvalidTimestamp, format!("{name} must be an RFC 3339 timestamp such as 2026-11-28T09:30:00Z, got {v}"));
+                return err(
+                    E::InvalidTimestamp,
+                    format!(
+                        "{name} must be an RFC 3339 timestamp such as 2026-11-28T09:30:00Z, got {v}"
+                    ),
+                );
             }
         }
         FieldType::Date => {
             if v.as_str().and_then(parse_date).is_none() {
-                return err(E::InvalidDate, format!("{name} must be a date YYYY-MM-DD, got {v}"));
+                return err(
+                    E::InvalidDate,
+                    format!("{name} must be a date YYYY-MM-DD, got {v}"),
+                );
             }
         }
         FieldType::Enum(values) => {
-            let Some(s) = v.as_str() else { return wrong("text") };
+            let Some(s) = v.as_str() else {
+                return wrong("text");
+            };
             if !values.contains(&s) {
-                return err(E::NotInEnum, format!("{name} must be one of {}, got {s:?}", values.join(", ")));
+                return err(
+                    E::NotInEnum,
+                    format!("{name} must be one of {}, got {s:?}", values.join(", ")),
+                );
             }
         }
         FieldType::LatLon => {
             let p: Option<LatLon> = serde_json::from_value(v.clone()).ok();
             let extra = v.as_object().is_some_and(|o| o.len() != 2);
             if extra || !p.is_some_and(|p| p.is_valid()) {
-                return err(E::InvalidCoordinates, format!("{name} must be {{\"lat\": -90..90, \"lon\": -180..180}}, got {v}"));
+                return err(
+                    E::InvalidCoordinates,
+                    format!("{name} must be {{\"lat\": -90..90, \"lon\": -180..180}}, got {v}"),
+                );
             }
         }
         FieldType::Ref(target) => {
-            if v.as_str().and_then(|s| uuid::Uuid::try_parse(s).ok()).is_none() {
-                return err(E::InvalidId, format!("{name} must be the id of a {target} record, got {v}"));
+            if v.as_str()
+                .and_then(|s| uuid::Uuid::try_parse(s).ok())
+                .is_none()
+            {
+                return err(
+                    E::InvalidId,
+                    format!("{name} must be the id of a {target} record, got {v}"),
+                );
             }
         }
         FieldType::Bool => {
@@ -92,9 +144,17 @@ fn check_type(name: &str, ty: &FieldType, v: &Value) -> Result<(), ValidationErr
             }
         }
         FieldType::List(inner, max) => {
-            let Some(items) = v.as_array() else { return wrong("a list") };
+            let Some(items) = v.as_array() else {
+                return wrong("a list");
+            };
             if items.len() > max {
-                return err(E::TooLong, format!("{name} has {} items; at most {max} are allowed", items.len()));
+                return err(
+                    E::TooLong,
+                    format!(
+                        "{name} has {} items; at most {max} are allowed",
+                        items.len()
+                    ),
+                );
             }
             for item in items {
                 check_type(name, inner, item)?;
@@ -121,27 +181,44 @@ pub fn validate_op(op: &Op, author: Author) -> Result<&'static Collection, Valid
     if op.schema_version > SCHEMA_VERSION || op.schema_version < MIN_SCHEMA_VERSION {
         return Err(ValidationError::new(
             E::UnsupportedSchemaVersion,
-            format!("op uses schema version {}; this side understands {MIN_SCHEMA_VERSION}..={SCHEMA_VERSION}", op.schema_version),
+            format!(
+                "op uses schema version {}; this side understands {MIN_SCHEMA_VERSION}..={SCHEMA_VERSION}",
+                op.schema_version
+            ),
         ));
     }
     if op.device_seq == 0 {
         return Err(ValidationError::new(E::InvalidOp, "device_seq starts at 1"));
     }
-    let coll = schema::collection(&op.collection)
-        .ok_or_else(|| ValidationError::new(E::UnknownCollection, format!("there is no collection named {:?}", op.collection)))?;
+    let coll = schema::collection(&op.collection).ok_or_else(|| {
+        ValidationError::new(
+            E::UnknownCollection,
+            format!("there is no collection named {:?}", op.collection),
+        )
+    })?;
     if op.kind != OpKind::Transition && op.transition.is_some() {
-        return Err(ValidationError::new(E::InvalidOp, format!("a {} op cannot carry a transition", op.kind.as_str())));
+        return Err(ValidationError::new(
+            E::InvalidOp,
+            format!("a {} op cannot carry a transition", op.kind.as_str()),
+        ));
     }
     for name in op.fields.keys() {
         if coll.field(name).is_none() {
-            return Err(ValidationError::field(E::UnknownField, name, format!("{} has no field named {name:?}", coll.name)));
+            return Err(ValidationError::field(
+                E::UnknownField,
+                name,
+                format!("{} has no field named {name:?}", coll.name),
+            ));
         }
     }
     match op.kind {
         OpKind::Create => validate_create(op, coll, author)?,
         OpKind::Patch => {
             if op.fields.is_empty() {
-                return Err(ValidationError::new(E::InvalidOp, "a patch must change at least one field"));
+                return Err(ValidationError::new(
+                    E::InvalidOp,
+                    "a patch must change at least one field",
+                ));
             }
             validate_changes(op, coll, author)?;
         }
@@ -151,31 +228,57 @@ pub fn validate_op(op: &Op, author: Author) -> Result<&'static Collection, Valid
         }
         OpKind::Archive => {
             if !op.fields.is_empty() {
-                return Err(ValidationError::new(E::InvalidOp, "an archive op carries no fields"));
+                return Err(ValidationError::new(
+                    E::InvalidOp,
+                    "an archive op carries no fields",
+                ));
             }
         }
     }
     Ok(coll)
 }
 
-fn validate_create(op: &Op, coll: &'static Collection, author: Author) -> Result<(), ValidationError> {
+fn validate_create(
+    op: &Op,
+    coll: &'static Collection,
+    author: Author,
+) -> Result<(), ValidationError> {
     for f in coll.fields {
         let value = op.fields.get(f.name).filter(|v| !v.is_null());
         match (value, f.policy) {
             (Some(_), Policy::ServerOnly) if author == Author::Device => {
-                return Err(ValidationError::field(E::ServerOnlyField, f.name, format!("{} is computed by the server", f.name)));
+                return Err(ValidationError::field(
+                    E::ServerOnlyField,
+                    f.name,
+                    format!("{} is computed by the server", f.name),
+                ));
             }
             (Some(v), Policy::Transition(m)) if v.as_str() != Some(m.initial) => {
-                return Err(ValidationError::field(E::InvalidTransition, f.name, format!("a new record starts in {} {:?}", f.name, m.initial)));
+                return Err(ValidationError::field(
+                    E::InvalidTransition,
+                    f.name,
+                    format!("a new record starts in {} {:?}", f.name, m.initial),
+                ));
             }
             (Some(v), _) => {
                 validate_value(f, v)?;
-                if f.required && matches!(f.ty, FieldType::Text(_)) && v.as_str().is_some_and(|s| s.trim().is_empty()) {
-                    return Err(ValidationError::field(E::MissingField, f.name, format!("{} must not be blank", f.name)));
+                if f.required
+                    && matches!(f.ty, FieldType::Text(_))
+                    && v.as_str().is_some_and(|s| s.trim().is_empty())
+                {
+                    return Err(ValidationError::field(
+                        E::MissingField,
+                        f.name,
+                        format!("{} must not be blank", f.name),
+                    ));
                 }
             }
             (None, _) if f.required => {
-                return Err(ValidationError::field(E::MissingField, f.name, format!("{} is required", f.name)));
+                return Err(ValidationError::field(
+                    E::MissingField,
+                    f.name,
+                    format!("{} is required", f.name),
+                ));
             }
             (None, _) => {}
         }
@@ -183,56 +286,123 @@ fn validate_create(op: &Op, coll: &'static Collection, author: Author) -> Result
     if let schema::Anchor::UserOrTeam(a, b) = coll.anchor {
         let has = |n: &str| op.fields.get(n).is_some_and(|v| !v.is_null());
         if has(a) == has(b) {
-            return Err(ValidationError::new(E::MissingField, format!("exactly one of {a} and {b} must be set")));
+            return Err(ValidationError::new(
+                E::MissingField,
+                format!("exactly one of {a} and {b} must be set"),
+            ));
         }
     }
     Ok(())
 }
 
 /// Field rules for patch and transition ops.
-fn validate_changes(op: &Op, coll: &'static Collection, author: Author) -> Result<(), ValidationError> {
+fn validate_changes(
+    op: &Op,
+    coll: &'static Collection,
+    author: Author,
+) -> Result<(), ValidationError> {
     for (name, value) in &op.fields {
         let Some(f) = coll.field(name) else { continue };
         match f.policy {
-            Policy::Fact => return Err(ValidationError::field(E::ImmutableField, name, format!("{name} is set when the record is created and cannot change"))),
+            Policy::Fact => {
+                return Err(ValidationError::field(
+                    E::ImmutableField,
+                    name,
+                    format!("{name} is set when the record is created and cannot change"),
+                ));
+            }
             Policy::ServerOnly if author == Author::Device => {
-                return Err(ValidationError::field(E::ServerOnlyField, name, format!("{name} is computed by the server")));
+                return Err(ValidationError::field(
+                    E::ServerOnlyField,
+                    name,
+                    format!("{name} is computed by the server"),
+                ));
             }
             Policy::Transition(_) => {
-                return Err(ValidationError::field(E::TransitionOnlyField, name, format!("{name} changes only through a transition")));
+                return Err(ValidationError::field(
+                    E::TransitionOnlyField,
+                    name,
+                    format!("{name} changes only through a transition"),
+                ));
             }
             _ => {}
         }
         if value.is_null() {
             if f.required || f.policy == Policy::WriteOnce {
-                return Err(ValidationError::field(E::MissingField, name, format!("{name} cannot be cleared")));
+                return Err(ValidationError::field(
+                    E::MissingField,
+                    name,
+                    format!("{name} cannot be cleared"),
+                ));
             }
             continue;
         }
         validate_value(f, value)?;
-        if f.required && matches!(f.ty, FieldType::Text(_)) && value.as_str().is_some_and(|s| s.trim().is_empty()) {
-            return Err(ValidationError::field(E::MissingField, name, format!("{name} must not be blank")));
+        if f.required
+            && matches!(f.ty, FieldType::Text(_))
+            && value.as_str().is_some_and(|s| s.trim().is_empty())
+        {
+            return Err(ValidationError::field(
+                E::MissingField,
+                name,
+                format!("{name} must not be blank"),
+            ));
         }
     }
     Ok(())
 }
 
-fn validate_transition_shape(op: &Op, coll: &'static Collection) -> Result<&'static Move, ValidationError> {
+fn validate_transition_shape(
+    op: &Op,
+    coll: &'static Collection,
+) -> Result<&'static Move, ValidationError> {
     let Some(change) = &op.transition else {
-        return Err(ValidationError::new(E::InvalidOp, "a transition op needs {\"field\", \"from\", \"to\"}"));
+        return Err(ValidationError::new(
+            E::InvalidOp,
+            "a transition op needs {\"field\", \"from\", \"to\"}",
+        ));
     };
-    let (field, machine) = coll.transition_field().ok_or_else(|| ValidationError::new(E::InvalidTransition, format!("{} has no state machine", coll.name)))?;
+    let (field, machine) = coll.transition_field().ok_or_else(|| {
+        ValidationError::new(
+            E::InvalidTransition,
+            format!("{} has no state machine", coll.name),
+        )
+    })?;
     if change.field != field.name {
-        return Err(ValidationError::field(E::InvalidTransition, &change.field, format!("{} changes state through {:?}", coll.name, field.name)));
+        return Err(ValidationError::field(
+            E::InvalidTransition,
+            &change.field,
+            format!("{} changes state through {:?}", coll.name, field.name),
+        ));
     }
     let mv = machine.find(&change.from, &change.to).ok_or_else(|| {
-        let allowed: Vec<String> = machine.moves.iter().filter(|m| m.from == change.from).map(|m| m.to.to_owned()).collect();
-        let hint = if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") };
-        ValidationError::field(E::InvalidTransition, field.name, format!("{} cannot move from {:?} to {:?} (allowed from there: {hint})", coll.name, change.from, change.to))
+        let allowed: Vec<String> = machine
+            .moves
+            .iter()
+            .filter(|m| m.from == change.from)
+            .map(|m| m.to.to_owned())
+            .collect();
+        let hint = if allowed.is_empty() {
+            "none".to_owned()
+        } else {
+            allowed.join(", ")
+        };
+        ValidationError::field(
+            E::InvalidTransition,
+            field.name,
+            format!(
+                "{} cannot move from {:?} to {:?} (allowed from there: {hint})",
+                coll.name, change.from, change.to
+            ),
+        )
     })?;
     for req in mv.requires {
         if op.fields.get(*req).is_none_or(Value::is_null) {
-            return Err(ValidationError::field(E::MissingField, req, format!("moving to {:?} requires {req}", change.to)));
+            return Err(ValidationError::field(
+                E::MissingField,
+                req,
+                format!("moving to {:?} requires {req}", change.to),
+            ));
         }
     }
     Ok(mv)
@@ -241,18 +411,29 @@ fn validate_transition_shape(op: &Op, coll: &'static Collection) -> Result<&'sta
 /// Check an op against the record's current state (admission): creating an
 /// existing record, changing a missing or archived one, and stale or
 /// unauthorised transitions. `state` is `None` when the record is unknown.
-pub fn check_against_state(op: &Op, coll: &'static Collection, state: Option<&RecordState>, role: Role) -> Result<(), ValidationError> {
+pub fn check_against_state(
+    op: &Op,
+    coll: &'static Collection,
+    state: Option<&RecordState>,
+    role: Role,
+) -> Result<(), ValidationError> {
     let exists = state.is_some_and(RecordState::exists);
     match op.kind {
         OpKind::Create => return Ok(()),
         _ if !exists => {
-            return Err(ValidationError::new(E::NotFound, format!("{} {} does not exist", coll.name, op.record_id)));
+            return Err(ValidationError::new(
+                E::NotFound,
+                format!("{} {} does not exist", coll.name, op.record_id),
+            ));
         }
         _ => {}
     }
     let state = state.expect("checked above");
     if state.archived.is_some() && op.kind != OpKind::Archive {
-        return Err(ValidationError::new(E::Archived, format!("{} {} is archived", coll.name, op.record_id)));
+        return Err(ValidationError::new(
+            E::Archived,
+            format!("{} {} is archived", coll.name, op.record_id),
+        ));
     }
     if let (OpKind::Transition, Some(change)) = (op.kind, &op.transition) {
         check_transition(coll, state, change, role)?;
@@ -261,20 +442,35 @@ pub fn check_against_state(op: &Op, coll: &'static Collection, state: Option<&Re
 }
 
 /// Check a transition against the current state and the actor's role.
-pub fn check_transition(coll: &'static Collection, state: &RecordState, change: &StateChange, role: Role) -> Result<(), ValidationError> {
+pub fn check_transition(
+    coll: &'static Collection,
+    state: &RecordState,
+    change: &StateChange,
+    role: Role,
+) -> Result<(), ValidationError> {
     let current = state.get_str(&change.field).unwrap_or_default();
     if current != change.from {
         return Err(ValidationError::field(
             E::StaleTransition,
             &change.field,
-            format!("{} is now {current:?}, not {:?}; the move to {:?} was not applied", change.field, change.from, change.to),
+            format!(
+                "{} is now {current:?}, not {:?}; the move to {:?} was not applied",
+                change.field, change.from, change.to
+            ),
         ));
     }
     if let Some((_, machine)) = coll.transition_field()
         && let Some(mv) = machine.find(&change.from, &change.to)
         && !mv.by.contains(&role)
     {
-        return Err(ValidationError::field(E::Forbidden, &change.field, format!("a {role} cannot move {} from {:?} to {:?}", coll.name, change.from, change.to)));
+        return Err(ValidationError::field(
+            E::Forbidden,
+            &change.field,
+            format!(
+                "a {role} cannot move {} from {:?} to {:?}",
+                coll.name, change.from, change.to
+            ),
+        ));
     }
     Ok(())
 }

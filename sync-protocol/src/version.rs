@@ -14,7 +14,14 @@ pub const PROTOCOL_HEADER: &str = "fieldsync-protocol";
 pub const SCHEMA_HEADER: &str = "fieldsync-schema";
 
 /// Optional features a server offers; a client uses only those it knows.
-pub const CAPABILITIES: &[&str] = &["push-batch", "pull-pages", "scope-checksums", "gzip", "zstd", "clock-check"];
+pub const CAPABILITIES: &[&str] = &[
+    "push-batch",
+    "pull-pages",
+    "scope-checksums",
+    "gzip",
+    "zstd",
+    "clock-check",
+];
 
 /// What `GET /v1/info` answers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,9 +44,15 @@ pub struct ServerInfo {
 /// `min..=max`. `Err` says which side is too old.
 pub fn check_compatible(client_schema: u32, min: u32, max: u32) -> Result<(), Incompatible> {
     if client_schema < min {
-        Err(Incompatible::ClientTooOld { client: client_schema, min })
+        Err(Incompatible::ClientTooOld {
+            client: client_schema,
+            min,
+        })
     } else if client_schema > max {
-        Err(Incompatible::ServerTooOld { client: client_schema, max })
+        Err(Incompatible::ServerTooOld {
+            client: client_schema,
+            max,
+        })
     } else {
         Ok(())
     }
@@ -50,7 +63,9 @@ pub fn check_compatible(client_schema: u32, min: u32, max: u32) -> Result<(), In
 #[non_exhaustive]
 pub enum Incompatible {
     /// The client must be upgraded.
-    #[error("client schema {client} is older than the oldest the server accepts ({min}); upgrade fieldsync")]
+    #[error(
+        "client schema {client} is older than the oldest the server accepts ({min}); upgrade fieldsync"
+    )]
     ClientTooOld {
         /// The client's version.
         client: u32,
@@ -58,7 +73,9 @@ pub enum Incompatible {
         min: u32,
     },
     /// The server must be upgraded.
-    #[error("client schema {client} is newer than the server understands ({max}); the server must be upgraded")]
+    #[error(
+        "client schema {client} is newer than the server understands ({max}); the server must be upgraded"
+    )]
     ServerTooOld {
         /// The client's version.
         client: u32,
@@ -74,7 +91,13 @@ mod tests {
     #[test]
     fn compatibility_window() {
         assert!(check_compatible(1, 1, 1).is_ok());
-        assert!(matches!(check_compatible(0, 1, 2), Err(Incompatible::ClientTooOld { .. })));
-        assert!(matches!(check_compatible(3, 1, 2), Err(Incompatible::ServerTooOld { .. })));
+        assert!(matches!(
+            check_compatible(0, 1, 2),
+            Err(Incompatible::ClientTooOld { .. })
+        ));
+        assert!(matches!(
+            check_compatible(3, 1, 2),
+            Err(Incompatible::ServerTooOld { .. })
+        ));
     }
 }

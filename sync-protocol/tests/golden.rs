@@ -11,7 +11,10 @@ fn check<T: DeserializeOwned + Serialize>(text: &str) -> T {
     let parsed: T = serde_json::from_str(text).expect("fixture parses");
     let again = serde_json::to_value(&parsed).unwrap();
     let original: serde_json::Value = serde_json::from_str(text).unwrap();
-    assert_eq!(again, original, "re-serialised message differs from the fixture");
+    assert_eq!(
+        again, original,
+        "re-serialised message differs from the fixture"
+    );
     parsed
 }
 
@@ -26,7 +29,13 @@ fn push_request_v1_is_stable() {
 #[test]
 fn push_response_v1_is_stable() {
     let resp: PushResponse = check(include_str!("fixtures/push_response.v1.json"));
-    assert!(matches!(resp.outcomes[2].outcome, Outcome::Rejected { code: ErrorCode::OutOfScope, .. }));
+    assert!(matches!(
+        resp.outcomes[2].outcome,
+        Outcome::Rejected {
+            code: ErrorCode::OutOfScope,
+            ..
+        }
+    ));
     assert_eq!(resp.clock_warning.unwrap().ahead_ms, 3_600_000);
 }
 
@@ -34,6 +43,8 @@ fn push_response_v1_is_stable() {
 fn pull_response_v1_is_stable() {
     let resp: PullResponse = check(include_str!("fixtures/pull_response.v1.json"));
     assert!(matches!(resp.changes[1], Change::Evict { seq: 102, .. }));
-    let Change::Upsert { record, .. } = &resp.changes[0] else { panic!() };
+    let Change::Upsert { record, .. } = &resp.changes[0] else {
+        panic!()
+    };
     assert_eq!(record.get_str("name"), Some("上海贸易有限公司"));
 }

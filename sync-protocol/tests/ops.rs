@@ -10,7 +10,11 @@ fn op(collection: &str, kind: OpKind, fields: Value) -> Op {
         op_id: OpId(Uuid::from_u128(1)),
         device_id: DeviceId(Uuid::from_u128(2)),
         device_seq: 1,
-        hlc: Hlc { millis: 1, counter: 0, node: DeviceId(Uuid::from_u128(2)) },
+        hlc: Hlc {
+            millis: 1,
+            counter: 0,
+            node: DeviceId(Uuid::from_u128(2)),
+        },
         schema_version: 1,
         collection: collection.into(),
         record_id: RecordId(Uuid::from_u128(3)),
@@ -26,7 +30,11 @@ fn code(op: &Op) -> ErrorCode {
 
 #[test]
 fn a_complete_create_is_accepted() {
-    let ok = op("customers", OpKind::Create, json!({"name": "Acme", "created_at": "2026-11-28T09:00:00.000Z", "location": {"lat": 31.2, "lon": 121.5}}));
+    let ok = op(
+        "customers",
+        OpKind::Create,
+        json!({"name": "Acme", "created_at": "2026-11-28T09:00:00.000Z", "location": {"lat": 31.2, "lon": 121.5}}),
+    );
     assert_eq!(validate_op(&ok, Author::Device).unwrap().name, "customers");
 }
 
@@ -36,29 +44,83 @@ fn shape_errors_have_their_codes() {
     let mut unknown = op("customers", OpKind::Create, base.clone());
     unknown.fields.insert("colour".into(), json!("red"));
     assert_eq!(code(&unknown), ErrorCode::UnknownField);
-    assert_eq!(code(&op("customers", OpKind::Create, json!({"created_at": "2026-11-28T09:00:00.000Z"}))), ErrorCode::MissingField);
-    assert_eq!(code(&op("customers", OpKind::Create, json!({"name": "  ", "created_at": "2026-11-28T09:00:00.000Z"}))), ErrorCode::MissingField);
+    assert_eq!(
+        code(&op(
+            "customers",
+            OpKind::Create,
+            json!({"created_at": "2026-11-28T09:00:00.000Z"})
+        )),
+        ErrorCode::MissingField
+    );
+    assert_eq!(
+        code(&op(
+            "customers",
+            OpKind::Create,
+            json!({"name": "  ", "created_at": "2026-11-28T09:00:00.000Z"})
+        )),
+        ErrorCode::MissingField
+    );
     let mut server = op("customers", OpKind::Create, base.clone());
-    server.fields.insert("owner_id".into(), json!(Uuid::from_u128(7).to_string()));
+    server
+        .fields
+        .insert("owner_id".into(), json!(Uuid::from_u128(7).to_string()));
     assert_eq!(code(&server), ErrorCode::ServerOnlyField);
-    assert!(validate_op(&server, Author::Server).is_ok(), "the server may write server_only fields");
-    assert_eq!(code(&op("planets", OpKind::Create, base.clone())), ErrorCode::UnknownCollection);
+    assert!(
+        validate_op(&server, Author::Server).is_ok(),
+        "the server may write server_only fields"
+    );
+    assert_eq!(
+        code(&op("planets", OpKind::Create, base.clone())),
+        ErrorCode::UnknownCollection
+    );
     let mut future = op("customers", OpKind::Create, base);
     future.schema_version = 99;
     assert_eq!(code(&future), ErrorCode::UnsupportedSchemaVersion);
-    assert_eq!(code(&op("customers", OpKind::Patch, json!({}))), ErrorCode::InvalidOp);
-    assert_eq!(code(&op("customers", OpKind::Patch, json!({"created_at": "2026-11-28T09:00:00.000Z"}))), ErrorCode::ImmutableField);
-    assert_eq!(code(&op("customers", OpKind::Patch, json!({"name": null}))), ErrorCode::MissingField);
-    assert!(validate_op(&op("customers", OpKind::Patch, json!({"phone": null})), Author::Device).is_ok(), "optional lww fields can be cleared");
-    assert_eq!(code(&op("feedback", OpKind::Patch, json!({"status": "closed"}))), ErrorCode::TransitionOnlyField);
-    assert_eq!(code(&op("customers", OpKind::Archive, json!({"name": "x"}))), ErrorCode::InvalidOp);
-    assert_eq!(code(&op("customers", OpKind::Transition, json!({}))), ErrorCode::InvalidOp);
+    assert_eq!(
+        code(&op("customers", OpKind::Patch, json!({}))),
+        ErrorCode::InvalidOp
+    );
+    assert_eq!(
+        code(&op(
+            "customers",
+            OpKind::Patch,
+            json!({"created_at": "2026-11-28T09:00:00.000Z"})
+        )),
+        ErrorCode::ImmutableField
+    );
+    assert_eq!(
+        code(&op("customers", OpKind::Patch, json!({"name": null}))),
+        ErrorCode::MissingField
+    );
+    assert!(
+        validate_op(
+            &op("customers", OpKind::Patch, json!({"phone": null})),
+            Author::Device
+        )
+        .is_ok(),
+        "optional lww fields can be cleared"
+    );
+    assert_eq!(
+        code(&op("feedback", OpKind::Patch, json!({"status": "closed"}))),
+        ErrorCode::TransitionOnlyField
+    );
+    assert_eq!(
+        code(&op("customers", OpKind::Archive, json!({"name": "x"}))),
+        ErrorCode::InvalidOp
+    );
+    assert_eq!(
+        code(&op("customers", OpKind::Transition, json!({}))),
+        ErrorCode::InvalidOp
+    );
 }
 
 #[test]
 fn goals_need_exactly_one_subject() {
     let both = json!({"rep_id": Uuid::from_u128(1).to_string(), "team_id": Uuid::from_u128(2).to_string(), "metric": "visits", "period": "2026-11", "target": 40});
-    assert_eq!(code(&op("goals", OpKind::Create, both)), ErrorCode::MissingField);
+    assert_eq!(
+        code(&op("goals", OpKind::Create, both)),
+        ErrorCode::MissingField
+    );
     let one = json!({"rep_id": Uuid::from_u128(1).to_string(), "metric": "visits", "period": "2026-11", "target": 40});
     assert!(validate_op(&op("goals", OpKind::Create, one), Author::Device).is_ok());
 }
@@ -70,7 +132,13 @@ fn bad_values_in_a_create_carry_the_field() {
         Author::Device,
     )
     .unwrap_err();
-    assert_eq!((err.code, err.field.as_deref()), (ErrorCode::OutOfRange, Some("csat")));
+    assert_eq!(
+        (err.code, err.field.as_deref()),
+        (ErrorCode::OutOfRange, Some("csat"))
+    );
     let sale = json!({"customer_id": Uuid::from_u128(1).to_string(), "amount": {"minor": -5, "currency": "CNY"}, "product": "5G plan", "sold_at": "2026-11-28T09:00:00.000Z"});
-    assert_eq!(code(&op("sales", OpKind::Create, sale)), ErrorCode::InvalidMoney);
+    assert_eq!(
+        code(&op("sales", OpKind::Create, sale)),
+        ErrorCode::InvalidMoney
+    );
 }

@@ -8,7 +8,9 @@ use sync_protocol::error::ErrorCode;
 use sync_protocol::merge::RecordState;
 use sync_protocol::schema::{self, FieldType, Policy};
 use sync_protocol::validate::validate_value;
-use sync_protocol::wire::{Change, OpOutcome, Outcome, PullRequest, PullResponse, PushRequest, PushResponse, ScopeSummary};
+use sync_protocol::wire::{
+    Change, OpOutcome, Outcome, PullRequest, PullResponse, PushRequest, PushResponse, ScopeSummary,
+};
 use sync_protocol::{DeviceId, FieldConflict, Hlc, Op, OpId, OpKind, RecordId, StateChange};
 use uuid::Uuid;
 
@@ -32,7 +34,14 @@ fn arb_op(index: u16) -> impl Strategy<Value = Op> {
         prop::sample::select(vec![json!("a"), json!("b"), json!("c"), Value::Null]),
         0..3,
     );
-    (0u8..3, 0u64..20, 0u8..3, 0u8..5, fields, prop::sample::select(vec!["open", "in_progress", "resolved", "closed"]))
+    (
+        0u8..3,
+        0u64..20,
+        0u8..3,
+        0u8..5,
+        fields,
+        prop::sample::select(vec!["open", "in_progress", "resolved", "closed"]),
+    )
         .prop_map(move |(node, millis, rec, kind, fields, to)| {
             let feedback = rec == 2;
             let kind = match kind {
@@ -41,21 +50,37 @@ fn arb_op(index: u16) -> impl Strategy<Value = Op> {
                 3 => OpKind::Transition,
                 _ => OpKind::Archive,
             };
-            let mut fields: BTreeMap<String, Value> = fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            let mut fields: BTreeMap<String, Value> =
+                fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
             if feedback {
-                fields = fields.into_iter().map(|(k, v)| (if k == "name" { "text".into() } else { k }, v)).collect();
+                fields = fields
+                    .into_iter()
+                    .map(|(k, v)| (if k == "name" { "text".into() } else { k }, v))
+                    .collect();
             }
             if kind == OpKind::Archive {
                 fields.clear();
             }
-            let transition = (kind == OpKind::Transition && feedback).then(|| StateChange { field: "status".into(), from: "open".into(), to: to.into() });
+            let transition = (kind == OpKind::Transition && feedback).then(|| StateChange {
+                field: "status".into(),
+                from: "open".into(),
+                to: to.into(),
+            });
             Op {
                 op_id: OpId(Uuid::from_u128(u128::from(index) + 1000)),
                 device_id: device(node),
                 device_seq: u64::from(index) + 1,
-                hlc: Hlc { millis, counter: index, node: device(node) },
+                hlc: Hlc {
+                    millis,
+                    counter: index,
+                    node: device(node),
+                },
                 schema_version: 1,
-                collection: if feedback { "feedback".into() } else { "customers".into() },
+                collection: if feedback {
+                    "feedback".into()
+                } else {
+                    "customers".into()
+                },
                 record_id: record(rec),
                 kind,
                 fields,
@@ -71,7 +96,10 @@ fn arb_ops() -> impl Strategy<Value = Vec<Op>> {
 fn replay(ops: &[Op]) -> BTreeMap<RecordId, RecordState> {
     let mut states = BTreeMap::new();
     for op in ops {
-        states.entry(op.record_id).or_insert_with(|| RecordState::new(op.record_id, &op.collection)).apply(op);
+        states
+            .entry(op.record_id)
+            .or_insert_with(|| RecordState::new(op.record_id, &op.collection))
+            .apply(op);
     }
     states
 }
@@ -103,24 +131,48 @@ proptest! {
 }
 
 fn all_fields() -> Vec<(&'static str, &'static schema::Field)> {
-    schema::ALL.iter().flat_map(|c| c.fields.iter().map(move |f| (c.name, f))).collect()
+    schema::ALL
+        .iter()
+        .flat_map(|c| c.fields.iter().map(move |f| (c.name, f)))
+        .collect()
 }
 
 fn valid_value(ty: FieldType) -> BoxedStrategy<Value> {
     match ty {
-        FieldType::Text(max) => prop::collection::vec(prop::char::range('a', '龥'), 0..max.min(40)).prop_map(|c| json!(c.into_iter().collect::<String>())).boxed(),
+        FieldType::Text(max) => prop::collection::vec(prop::char::range('a', '龥'), 0..max.min(40))
+            .prop_map(|c| json!(c.into_iter().collect::<String>()))
+            .boxed(),
         FieldType::Int(lo, hi) => (lo..=hi).prop_map(|i| json!(i)).boxed(),
         FieldType::Number(lo, hi) => (lo..=hi).prop_map(|x| json!(x)).boxed(),
-        FieldType::Money(positive) => ((if positive { 1 } else { i64::MIN / 2 })..i64::MAX / 2, prop::sample::select(vec!["CNY", "USD", "JPY"]))
+        FieldType::Money(positive) => (
+            (if positive { 1 } else { i64::MIN / 2 })..i64::MAX / 2,
+            prop::sample::select(vec!["CNY", "USD", "JPY"]),
+        )
             .prop_map(|(m, c)| json!({"minor": m, "currency": c}))
             .boxed(),
-        FieldType::Timestamp => (0i64..4_000_000_000_000).prop_map(|ms| json!(sync_protocol::time::format_ts(chrono::DateTime::from_timestamp_millis(ms).unwrap()))).boxed(),
-        FieldType::Date => (1i32..9999, 1u32..=12, 1u32..=28).prop_map(|(y, m, d)| json!(format!("{y:04}-{m:02}-{d:02}"))).boxed(),
-        FieldType::Enum(values) => prop::sample::select(values.to_vec()).prop_map(|v| json!(v)).boxed(),
-        FieldType::LatLon => (-90.0f64..=90.0, -180.0f64..=180.0).prop_map(|(lat, lon)| json!({"lat": lat, "lon": lon})).boxed(),
-        FieldType::Ref(_) => any::<u128>().prop_map(|u| json!(Uuid::from_u128(u).to_string())).boxed(),
+        FieldType::Timestamp => (0i64..4_000_000_000_000)
+            .prop_map(|ms| {
+                json!(sync_protocol::time::format_ts(
+                    chrono::DateTime::from_timestamp_millis(ms).unwrap()
+                ))
+            })
+            .boxed(),
+        FieldType::Date => (1i32..9999, 1u32..=12, 1u32..=28)
+            .prop_map(|(y, m, d)| json!(format!("{y:04}-{m:02}-{d:02}")))
+            .boxed(),
+        FieldType::Enum(values) => prop::sample::select(values.to_vec())
+            .prop_map(|v| json!(v))
+            .boxed(),
+        FieldType::LatLon => (-90.0f64..=90.0, -180.0f64..=180.0)
+            .prop_map(|(lat, lon)| json!({"lat": lat, "lon": lon}))
+            .boxed(),
+        FieldType::Ref(_) => any::<u128>()
+            .prop_map(|u| json!(Uuid::from_u128(u).to_string()))
+            .boxed(),
         FieldType::Bool => any::<bool>().prop_map(|b| json!(b)).boxed(),
-        FieldType::List(inner, max) => prop::collection::vec(valid_value(*inner), 0..=max.min(5)).prop_map(Value::Array).boxed(),
+        FieldType::List(inner, max) => prop::collection::vec(valid_value(*inner), 0..=max.min(5))
+            .prop_map(Value::Array)
+            .boxed(),
     }
 }
 
@@ -141,45 +193,88 @@ fn invalid_value(ty: FieldType) -> BoxedStrategy<(Value, ErrorCode)> {
         ]
         .boxed(),
         FieldType::Number(lo, hi) => prop_oneof![
-            (1.0f64..1e6).prop_map(move |d| (json!(hi + d.max(hi.abs() * 1e-6 + 1.0)), ErrorCode::OutOfRange)),
-            (1.0f64..1e6).prop_map(move |d| (json!(lo - d.max(lo.abs() * 1e-6 + 1.0)), ErrorCode::OutOfRange)),
+            (1.0f64..1e6).prop_map(move |d| (
+                json!(hi + d.max(hi.abs() * 1e-6 + 1.0)),
+                ErrorCode::OutOfRange
+            )),
+            (1.0f64..1e6).prop_map(move |d| (
+                json!(lo - d.max(lo.abs() * 1e-6 + 1.0)),
+                ErrorCode::OutOfRange
+            )),
             wrong(json!("1")),
         ]
         .boxed(),
         FieldType::Money(positive) => {
             let mut cases = vec![
                 (json!(12.5), ErrorCode::InvalidMoney),
-                (json!({"minor": 1, "currency": "EURO"}), ErrorCode::InvalidMoney),
-                (json!({"minor": 1.5, "currency": "CNY"}), ErrorCode::InvalidMoney),
+                (
+                    json!({"minor": 1, "currency": "EURO"}),
+                    ErrorCode::InvalidMoney,
+                ),
+                (
+                    json!({"minor": 1.5, "currency": "CNY"}),
+                    ErrorCode::InvalidMoney,
+                ),
                 (json!({"minor": 1}), ErrorCode::InvalidMoney),
             ];
             if positive {
-                cases.push((json!({"minor": 0, "currency": "CNY"}), ErrorCode::InvalidMoney));
-                cases.push((json!({"minor": -100, "currency": "CNY"}), ErrorCode::InvalidMoney));
+                cases.push((
+                    json!({"minor": 0, "currency": "CNY"}),
+                    ErrorCode::InvalidMoney,
+                ));
+                cases.push((
+                    json!({"minor": -100, "currency": "CNY"}),
+                    ErrorCode::InvalidMoney,
+                ));
             }
             prop::sample::select(cases).boxed()
         }
-        FieldType::Timestamp => prop::sample::select(vec![json!("2026-11-28 09:00:00"), json!("yesterday"), json!(1_700_000_000), json!("2026-13-01T00:00:00Z")])
-            .prop_map(|v| (v, ErrorCode::InvalidTimestamp))
-            .boxed(),
-        FieldType::Date => prop::sample::select(vec![json!("2026-02-30"), json!("2026-2-3"), json!("28/11/2026"), json!(20_261_128)])
-            .prop_map(|v| (v, ErrorCode::InvalidDate))
-            .boxed(),
+        FieldType::Timestamp => prop::sample::select(vec![
+            json!("2026-11-28 09:00:00"),
+            json!("yesterday"),
+            json!(1_700_000_000),
+            json!("2026-13-01T00:00:00Z"),
+        ])
+        .prop_map(|v| (v, ErrorCode::InvalidTimestamp))
+        .boxed(),
+        FieldType::Date => prop::sample::select(vec![
+            json!("2026-02-30"),
+            json!("2026-2-3"),
+            json!("28/11/2026"),
+            json!(20_261_128),
+        ])
+        .prop_map(|v| (v, ErrorCode::InvalidDate))
+        .boxed(),
         FieldType::Enum(values) => prop_oneof![
-            "[A-Z]{1,8}".prop_filter("not a value", move |s| !values.contains(&s.as_str())).prop_map(|s| (json!(s), ErrorCode::NotInEnum)),
+            "[A-Z]{1,8}"
+                .prop_filter("not a value", move |s| !values.contains(&s.as_str()))
+                .prop_map(|s| (json!(s), ErrorCode::NotInEnum)),
             wrong(json!(1)),
         ]
         .boxed(),
         FieldType::LatLon => prop_oneof![
-            (90.0001f64..1000.0).prop_map(|lat| (json!({"lat": lat, "lon": 0.0}), ErrorCode::InvalidCoordinates)),
-            (180.0001f64..1000.0).prop_map(|lon| (json!({"lat": 0.0, "lon": -lon}), ErrorCode::InvalidCoordinates)),
+            (90.0001f64..1000.0).prop_map(|lat| (
+                json!({"lat": lat, "lon": 0.0}),
+                ErrorCode::InvalidCoordinates
+            )),
+            (180.0001f64..1000.0).prop_map(|lon| (
+                json!({"lat": 0.0, "lon": -lon}),
+                ErrorCode::InvalidCoordinates
+            )),
             Just((json!({"lat": 1.0}), ErrorCode::InvalidCoordinates)),
-            Just((json!({"lat": 1.0, "lon": 2.0, "alt": 3}), ErrorCode::InvalidCoordinates)),
+            Just((
+                json!({"lat": 1.0, "lon": 2.0, "alt": 3}),
+                ErrorCode::InvalidCoordinates
+            )),
             Just((json!("31.2,121.4"), ErrorCode::InvalidCoordinates)),
         ]
         .boxed(),
-        FieldType::Ref(_) => prop::sample::select(vec![json!("not-a-uuid"), json!(42), json!("")]).prop_map(|v| (v, ErrorCode::InvalidId)).boxed(),
-        FieldType::Bool => prop::sample::select(vec![json!("true"), json!(1), json!(null)]).prop_map(|v| (v, ErrorCode::WrongType)).boxed(),
+        FieldType::Ref(_) => prop::sample::select(vec![json!("not-a-uuid"), json!(42), json!("")])
+            .prop_map(|v| (v, ErrorCode::InvalidId))
+            .boxed(),
+        FieldType::Bool => prop::sample::select(vec![json!("true"), json!(1), json!(null)])
+            .prop_map(|v| (v, ErrorCode::WrongType))
+            .boxed(),
         FieldType::List(inner, max) => prop_oneof![
             Just((json!("a"), ErrorCode::WrongType)),
             Just((Value::Array(vec![json!(null); max + 1]), ErrorCode::TooLong)),
@@ -214,21 +309,35 @@ proptest! {
 }
 
 fn arb_hlc() -> impl Strategy<Value = Hlc> {
-    (0u64..0xFFFF_FFFF_FFFF, any::<u16>(), any::<u128>()).prop_map(|(millis, counter, n)| Hlc { millis, counter, node: DeviceId(Uuid::from_u128(n)) })
+    (0u64..0xFFFF_FFFF_FFFF, any::<u16>(), any::<u128>()).prop_map(|(millis, counter, n)| Hlc {
+        millis,
+        counter,
+        node: DeviceId(Uuid::from_u128(n)),
+    })
 }
 
 fn arb_json() -> impl Strategy<Value = Value> {
-    prop_oneof![Just(Value::Null), any::<i64>().prop_map(|i| json!(i)), "[a-z\\u4e00-\\u4e20 ,\"\n]{0,12}".prop_map(|s| json!(s)), any::<bool>().prop_map(|b| json!(b))]
+    prop_oneof![
+        Just(Value::Null),
+        any::<i64>().prop_map(|i| json!(i)),
+        "[a-z\\u4e00-\\u4e20 ,\"\n]{0,12}".prop_map(|s| json!(s)),
+        any::<bool>().prop_map(|b| json!(b))
+    ]
 }
 
 fn arb_wire_op() -> impl Strategy<Value = Op> {
-    (arb_op(0), arb_hlc(), prop::collection::btree_map("[a-z_]{1,10}", arb_json(), 0..4)).prop_map(|(mut op, hlc, fields)| {
-        op.hlc = hlc;
-        if op.kind != OpKind::Archive {
-            op.fields = fields;
-        }
-        op
-    })
+    (
+        arb_op(0),
+        arb_hlc(),
+        prop::collection::btree_map("[a-z_]{1,10}", arb_json(), 0..4),
+    )
+        .prop_map(|(mut op, hlc, fields)| {
+            op.hlc = hlc;
+            if op.kind != OpKind::Archive {
+                op.fields = fields;
+            }
+            op
+        })
 }
 
 fn arb_state() -> impl Strategy<Value = RecordState> {
@@ -237,7 +346,9 @@ fn arb_state() -> impl Strategy<Value = RecordState> {
         for op in &ops {
             s.apply(op);
         }
-        s.created_by = ops.first().map(|_| sync_protocol::UserId(Uuid::from_u128(id ^ 7)));
+        s.created_by = ops
+            .first()
+            .map(|_| sync_protocol::UserId(Uuid::from_u128(id ^ 7)));
         s
     })
 }
@@ -245,16 +356,31 @@ fn arb_state() -> impl Strategy<Value = RecordState> {
 fn arb_outcome() -> impl Strategy<Value = Outcome> {
     prop_oneof![
         Just(Outcome::Applied),
-        (arb_json(), arb_json(), arb_hlc(), arb_hlc()).prop_map(|(l, w, lh, wh)| Outcome::Superseded {
-            conflicts: vec![FieldConflict { field: "name".into(), losing_value: l, winning_value: w, losing_hlc: lh, winning_hlc: wh }]
+        (arb_json(), arb_json(), arb_hlc(), arb_hlc()).prop_map(|(l, w, lh, wh)| {
+            Outcome::Superseded {
+                conflicts: vec![FieldConflict {
+                    field: "name".into(),
+                    losing_value: l,
+                    winning_value: w,
+                    losing_hlc: lh,
+                    winning_hlc: wh,
+                }],
+            }
         }),
-        ("[a-z ]{0,20}", any::<bool>()).prop_map(|(m, f)| Outcome::Rejected { code: ErrorCode::OutOfScope, message: m, field: f.then(|| "customer_id".into()) }),
+        ("[a-z ]{0,20}", any::<bool>()).prop_map(|(m, f)| Outcome::Rejected {
+            code: ErrorCode::OutOfScope,
+            message: m,
+            field: f.then(|| "customer_id".into())
+        }),
     ]
 }
 
-fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(v: &T) -> Result<(), TestCaseError> {
+fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+    v: &T,
+) -> Result<(), TestCaseError> {
     let text = serde_json::to_string(v).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let back: T = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+    let back: T =
+        serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
     prop_assert_eq!(&back, v);
     Ok(())
 }
@@ -300,9 +426,17 @@ proptest! {
 fn every_policy_name_is_documented() {
     for c in schema::ALL {
         for f in c.fields {
-            assert!(["fact", "write_once", "lww", "transition", "server_only"].contains(&f.policy.name()));
+            assert!(
+                ["fact", "write_once", "lww", "transition", "server_only"]
+                    .contains(&f.policy.name())
+            );
             if let Policy::Transition(m) = f.policy {
-                assert!(matches!(f.ty, FieldType::Enum(vals) if m.states().iter().all(|s| vals.contains(s))), "{}.{}", c.name, f.name);
+                assert!(
+                    matches!(f.ty, FieldType::Enum(vals) if m.states().iter().all(|s| vals.contains(s))),
+                    "{}.{}",
+                    c.name,
+                    f.name
+                );
             }
         }
     }

@@ -28,7 +28,11 @@ const FIELD_ROLES: &[Role] = &[REP, SUP, HQ, ADMIN];
 const MANAGERS: &[Role] = &[SUP, HQ, ADMIN];
 
 const fn access(role: Role, create: Reach, change: Reach) -> Access {
-    Access { role, create, change }
+    Access {
+        role,
+        create,
+        change,
+    }
 }
 
 /// Reps work on their own records, supervisors on their team's, HQ and admin on all.
@@ -48,7 +52,10 @@ const MANAGED: &[Access] = &[
 ];
 
 /// Only HQ and admin write; everybody reads.
-const HQ_ONLY: &[Access] = &[access(HQ, Reach::Any, Reach::Any), access(ADMIN, Reach::Any, Reach::Any)];
+const HQ_ONLY: &[Access] = &[
+    access(HQ, Reach::Any, Reach::Any),
+    access(ADMIN, Reach::Any, Reach::Any),
+];
 
 /// Only admin writes (accounts, teams).
 const ADMIN_ONLY: &[Access] = &[access(ADMIN, Reach::Any, Reach::Any)];
@@ -56,57 +63,172 @@ const ADMIN_ONLY: &[Access] = &[access(ADMIN, Reach::Any, Reach::Any)];
 const FEEDBACK_STATUS: Machine = Machine {
     initial: "open",
     moves: &[
-        Move { from: "open", to: "in_progress", by: FIELD_ROLES, requires: &[] },
-        Move { from: "open", to: "resolved", by: FIELD_ROLES, requires: &["resolution"] },
-        Move { from: "in_progress", to: "resolved", by: FIELD_ROLES, requires: &["resolution"] },
-        Move { from: "in_progress", to: "open", by: FIELD_ROLES, requires: &[] },
-        Move { from: "resolved", to: "closed", by: MANAGERS, requires: &[] },
-        Move { from: "resolved", to: "open", by: FIELD_ROLES, requires: &[] },
-        Move { from: "closed", to: "open", by: MANAGERS, requires: &[] },
+        Move {
+            from: "open",
+            to: "in_progress",
+            by: FIELD_ROLES,
+            requires: &[],
+        },
+        Move {
+            from: "open",
+            to: "resolved",
+            by: FIELD_ROLES,
+            requires: &["resolution"],
+        },
+        Move {
+            from: "in_progress",
+            to: "resolved",
+            by: FIELD_ROLES,
+            requires: &["resolution"],
+        },
+        Move {
+            from: "in_progress",
+            to: "open",
+            by: FIELD_ROLES,
+            requires: &[],
+        },
+        Move {
+            from: "resolved",
+            to: "closed",
+            by: MANAGERS,
+            requires: &[],
+        },
+        Move {
+            from: "resolved",
+            to: "open",
+            by: FIELD_ROLES,
+            requires: &[],
+        },
+        Move {
+            from: "closed",
+            to: "open",
+            by: MANAGERS,
+            requires: &[],
+        },
     ],
 };
 
 const TRAINING_STATUS: Machine = Machine {
     initial: "assigned",
     moves: &[
-        Move { from: "assigned", to: "completed", by: FIELD_ROLES, requires: &["completed_at"] },
-        Move { from: "assigned", to: "waived", by: MANAGERS, requires: &[] },
-        Move { from: "waived", to: "assigned", by: MANAGERS, requires: &[] },
+        Move {
+            from: "assigned",
+            to: "completed",
+            by: FIELD_ROLES,
+            requires: &["completed_at"],
+        },
+        Move {
+            from: "assigned",
+            to: "waived",
+            by: MANAGERS,
+            requires: &[],
+        },
+        Move {
+            from: "waived",
+            to: "assigned",
+            by: MANAGERS,
+            requires: &[],
+        },
     ],
 };
 
 const ONE_ON_ONE_STATUS: Machine = Machine {
     initial: "held",
-    moves: &[Move { from: "held", to: "acknowledged", by: &[REP], requires: &[] }],
+    moves: &[Move {
+        from: "held",
+        to: "acknowledged",
+        by: &[REP],
+        requires: &[],
+    }],
 };
 
 const EVALUATION_STATUS: Machine = Machine {
     initial: "draft",
     moves: &[
-        Move { from: "draft", to: "submitted", by: MANAGERS, requires: &["rating", "comment"] },
-        Move { from: "submitted", to: "draft", by: MANAGERS, requires: &[] },
-        Move { from: "submitted", to: "acknowledged", by: &[REP], requires: &[] },
-        Move { from: "submitted", to: "disputed", by: &[REP], requires: &["rep_comment"] },
-        Move { from: "acknowledged", to: "final", by: MANAGERS, requires: &[] },
-        Move { from: "disputed", to: "final", by: MANAGERS, requires: &[] },
+        Move {
+            from: "draft",
+            to: "submitted",
+            by: MANAGERS,
+            requires: &["rating", "comment"],
+        },
+        Move {
+            from: "submitted",
+            to: "draft",
+            by: MANAGERS,
+            requires: &[],
+        },
+        Move {
+            from: "submitted",
+            to: "acknowledged",
+            by: &[REP],
+            requires: &[],
+        },
+        Move {
+            from: "submitted",
+            to: "disputed",
+            by: &[REP],
+            requires: &["rep_comment"],
+        },
+        Move {
+            from: "acknowledged",
+            to: "final",
+            by: MANAGERS,
+            requires: &[],
+        },
+        Move {
+            from: "disputed",
+            to: "final",
+            by: MANAGERS,
+            requires: &[],
+        },
     ],
 };
 
 const ACTION_STATUS: Machine = Machine {
     initial: "open",
     moves: &[
-        Move { from: "open", to: "closed", by: FIELD_ROLES, requires: &["verdict"] },
-        Move { from: "closed", to: "open", by: MANAGERS, requires: &[] },
+        Move {
+            from: "open",
+            to: "closed",
+            by: FIELD_ROLES,
+            requires: &["verdict"],
+        },
+        Move {
+            from: "closed",
+            to: "open",
+            by: MANAGERS,
+            requires: &[],
+        },
     ],
 };
 
 const VISIT_REVIEW: Machine = Machine {
     initial: "none",
     moves: &[
-        Move { from: "none", to: "accepted", by: MANAGERS, requires: &[] },
-        Move { from: "none", to: "rejected", by: MANAGERS, requires: &["review_note"] },
-        Move { from: "accepted", to: "rejected", by: MANAGERS, requires: &["review_note"] },
-        Move { from: "rejected", to: "accepted", by: MANAGERS, requires: &[] },
+        Move {
+            from: "none",
+            to: "accepted",
+            by: MANAGERS,
+            requires: &[],
+        },
+        Move {
+            from: "none",
+            to: "rejected",
+            by: MANAGERS,
+            requires: &["review_note"],
+        },
+        Move {
+            from: "accepted",
+            to: "rejected",
+            by: MANAGERS,
+            requires: &["review_note"],
+        },
+        Move {
+            from: "rejected",
+            to: "accepted",
+            by: MANAGERS,
+            requires: &[],
+        },
     ],
 };
 
@@ -152,10 +274,18 @@ pub static VISITS: Collection = Collection {
         field("check_out", LatLon, WriteOnce),
         field("outcome", LONG, WriteOnce),
         field("next_step", LONG, WriteOnce),
-        field("gps_verdict", Enum(&["verified", "out_of_range", "unverified", "suspicious"]), ServerOnly),
+        field(
+            "gps_verdict",
+            Enum(&["verified", "out_of_range", "unverified", "suspicious"]),
+            ServerOnly,
+        ),
         field("gps_distance_m", Int(0, 40_100_000), ServerOnly),
         field("gps_reasons", List(&Text(200), 10), ServerOnly),
-        field("review", Enum(&["none", "accepted", "rejected"]), Transition(&VISIT_REVIEW)),
+        field(
+            "review",
+            Enum(&["none", "accepted", "rejected"]),
+            Transition(&VISIT_REVIEW),
+        ),
         field("review_note", Text(500), Lww),
     ],
     access: FIELD_WORK,
@@ -168,7 +298,12 @@ pub static FEEDBACK: Collection = Collection {
     anchor: Anchor::CustomerRef("customer_id"),
     fields: &[
         field("customer_id", Ref("customers"), Fact).required(),
-        field("kind", Enum(&["survey", "complaint", "suggestion", "praise"]), Fact).required(),
+        field(
+            "kind",
+            Enum(&["survey", "complaint", "suggestion", "praise"]),
+            Fact,
+        )
+        .required(),
         field("csat", Int(1, 5), Fact),
         field("nps", Int(0, 10), Fact),
         field("category", Text(100), Fact),
@@ -176,7 +311,11 @@ pub static FEEDBACK: Collection = Collection {
         field("visit_id", Ref("visits"), Fact),
         field("follow_up_of", Ref("feedback"), Fact),
         field("opened_at", Timestamp, Fact).required(),
-        field("status", Enum(&["open", "in_progress", "resolved", "closed"]), Transition(&FEEDBACK_STATUS)),
+        field(
+            "status",
+            Enum(&["open", "in_progress", "resolved", "closed"]),
+            Transition(&FEEDBACK_STATUS),
+        ),
         field("status_note", LONG, Lww),
         field("resolution", LONG, Lww),
         field("resolved_at", Timestamp, Lww),
@@ -230,7 +369,12 @@ pub static COURSES: Collection = Collection {
     anchor: Anchor::Public,
     fields: &[
         field("title", SHORT, Lww).required(),
-        field("kind", Enum(&["onboarding", "product", "sales", "service", "seminar"]), Lww).required(),
+        field(
+            "kind",
+            Enum(&["onboarding", "product", "sales", "service", "seminar"]),
+            Lww,
+        )
+        .required(),
         field("hours", Number(0.0, 1000.0), Lww).required(),
         field("required_for", List(&ROLES, 4), Lww),
     ],
@@ -246,7 +390,11 @@ pub static TRAINING_ASSIGNMENTS: Collection = Collection {
         field("rep_id", Ref("users"), Fact).required(),
         field("course_id", Ref("courses"), Fact).required(),
         field("due", Date, Lww).required(),
-        field("status", Enum(&["assigned", "completed", "waived"]), Transition(&TRAINING_STATUS)),
+        field(
+            "status",
+            Enum(&["assigned", "completed", "waived"]),
+            Transition(&TRAINING_STATUS),
+        ),
         field("completed_at", Timestamp, WriteOnce),
         field("score", Int(0, 100), WriteOnce),
         field("evidence", Text(1000), WriteOnce),
@@ -293,7 +441,11 @@ pub static ONE_ON_ONES: Collection = Collection {
         field("notes", LONG, Lww).required(),
         field("actions", List(&Text(500), 20), Lww),
         field("snapshot", LONG, Fact),
-        field("status", Enum(&["held", "acknowledged"]), Transition(&ONE_ON_ONE_STATUS)),
+        field(
+            "status",
+            Enum(&["held", "acknowledged"]),
+            Transition(&ONE_ON_ONE_STATUS),
+        ),
     ],
     access: MANAGED,
 };
@@ -315,7 +467,11 @@ pub static EVALUATIONS: Collection = Collection {
         field("score", Number(0.0, 100.0), Lww),
         field("tier", Text(100), Lww),
         field("calibration_reason", LONG, Lww),
-        field("status", Enum(&["draft", "submitted", "acknowledged", "disputed", "final"]), Transition(&EVALUATION_STATUS)),
+        field(
+            "status",
+            Enum(&["draft", "submitted", "acknowledged", "disputed", "final"]),
+            Transition(&EVALUATION_STATUS),
+        ),
     ],
     access: MANAGED,
 };
@@ -327,7 +483,12 @@ pub static REWARDS: Collection = Collection {
     anchor: Anchor::User("rep_id"),
     fields: &[
         field("rep_id", Ref("users"), Fact).required(),
-        field("kind", Enum(&["bonus", "recognition", "promotion", "development"]), Fact).required(),
+        field(
+            "kind",
+            Enum(&["bonus", "recognition", "promotion", "development"]),
+            Fact,
+        )
+        .required(),
         field("amount", Money(true), Fact),
         field("period", PERIOD, Fact),
         field("reason", LONG, Fact).required(),
@@ -372,7 +533,11 @@ pub static IMPROVEMENT_ACTIONS: Collection = Collection {
         field("check_on", Date, Lww),
         field("measured", Number(-1e12, 1e12), Lww),
         field("verdict", Enum(&["improved", "no_change", "worse"]), Lww),
-        field("status", Enum(&["open", "closed"]), Transition(&ACTION_STATUS)),
+        field(
+            "status",
+            Enum(&["open", "closed"]),
+            Transition(&ACTION_STATUS),
+        ),
     ],
     access: MANAGED,
 };
@@ -424,4 +589,3 @@ pub static ALL: &[&Collection] = &[
     &USERS,
     &TEAMS,
 ];
-

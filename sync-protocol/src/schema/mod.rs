@@ -264,13 +264,21 @@ pub struct Field {
 
 /// A field definition (a `const fn` so the table can be `static`).
 pub const fn field(name: &'static str, ty: FieldType, policy: Policy) -> Field {
-    Field { name, ty, required: false, policy }
+    Field {
+        name,
+        ty,
+        required: false,
+        policy,
+    }
 }
 
 impl Field {
     /// The same field, required on create.
     pub const fn required(self) -> Field {
-        Field { required: true, ..self }
+        Field {
+            required: true,
+            ..self
+        }
     }
 }
 
@@ -297,7 +305,15 @@ impl Collection {
 
     /// The access entry of a role (none when the role is not listed).
     pub fn access_for(&self, role: Role) -> Access {
-        self.access.iter().copied().find(|a| a.role == role).unwrap_or(Access { role, create: Reach::None, change: Reach::None })
+        self.access
+            .iter()
+            .copied()
+            .find(|a| a.role == role)
+            .unwrap_or(Access {
+                role,
+                create: Reach::None,
+                change: Reach::None,
+            })
     }
 
     /// The collection's state-machine field, if it has one.
@@ -331,18 +347,31 @@ mod tests {
         for c in ALL {
             for f in c.fields {
                 if let FieldType::Ref(target) = f.ty {
-                    assert!(collection(target).is_some(), "{}.{} -> {target}", c.name, f.name);
+                    assert!(
+                        collection(target).is_some(),
+                        "{}.{} -> {target}",
+                        c.name,
+                        f.name
+                    );
                 }
                 if let Policy::Transition(m) = f.policy {
                     for mv in m.moves {
                         for r in mv.requires {
-                            assert!(c.field(r).is_some(), "{}: move requires unknown {r}", c.name);
+                            assert!(
+                                c.field(r).is_some(),
+                                "{}: move requires unknown {r}",
+                                c.name
+                            );
                         }
                     }
                 }
             }
             match c.anchor {
-                Anchor::CustomerRef(f) | Anchor::User(f) => assert!(c.field(f).is_some_and(|x| x.required), "{}: anchor {f}", c.name),
+                Anchor::CustomerRef(f) | Anchor::User(f) => assert!(
+                    c.field(f).is_some_and(|x| x.required),
+                    "{}: anchor {f}",
+                    c.name
+                ),
                 Anchor::UserOrTeam(a, b) => assert!(c.field(a).is_some() && c.field(b).is_some()),
                 _ => {}
             }

@@ -74,7 +74,11 @@ pub enum Outcome {
 impl Outcome {
     /// A rejection from a validation error.
     pub fn rejected(e: ValidationError) -> Self {
-        Outcome::Rejected { code: e.code, message: e.message, field: e.field }
+        Outcome::Rejected {
+            code: e.code,
+            message: e.message,
+            field: e.field,
+        }
     }
 
     /// `applied`, `superseded` or `rejected`.
@@ -208,4 +212,3 @@ pub struct PullResponse {
     /// The server's clock.
     pub server_clock: Hlc,
 }
-
