@@ -43,7 +43,7 @@ impl FaultProxy {
                         });
                     }
                     Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        thread::sleep(Duration::from_millis(5))
+                        thread::sleep(Duration::from_millis(5));
                     }
                     Err(_) => break,
                 }

@@ -449,7 +449,11 @@ mod tests {
         assert!((v(Metric::Nps).unwrap() - (100.0 * (1.0 - 1.0) / 3.0)).abs() < 1e-9);
         assert_eq!(v(Metric::ComplaintsOpened), Some(1.0));
         assert_eq!(v(Metric::ComplaintsResolved), Some(2.0));
-        assert_eq!(v(Metric::ResolutionHours), Some((36.0 + 48.0) / 2.0));
+        assert_eq!(
+            v(Metric::ResolutionHours),
+            Some(42.0),
+            "mean of 36 h and 48 h"
+        );
         assert_eq!(v(Metric::TrainingHours), Some(4.0));
         assert_eq!(v(Metric::TrainingCompletion), Some(0.5));
     }
