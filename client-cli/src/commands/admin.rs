@@ -1,0 +1,272 @@
+//! `fieldsync admin ...`: online commands calling the admin endpoints.
+
+use super::Ctx;
+use crate::cli::{AdminCmd, AdminCustomerCmd, AdminDeviceCmd, AdminTeamCmd, AdminUserCmd, RoleArg};
+use crate::error::Failure;
+use crate::input::password;
+use crate::output::{clip, local_time};
+use crate::remote::{self, RemoteError};
+use anyhow::Result;
+use sync_protocol::RecordId;
+use sync_protocol::schema::Role;
+use sync_protocol::wire::{
+    AssignCustomerRequest, AssignCustomerResponse, CreateTeamRequest, CreateUserRequest,
+    DeviceInfo, ProblemInfo, ResetPasswordRequest, TeamInfo, UserInfo,
+};
+
+fn role(r: RoleArg) -> Role {
+    match r {
+        RoleArg::Rep => Role::Rep,
+        RoleArg::Supervisor => Role::Supervisor,
+        RoleArg::Hq => Role::Hq,
+        RoleArg::Admin => Role::Admin,
+    }
+}
+
+/// Run an admin command.
+pub fn run(ctx: &Ctx, cmd: AdminCmd) -> Result<()> {
+    let (remote, cfg) = ctx.remote()?;
+    let fail = |e: RemoteError| -> anyhow::Error { remote::fail(e, &cfg.server, 0) };
+    let p = &ctx.printer;
+    match cmd {
+        AdminCmd::Team(AdminTeamCmd::Add { name, region }) => {
+            let t: TeamInfo = remote
+                .post("/v1/admin/teams", &CreateTeamRequest { name, region })
+                .map_err(fail)?;
+            if p.json {
+                return p.json(&t);
+            }
+            p.say(&format!("Created team {} ({}).", t.name, t.id));
+            Ok(())
+        }
+        AdminCmd::Team(AdminTeamCmd::List) => {
+            let teams: Vec<TeamInfo> = remote.get("/v1/admin/teams").map_err(fail)?;
+            if p.json {
+                return p.json(&teams);
+            }
+            let rows: Vec<Vec<String>> = teams
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.name.clone(),
+                        t.region.clone().unwrap_or_default(),
+                        t.id.to_string(),
+                    ]
+                })
+                .collect();
+            p.table(&["NAME", "REGION", "ID"], &rows)
+        }
+        AdminCmd::User(AdminUserCmd::Add {
+            name,
+            role: r,
+            team,
+            supervisor,
+            password_stdin,
+        }) => {
+            let pw = password(
+                password_stdin,
+                &format!("Password for the new user {name}: "),
+            )?;
+            let req = CreateUserRequest {
+                username: name,
+                password: pw,
+                role: role(r),
+                team,
+                supervisor,
+            };
+            let u: UserInfo = remote.post("/v1/admin/users", &req).map_err(fail)?;
+            if p.json {
+                return p.json(&u);
+            }
+            p.say(&format!("Created {} {} ({}).", u.role, u.username, u.id));
+            Ok(())
+        }
+        AdminCmd::User(AdminUserCmd::List) => {
+            let users: Vec<UserInfo> = remote.get("/v1/admin/users").map_err(fail)?;
+            if p.json {
+                return p.json(&users);
+            }
+            let teams: Vec<TeamInfo> = remote.get("/v1/admin/teams").unwrap_or_default();
+            let team_name = |id: Option<sync_protocol::TeamId>| {
+                id.map(|id| {
+                    teams
+                        .iter()
+                        .find(|t| t.id == id)
+                        .map_or_else(|| id.to_string(), |t| t.name.clone())
+                })
+                .unwrap_or_default()
+            };
+            let user_name = |id: Option<sync_protocol::UserId>| {
+                id.map(|id| {
+                    users
+                        .iter()
+                        .find(|u| u.id == id)
+                        .map_or_else(|| id.to_string(), |u| u.username.clone())
+                })
+                .unwrap_or_default()
+            };
+            let rows: Vec<Vec<String>> = users
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.username.clone(),
+                        u.role.to_string(),
+                        team_name(u.team_id),
+                        user_name(u.supervisor_id),
+                        if u.active { "yes".into() } else { "no".into() },
+                    ]
+                })
+                .collect();
+            p.table(&["USER", "ROLE", "TEAM", "SUPERVISOR", "ACTIVE"], &rows)
+        }
+        AdminCmd::User(AdminUserCmd::Deactivate { name }) => {
+            let u: UserInfo = remote
+                .post_bare_json(&format!(
+                    "/v1/admin/users/{}/deactivate",
+                    path_segment(&name)
+                ))
+                .map_err(fail)?;
+            if p.json {
+                return p.json(&u);
+            }
+            p.say(&format!(
+                "Deactivated {}; their devices are refused from now on.",
+                u.username
+            ));
+            Ok(())
+        }
+        AdminCmd::User(AdminUserCmd::ResetPassword {
+            name,
+            password_stdin,
+        }) => {
+            let pw = password(password_stdin, &format!("New password for {name}: "))?;
+            remote
+                .post_empty(
+                    &format!("/v1/admin/users/{}/password", path_segment(&name)),
+                    &ResetPasswordRequest { password: pw },
+                )
+                .map_err(fail)?;
+            if p.json {
+                return p.json(&serde_json::json!({"username": name, "password_reset": true}));
+            }
+            p.say(&format!("Set a new password for {name}."));
+            Ok(())
+        }
+        AdminCmd::Device(AdminDeviceCmd::List { user }) => {
+            let devices: Vec<DeviceInfo> = match &user {
+                Some(u) => remote.get_query("/v1/admin/devices", &[("user", u)]),
+                None => remote.get("/v1/admin/devices"),
+            }
+            .map_err(fail)?;
+            if p.json {
+                return p.json(&devices);
+            }
+            let rows: Vec<Vec<String>> = devices
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.id.to_string(),
+                        d.username.clone(),
+                        clip(&d.name, 24),
+                        d.last_seen_at
+                            .as_deref()
+                            .map(local_time)
+                            .unwrap_or_default(),
+                        d.acked_through.to_string(),
+                        d.revoked_at.as_deref().map_or_else(
+                            || "active".into(),
+                            |r| format!("revoked {}", local_time(r)),
+                        ),
+                    ]
+                })
+                .collect();
+            p.table(
+                &["DEVICE", "USER", "NAME", "LAST SEEN", "ACKED", "STATE"],
+                &rows,
+            )
+        }
+        AdminCmd::Device(AdminDeviceCmd::Revoke { device }) => {
+            let id: sync_protocol::DeviceId = device.trim().parse().map_err(|_| {
+                Failure::new(format!("{device:?} is not a device id"))
+                    .hint("see them with: fieldsync admin device list")
+            })?;
+            let d: DeviceInfo = remote
+                .post_bare_json(&format!("/v1/admin/devices/{id}/revoke"))
+                .map_err(fail)?;
+            if p.json {
+                return p.json(&d);
+            }
+            p.say(&format!(
+                "Revoked device {} ({} of {}).",
+                d.id, d.name, d.username
+            ));
+            Ok(())
+        }
+        AdminCmd::Customer(AdminCustomerCmd::Assign { customer, to }) => {
+            let id = customer_id(ctx, &customer)?;
+            let r: AssignCustomerResponse = remote
+                .post(
+                    &format!("/v1/admin/customers/{id}/assign"),
+                    &AssignCustomerRequest { to: to.clone() },
+                )
+                .map_err(fail)?;
+            if p.json {
+                return p.json(&r);
+            }
+            p.say(&format!(
+                "Assigned customer {} to {to}; {} records moved with it.",
+                r.customer_id, r.records_moved
+            ));
+            Ok(())
+        }
+        AdminCmd::Problems { team } => {
+            let rows: Vec<ProblemInfo> = match &team {
+                Some(t) => remote.get_query("/v1/admin/problems", &[("team", t)]),
+                None => remote.get("/v1/admin/problems"),
+            }
+            .map_err(fail)?;
+            if p.json {
+                return p.json(&rows);
+            }
+            if rows.is_empty() {
+                p.say("No problems.");
+                return Ok(());
+            }
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.to_string(),
+                        local_time(&r.created_at),
+                        r.username.clone(),
+                        format!("{} {}", r.op.kind.as_str(), r.op.collection),
+                        r.code.to_string(),
+                        clip(&r.message, 60),
+                    ]
+                })
+                .collect();
+            p.table(&["#", "REPORTED", "USER", "CHANGE", "CODE", "WHY"], &table)
+        }
+    }
+}
+
+/// A customer named by full id, or by a prefix or name this profile knows.
+fn customer_id(ctx: &Ctx, query: &str) -> Result<RecordId> {
+    if let Ok(id) = query.trim().parse::<RecordId>() {
+        return Ok(id);
+    }
+    Ok(ctx.read_store()?.resolve_customer(query)?.id)
+}
+
+/// Usernames are letters, digits, `.`, `_`, `-`; anything else is escaped.
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

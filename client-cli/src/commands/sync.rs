@@ -1,0 +1,289 @@
+//! `fieldsync sync [--verify]`: push the outbox, then pull until caught up.
+//!
+//! Interrupting it at any point is safe: an op leaves the outbox only in
+//! the transaction that records its outcome, and each pulled page commits
+//! together with its cursor, so the next `sync` carries on.
+
+use super::Ctx;
+use crate::cli::SyncArgs;
+use crate::error::{Exit, Failure};
+use crate::output::plural;
+use crate::remote::{self, Remote};
+use crate::store::{Store, key};
+use anyhow::Result;
+use chrono::Utc;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use sync_protocol::time::format_ts;
+use sync_protocol::wire::{
+    ClockWarning, PullRequest, PullResponse, PushRequest, PushResponse, ScopeSummary,
+};
+
+/// Most ops in one push.
+const PUSH_MAX_OPS: usize = 1000;
+/// About this many bytes of JSON per push (before compression).
+const PUSH_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// Records per pulled page.
+const PULL_LIMIT: u32 = 2000;
+
+/// The outcome of `verify`.
+#[derive(Debug, Default, Serialize)]
+pub struct VerifyReport {
+    /// Whether the device matched the server before any repair.
+    pub matched: bool,
+    /// Collections that differed.
+    pub mismatched: Vec<String>,
+    /// Whether the local copy was re-downloaded.
+    pub repaired: bool,
+    /// Whether it matches after the repair (or before, when none was needed).
+    pub matches_now: bool,
+}
+
+/// What one `sync` did (also its `--json` output).
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    /// Ops sent and answered.
+    pub pushed: u64,
+    /// Applied in full.
+    pub applied: u64,
+    /// Lost on some field.
+    pub superseded: u64,
+    /// Refused.
+    pub rejected: u64,
+    /// Records received.
+    pub pulled: u64,
+    /// Customers that left this device's scope.
+    pub evicted: u64,
+    /// Conflict rows created.
+    pub new_conflicts: u64,
+    /// Problems created.
+    pub new_problems: u64,
+    /// Ops still waiting.
+    pub pending_ops: u64,
+    /// Pull cursor after the sync.
+    pub cursor: u64,
+    /// Set when the server said this computer's clock is far ahead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_warning: Option<ClockWarning>,
+    /// With `--verify`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyReport>,
+}
+
+/// Run `sync`.
+pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
+    let (mut store, cfg) = ctx.store()?;
+    let Some(token) = cfg.token.clone() else {
+        let pending = store.pending()?;
+        return Err(Failure::exit(
+            Exit::Auth,
+            format!(
+                "logged out ({} kept)",
+                plural(pending, "unsynced change is", "unsynced changes are")
+            ),
+        )
+        .hint(format!(
+            "log in again: fieldsync login --server {} --user {}",
+            cfg.server, cfg.user.username
+        ))
+        .into());
+    };
+    let remote = Remote::new(&cfg.server, Some(token))?;
+    let mut sum = Summary::default();
+    push(ctx, &mut store, &remote, &mut sum)?;
+    let scope = pull(ctx, &mut store, &remote, &mut sum, a.verify)?;
+    if a.verify {
+        let mut report = VerifyReport::default();
+        let diff = compare(&store, scope.as_deref())?;
+        report.matched = diff.is_empty();
+        report.mismatched = diff;
+        if report.matched {
+            report.matches_now = true;
+        } else {
+            ctx.printer.warn(&format!(
+                "this device differs from the server in {}; downloading everything again",
+                report.mismatched.join(", ")
+            ));
+            store.reset_server_state()?;
+            let scope = pull(ctx, &mut store, &remote, &mut sum, true)?;
+            store.rebuild_view()?;
+            report.repaired = true;
+            report.matches_now = compare(&store, scope.as_deref())?.is_empty();
+        }
+        sum.verify = Some(report);
+    }
+    store.set_meta(key::LAST_SYNC, &format_ts(Utc::now()))?;
+    sum.pending_ops = store.pending()?;
+    sum.cursor = store.cursor()?;
+    ctx.printer.progress_done();
+    if ctx.printer.json {
+        ctx.printer.json(&sum)?;
+    } else {
+        ctx.printer.say(&line(ctx.printer, &sum));
+        if sum.new_problems > 0 {
+            ctx.printer
+                .say("See what the server refused: fieldsync problems list");
+        }
+        if sum.new_conflicts > 0 {
+            ctx.printer
+                .say("See where your change lost: fieldsync conflicts list");
+        }
+    }
+    if let Some(v) = &sum.verify
+        && !v.matches_now
+    {
+        return Err(Failure::new(
+            "after re-downloading, this device still differs from the server",
+        )
+        .hint("run fieldsync sync --verify again; if it persists, report it")
+        .into());
+    }
+    if let Some(w) = sum.clock_warning {
+        return Err(Failure::exit(Exit::Clock, format!("this computer's clock is {} ahead of the server's; your changes were kept but re-timed by the server", human_ms(w.ahead_ms)))
+            .code("clock_warning")
+            .hint("set the system clock right (enable automatic time), then keep working as usual")
+            .into());
+    }
+    Ok(())
+}
+
+fn line(p: crate::output::Printer, s: &Summary) -> String {
+    let mut out = format!(
+        "{}: pushed {} ({} applied, {} superseded, {} rejected), pulled {}, evicted {}; {}, {}.",
+        p.err_style(crate::output::Style::Green, "Synced"),
+        s.pushed,
+        s.applied,
+        s.superseded,
+        s.rejected,
+        s.pulled,
+        s.evicted,
+        plural(s.new_conflicts, "new conflict", "new conflicts"),
+        plural(s.new_problems, "new problem", "new problems")
+    );
+    if let Some(v) = &s.verify {
+        out.push_str(if v.matched {
+            " Verified: matches the server."
+        } else if v.matches_now {
+            " Verify found differences and repaired them."
+        } else {
+            " Verify: still differs."
+        });
+    }
+    out
+}
+
+fn human_ms(ms: i64) -> String {
+    let s = ms / 1000;
+    if s < 120 {
+        format!("{s} s")
+    } else if s < 7200 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{} h", s / 3600)
+    }
+}
+
+fn push(ctx: &Ctx, store: &mut Store, remote: &Remote, sum: &mut Summary) -> Result<()> {
+    let total = store.pending()?;
+    loop {
+        let batch = store.outbox_batch(PUSH_MAX_OPS, PUSH_MAX_BYTES)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let clock = store.clock_now()?;
+        let req = PushRequest { ops: batch, clock };
+        let resp: PushResponse = remote
+            .post_gzip("/v1/sync/push", &req)
+            .map_err(|e| remote::fail(e, remote.base(), store.pending().unwrap_or(0)))?;
+        let rec = store.record_outcomes(&resp)?;
+        let answered = rec.applied + rec.superseded + rec.rejected;
+        sum.pushed += answered;
+        sum.applied += rec.applied;
+        sum.superseded += rec.superseded;
+        sum.rejected += rec.rejected;
+        sum.new_conflicts += rec.conflicts;
+        sum.new_problems += rec.rejected;
+        if resp.clock_warning.is_some() {
+            sum.clock_warning = resp.clock_warning;
+        }
+        ctx.printer
+            .progress(&format!("pushing: {}/{total}", sum.pushed));
+        if answered == 0 {
+            // No progress: the server is missing ops we no longer have, or
+            // answered for ops we do not hold. Stop rather than loop.
+            let first = store.outbox_first_seq()?.unwrap_or(0);
+            let detail = match resp.resend_from {
+                Some(from) if from < first => format!(
+                    "the server expects change #{from} next, but this device's oldest unsynced change is #{first}"
+                ),
+                _ => "the server answered none of the changes sent".to_owned(),
+            };
+            return Err(Failure::new(format!("sync cannot continue: {detail}")).hint("your changes are kept; report this to an administrator with the output of fieldsync status --json").into());
+        }
+    }
+}
+
+fn pull(
+    ctx: &Ctx,
+    store: &mut Store,
+    remote: &Remote,
+    sum: &mut Summary,
+    checksums: bool,
+) -> Result<Option<Vec<ScopeSummary>>> {
+    loop {
+        let cursor = store.cursor()?;
+        let req = PullRequest {
+            cursor,
+            limit: Some(PULL_LIMIT),
+            checksums,
+        };
+        let page: PullResponse = remote
+            .post("/v1/sync/pull", &req)
+            .map_err(|e| remote::fail(e, remote.base(), store.pending().unwrap_or(0)))?;
+        let applied = store.apply_page(&page)?;
+        sum.pulled += applied.upserts;
+        sum.evicted += applied.evicted;
+        ctx.printer.progress(&format!(
+            "pulling: {} records (at {} of {})",
+            sum.pulled, page.cursor, page.checkpoint
+        ));
+        if !page.more {
+            return Ok(page.scope);
+        }
+        if page.changes.is_empty() && page.cursor <= cursor {
+            return Err(
+                Failure::new("the server says more changes follow but sent none")
+                    .hint("try fieldsync sync again later")
+                    .into(),
+            );
+        }
+    }
+}
+
+/// Collections whose count or checksum differs from the server's scope.
+fn compare(store: &Store, scope: Option<&[ScopeSummary]>) -> Result<Vec<String>> {
+    let Some(scope) = scope else {
+        return Err(Failure::new("the server did not send scope checksums")
+            .hint("this server may not support verification (capability scope-checksums)")
+            .into());
+    };
+    let local = store.tallies()?;
+    let mut names: BTreeSet<String> = local.keys().cloned().collect();
+    names.extend(scope.iter().map(|s| s.collection.clone()));
+    let mut diff = Vec::new();
+    for n in names {
+        let mine = local.get(&n).copied().unwrap_or_default();
+        let theirs = scope.iter().find(|s| s.collection == n);
+        let same = match theirs {
+            Some(t) => {
+                t.count == mine.count
+                    && (t.count == 0 || t.checksum.eq_ignore_ascii_case(&mine.checksum_hex()))
+            }
+            None => mine.count == 0,
+        };
+        if !same {
+            diff.push(n);
+        }
+    }
+    Ok(diff)
+}

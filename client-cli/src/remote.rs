@@ -1,0 +1,257 @@
+//! The HTTP client for `fieldsync-server` (see `docs/protocol.md`).
+//!
+//! Every failure is turned into a [`Failure`] with the right exit code:
+//! unreachable server → offline (3), bad or missing credentials → 4,
+//! revoked device or deactivated user → 5, `426 client_too_old` → 6.
+
+use crate::error::{Exit, Failure};
+use anyhow::{Context, Result};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::io::Write;
+use std::time::Duration;
+use sync_protocol::ErrorCode;
+use sync_protocol::version::{PROTOCOL_HEADER, PROTOCOL_VERSION, SCHEMA_HEADER, SCHEMA_VERSION};
+use sync_protocol::wire::ApiError;
+
+/// A connection to one server, with or without a device token.
+pub struct Remote {
+    base: String,
+    token: Option<String>,
+    http: Client,
+}
+
+/// Why a request failed, before it becomes a [`Failure`].
+#[derive(Debug)]
+pub enum RemoteError {
+    /// The server could not be reached (or answered 502/503/504).
+    Offline(String),
+    /// The server answered with an error body.
+    Api(StatusCode, ApiError),
+}
+
+impl Remote {
+    /// A client for `server` (a base URL such as `http://127.0.0.1:8080`).
+    pub fn new(server: &str, token: Option<String>) -> Result<Self> {
+        let http = Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_mins(2))
+            .user_agent(concat!("fieldsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(Self {
+            base: server.trim_end_matches('/').to_owned(),
+            token,
+            http,
+        })
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn prepare(&self, rb: RequestBuilder) -> RequestBuilder {
+        let rb = rb
+            .header(SCHEMA_HEADER, SCHEMA_VERSION.to_string())
+            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string());
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    fn send(&self, rb: RequestBuilder) -> Result<Response, RemoteError> {
+        let resp = self
+            .prepare(rb)
+            .send()
+            .map_err(|e| RemoteError::Offline(describe(&e)))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        if matches!(
+            status,
+            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+        ) {
+            return Err(RemoteError::Offline(format!(
+                "the server answered {status}"
+            )));
+        }
+        let text = resp.text().unwrap_or_default();
+        let body = serde_json::from_str::<ApiError>(&text).unwrap_or_else(|_| ApiError {
+            code: if status == StatusCode::UPGRADE_REQUIRED {
+                ErrorCode::ClientTooOld
+            } else {
+                ErrorCode::Internal
+            },
+            message: format!(
+                "the server answered {status}: {}",
+                text.chars().take(200).collect::<String>()
+            ),
+            field: None,
+        });
+        Err(RemoteError::Api(status, body))
+    }
+
+    /// `GET path` → JSON.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, RemoteError> {
+        let resp = self.send(self.http.get(self.url(path)))?;
+        decode(resp)
+    }
+
+    /// `POST path` with a JSON body → JSON.
+    pub fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, RemoteError> {
+        let resp = self.send(self.http.post(self.url(path)).json(body))?;
+        decode(resp)
+    }
+
+    /// `POST path` with a JSON body, ignoring the answer's body.
+    pub fn post_empty<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(), RemoteError> {
+        self.send(self.http.post(self.url(path)).json(body))
+            .map(drop)
+    }
+
+    /// `POST path` without a body, ignoring the answer's body.
+    pub fn post_bare(&self, path: &str) -> Result<(), RemoteError> {
+        self.send(self.http.post(self.url(path))).map(drop)
+    }
+
+    /// `POST path` without a body → JSON.
+    pub fn post_bare_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, RemoteError> {
+        let resp = self.send(self.http.post(self.url(path)))?;
+        decode(resp)
+    }
+
+    /// `GET path?query` → JSON.
+    pub fn get_query<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, RemoteError> {
+        let resp = self.send(self.http.get(self.url(path)).query(query))?;
+        decode(resp)
+    }
+
+    /// `POST path` with a gzip-compressed JSON body → JSON.
+    pub fn post_gzip<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, RemoteError> {
+        let json = serde_json::to_vec(body)
+            .map_err(|e| RemoteError::Offline(format!("cannot encode the request: {e}")))?;
+        let mut enc = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::fast());
+        let gz = enc
+            .write_all(&json)
+            .and_then(|()| enc.finish())
+            .map_err(|e| RemoteError::Offline(format!("cannot compress the request: {e}")))?;
+        let rb = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(gz);
+        let resp = self.send(rb)?;
+        decode(resp)
+    }
+}
+
+fn decode<T: DeserializeOwned>(resp: Response) -> Result<T, RemoteError> {
+    let status = resp.status();
+    let bytes = resp
+        .bytes()
+        .map_err(|e| RemoteError::Offline(describe(&e)))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        RemoteError::Api(
+            status,
+            ApiError {
+                code: ErrorCode::Internal,
+                message: format!("the server's answer could not be read: {e}"),
+                field: None,
+            },
+        )
+    })
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+impl RemoteError {
+    /// Turn into a user-facing failure. `pending` is the number of unsynced
+    /// local changes, mentioned when the server is unreachable.
+    pub fn into_failure(self, server: &str, pending: u64) -> Failure {
+        match self {
+            RemoteError::Offline(detail) => {
+                let msg = if pending == 0 {
+                    format!("offline: cannot reach {server} ({detail})")
+                } else {
+                    format!(
+                        "offline: {} saved and will sync later",
+                        crate::output::plural(pending, "change is", "changes are")
+                    )
+                };
+                Failure::exit(Exit::Offline, msg).code("offline")
+            }
+            RemoteError::Api(status, e) => api_failure(status, e, server, pending),
+        }
+    }
+}
+
+fn api_failure(status: StatusCode, e: ApiError, server: &str, pending: u64) -> Failure {
+    let kept = if pending > 0 {
+        format!(
+            " (your {} kept)",
+            crate::output::plural(pending, "unsynced change is", "unsynced changes are")
+        )
+    } else {
+        String::new()
+    };
+    let code = e.code.as_str();
+    let f = match e.code {
+        ErrorCode::InvalidCredentials => Failure::exit(Exit::Auth, "wrong username or password").hint("check the username and password; an administrator can reset it: fieldsync admin user reset-password NAME"),
+        ErrorCode::Unauthenticated => Failure::exit(Exit::Auth, format!("the server does not accept this device's login{kept}"))
+            .hint(format!("log in again: fieldsync login --server {server} --user NAME")),
+        ErrorCode::DeviceRevoked => Failure::exit(Exit::Revoked, format!("this device was revoked by an administrator{kept}"))
+            .hint(format!("log in again to register this laptop anew: fieldsync login --server {server} --user NAME")),
+        ErrorCode::UserDeactivated => Failure::exit(Exit::Revoked, format!("your account is deactivated{kept}")).hint("ask an administrator to reactivate it"),
+        ErrorCode::ClientTooOld => Failure::exit(Exit::TooOld, format!("this fieldsync ({}) is too old for the server{kept}", env!("CARGO_PKG_VERSION")))
+            .hint("upgrade fieldsync, then run fieldsync sync again; nothing is lost meanwhile"),
+        ErrorCode::RateLimited => Failure::new(e.message).hint("wait a minute and try again"),
+        ErrorCode::Forbidden => Failure::new(format!("not allowed: {}", e.message)).hint("this needs another role; ask an administrator"),
+        _ => {
+            let field = e.field.map(|f| format!(" [{f}]")).unwrap_or_default();
+            Failure::new(format!("the server refused ({status}, {code}){field}: {}", e.message))
+        }
+    };
+    f.code(code)
+}
+
+/// Shorthand for a failed request.
+pub fn fail(e: RemoteError, server: &str, pending: u64) -> anyhow::Error {
+    e.into_failure(server, pending).into()
+}

@@ -1,0 +1,253 @@
+//! Conflicts (fields on which our op lost) and problems (ops the server
+//! rejected), as sync reported them.
+
+use super::{Store, view};
+use anyhow::{Context, Result};
+use chrono::Utc;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+use serde_json::Value;
+use sync_protocol::merge::FieldConflict;
+use sync_protocol::time::format_ts;
+use sync_protocol::{Op, RecordId};
+
+/// One stored conflict.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConflictRow {
+    /// Local number.
+    pub id: i64,
+    /// The op that lost.
+    pub op_id: String,
+    /// Collection.
+    pub collection: String,
+    /// Record.
+    pub record_id: String,
+    /// Field.
+    pub field: String,
+    /// Our value (lost).
+    pub mine: Value,
+    /// The kept value.
+    pub theirs: Value,
+    /// Clock of our write.
+    pub mine_hlc: String,
+    /// Clock of the winner.
+    pub theirs_hlc: String,
+    /// When sync reported it.
+    pub created_at: String,
+    /// When it was resolved.
+    pub resolved_at: Option<String>,
+    /// `mine` or `theirs`.
+    pub resolution: Option<String>,
+}
+
+/// One stored problem.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProblemRow {
+    /// Local number.
+    pub id: i64,
+    /// Collection.
+    pub collection: String,
+    /// Record.
+    pub record_id: String,
+    /// The op as sent.
+    pub op: Op,
+    /// Stable code.
+    pub code: String,
+    /// Why.
+    pub message: String,
+    /// Field concerned.
+    pub field: Option<String>,
+    /// When sync reported it.
+    pub created_at: String,
+    /// When it was retried or discarded.
+    pub resolved_at: Option<String>,
+    /// `retried` or `discarded`.
+    pub resolution: Option<String>,
+}
+
+pub(crate) fn insert_conflict(conn: &Connection, op: &Op, c: &FieldConflict) -> Result<()> {
+    conn.execute(
+        "INSERT INTO conflicts (op_id, collection, record_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            op.op_id.to_string(),
+            op.collection,
+            op.record_id.to_string(),
+            c.field,
+            c.losing_value.to_string(),
+            c.winning_value.to_string(),
+            c.losing_hlc.to_string(),
+            c.winning_hlc.to_string(),
+            format_ts(Utc::now())
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn insert_problem(
+    conn: &Connection,
+    op: &Op,
+    code: &str,
+    message: &str,
+    field: Option<&str>,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO problems (op_id, collection, record_id, op, code, message, field, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![op.op_id.to_string(), op.collection, op.record_id.to_string(), serde_json::to_string(op)?, code, message, field, format_ts(Utc::now())],
+    )?;
+    Ok(())
+}
+
+const CONFLICT_COLS: &str = "id, op_id, collection, record_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at, resolved_at, resolution";
+const PROBLEM_COLS: &str =
+    "id, collection, record_id, op, code, message, field, created_at, resolved_at, resolution";
+
+fn conflict_row(r: &Row<'_>) -> rusqlite::Result<ConflictRow> {
+    let parse = |s: String| serde_json::from_str(&s).unwrap_or(Value::String(s));
+    Ok(ConflictRow {
+        id: r.get(0)?,
+        op_id: r.get(1)?,
+        collection: r.get(2)?,
+        record_id: r.get(3)?,
+        field: r.get(4)?,
+        mine: parse(r.get(5)?),
+        theirs: parse(r.get(6)?),
+        mine_hlc: r.get(7)?,
+        theirs_hlc: r.get(8)?,
+        created_at: r.get(9)?,
+        resolved_at: r.get(10)?,
+        resolution: r.get(11)?,
+    })
+}
+
+fn problem_row(r: &Row<'_>) -> rusqlite::Result<(ProblemRaw, String)> {
+    Ok((
+        ProblemRaw {
+            id: r.get(0)?,
+            collection: r.get(1)?,
+            record_id: r.get(2)?,
+            code: r.get(4)?,
+            message: r.get(5)?,
+            field: r.get(6)?,
+            created_at: r.get(7)?,
+            resolved_at: r.get(8)?,
+            resolution: r.get(9)?,
+        },
+        r.get(3)?,
+    ))
+}
+
+struct ProblemRaw {
+    id: i64,
+    collection: String,
+    record_id: String,
+    code: String,
+    message: String,
+    field: Option<String>,
+    created_at: String,
+    resolved_at: Option<String>,
+    resolution: Option<String>,
+}
+
+fn build_problem((p, op): (ProblemRaw, String)) -> Result<ProblemRow> {
+    let op: Op =
+        serde_json::from_str(&op).with_context(|| format!("problem {} is damaged", p.id))?;
+    Ok(ProblemRow {
+        id: p.id,
+        collection: p.collection,
+        record_id: p.record_id,
+        op,
+        code: p.code,
+        message: p.message,
+        field: p.field,
+        created_at: p.created_at,
+        resolved_at: p.resolved_at,
+        resolution: p.resolution,
+    })
+}
+
+impl Store {
+    /// Conflicts, unresolved only unless `all`.
+    pub fn conflicts(&self, all: bool) -> Result<Vec<ConflictRow>> {
+        let filter = if all { "" } else { "WHERE resolved_at IS NULL" };
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {CONFLICT_COLS} FROM conflicts {filter} ORDER BY id"
+        ))?;
+        Ok(stmt
+            .query_map([], conflict_row)?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// One conflict.
+    pub fn conflict(&self, id: i64) -> Result<Option<ConflictRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {CONFLICT_COLS} FROM conflicts WHERE id = ?1"),
+                [id],
+                conflict_row,
+            )
+            .optional()?)
+    }
+
+    /// Mark a conflict resolved.
+    pub fn resolve_conflict(&self, id: i64, resolution: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE conflicts SET resolved_at = ?2, resolution = ?3 WHERE id = ?1",
+            params![id, format_ts(Utc::now()), resolution],
+        )?;
+        Ok(())
+    }
+
+    /// Problems, unresolved only unless `all`.
+    pub fn problems(&self, all: bool) -> Result<Vec<ProblemRow>> {
+        let filter = if all { "" } else { "WHERE resolved_at IS NULL" };
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {PROBLEM_COLS} FROM problems {filter} ORDER BY id"
+        ))?;
+        let rows = stmt
+            .query_map([], problem_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(build_problem).collect()
+    }
+
+    /// One problem.
+    pub fn problem(&self, id: i64) -> Result<Option<ProblemRow>> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {PROBLEM_COLS} FROM problems WHERE id = ?1"),
+                [id],
+                problem_row,
+            )
+            .optional()?;
+        row.map(build_problem).transpose()
+    }
+
+    /// Mark a problem resolved and refresh its record in the view.
+    pub fn resolve_problem(&mut self, id: i64, resolution: &str, record: &RecordId) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE problems SET resolved_at = ?2, resolution = ?3 WHERE id = ?1",
+            params![id, format_ts(Utc::now()), resolution],
+        )?;
+        view::refresh(&tx, &record.to_string())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Unresolved conflict and problem counts.
+    pub fn issue_counts(&self) -> Result<(u64, u64)> {
+        let c: i64 = self.conn.query_row(
+            "SELECT count(*) FROM conflicts WHERE resolved_at IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        let p: i64 = self.conn.query_row(
+            "SELECT count(*) FROM problems WHERE resolved_at IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok((c as u64, p as u64))
+    }
+}

@@ -1,0 +1,209 @@
+//! The outbox: every local write becomes an op here, in the same
+//! transaction as its effect on the local view.
+
+use super::{Store, key, load_clock, save_clock, view};
+use crate::error::Failure;
+use anyhow::{Context, Result};
+use chrono::Utc;
+use rusqlite::{Connection, params};
+use sync_protocol::time::format_ts;
+use sync_protocol::validate::{Author, check_against_state, validate_op};
+use sync_protocol::version::SCHEMA_VERSION;
+use sync_protocol::{DeviceId, Fields, Op, OpId, OpKind, RecordId, RecordState, StateChange};
+
+/// An op before it gets its id, sequence number and clock.
+#[derive(Clone, Debug)]
+pub struct Draft {
+    /// Collection.
+    pub collection: String,
+    /// The record.
+    pub record_id: RecordId,
+    /// What it does.
+    pub kind: OpKind,
+    /// Field values.
+    pub fields: Fields,
+    /// State change (transitions).
+    pub transition: Option<StateChange>,
+}
+
+impl Draft {
+    /// A create op for a new record.
+    pub fn create(collection: &str, record_id: RecordId, fields: Fields) -> Self {
+        Self {
+            collection: collection.to_owned(),
+            record_id,
+            kind: OpKind::Create,
+            fields,
+            transition: None,
+        }
+    }
+
+    /// A patch.
+    pub fn patch(collection: &str, record_id: RecordId, fields: Fields) -> Self {
+        Self {
+            collection: collection.to_owned(),
+            record_id,
+            kind: OpKind::Patch,
+            fields,
+            transition: None,
+        }
+    }
+
+    /// A transition.
+    pub fn transition(
+        collection: &str,
+        record_id: RecordId,
+        change: StateChange,
+        fields: Fields,
+    ) -> Self {
+        Self {
+            collection: collection.to_owned(),
+            record_id,
+            kind: OpKind::Transition,
+            fields,
+            transition: Some(change),
+        }
+    }
+
+    /// An archive op.
+    pub fn archive(collection: &str, record_id: RecordId) -> Self {
+        Self {
+            collection: collection.to_owned(),
+            record_id,
+            kind: OpKind::Archive,
+            fields: Fields::new(),
+            transition: None,
+        }
+    }
+}
+
+fn last_seq(conn: &Connection) -> Result<u64> {
+    Ok(super::get_meta(conn, key::LAST_SEQ)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+fn current_state(conn: &Connection, id: &RecordId) -> Result<Option<RecordState>> {
+    use rusqlite::OptionalExtension;
+    let s: Option<String> = conn
+        .query_row(
+            "SELECT state FROM records WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(s.map(|s| serde_json::from_str(&s)).transpose()?)
+}
+
+impl Store {
+    /// Write ops: validate each (refusing all of them if one is invalid),
+    /// allocate gap-free `device_seq`s, tick and persist the clock, append to
+    /// the outbox and refresh the view — all in one transaction.
+    pub fn write(&mut self, drafts: Vec<Draft>) -> Result<Vec<Op>> {
+        self.write_with(drafts, |_| Ok(()))
+    }
+
+    /// Like [`Store::write`], also running `also` in the same transaction.
+    pub fn write_with(
+        &mut self,
+        drafts: Vec<Draft>,
+        also: impl FnOnce(&Connection) -> Result<()>,
+    ) -> Result<Vec<Op>> {
+        let ident = self.identity.ok_or_else(Failure::not_logged_in)?;
+        let tx = self.conn.transaction()?;
+        let mut clock = load_clock(&tx, ident.device)?;
+        let mut seq = last_seq(&tx)?;
+        let mut written = Vec::with_capacity(drafts.len());
+        for d in drafts {
+            seq += 1;
+            let now = Utc::now();
+            let op = Op {
+                op_id: OpId::new_v7(now),
+                device_id: ident.device,
+                device_seq: seq,
+                hlc: clock.now(now),
+                schema_version: SCHEMA_VERSION,
+                collection: d.collection,
+                record_id: d.record_id,
+                kind: d.kind,
+                fields: d.fields,
+                transition: d.transition,
+            };
+            let coll = validate_op(&op, Author::Device).map_err(|e| Failure::invalid(&e))?;
+            let current = current_state(&tx, &op.record_id)?;
+            check_against_state(&op, coll, current.as_ref(), ident.role)
+                .map_err(|e| Failure::invalid(&e))?;
+            insert(&tx, &op)?;
+            view::refresh(&tx, &op.record_id.to_string())?;
+            written.push(op);
+        }
+        super::set_meta(&tx, key::LAST_SEQ, &seq.to_string())?;
+        save_clock(&tx, &clock)?;
+        also(&tx)?;
+        tx.commit()?;
+        Ok(written)
+    }
+
+    /// The oldest outbox ops, at most `max_ops` of them and about `max_bytes`
+    /// of JSON (always at least one op when the outbox is not empty).
+    pub fn outbox_batch(&self, max_ops: usize, max_bytes: usize) -> Result<Vec<Op>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT op FROM outbox ORDER BY device_seq LIMIT ?1")?;
+        let rows = stmt.query_map([max_ops as i64], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for row in rows {
+            let text = row?;
+            bytes += text.len();
+            if !out.is_empty() && bytes > max_bytes {
+                break;
+            }
+            out.push(serde_json::from_str(&text).context("an op in the outbox is damaged")?);
+        }
+        Ok(out)
+    }
+
+    /// Lowest `device_seq` still in the outbox.
+    pub fn outbox_first_seq(&self) -> Result<Option<u64>> {
+        let v: Option<i64> =
+            self.conn
+                .query_row("SELECT min(device_seq) FROM outbox", [], |r| r.get(0))?;
+        Ok(v.map(|v| v as u64))
+    }
+
+    /// After a login that registered a *different* device: re-stamp every
+    /// pending op for the new device (new `device_seq` from 1, same op ids,
+    /// records, clocks and content), so no unsynced work is lost.
+    pub fn adopt_device(&mut self, device: DeviceId) -> Result<u64> {
+        let tx = self.conn.transaction()?;
+        let mut stmt = tx.prepare("SELECT device_seq, op FROM outbox ORDER BY device_seq")?;
+        let rows: Vec<(i64, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        drop(stmt);
+        tx.execute("DELETE FROM outbox", [])?;
+        let mut seq = 0u64;
+        for (_, text) in &rows {
+            let mut op: Op =
+                serde_json::from_str(text).context("an op in the outbox is damaged")?;
+            seq += 1;
+            op.device_id = device;
+            op.device_seq = seq;
+            insert(&tx, &op)?;
+        }
+        super::set_meta(&tx, key::LAST_SEQ, &seq.to_string())?;
+        let clock = load_clock(&tx, device)?;
+        save_clock(&tx, &clock)?;
+        tx.commit()?;
+        Ok(seq)
+    }
+}
+
+pub(crate) fn insert(conn: &Connection, op: &Op) -> Result<()> {
+    conn.execute(
+        "INSERT INTO outbox (device_seq, op_id, collection, record_id, op, written_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![op.device_seq as i64, op.op_id.to_string(), op.collection, op.record_id.to_string(), serde_json::to_string(op)?, format_ts(Utc::now())],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! Naming records on the command line: a full id, a unique id prefix, or
+//! (customers) a unique name, case-insensitive. Ambiguity is an error that
+//! lists the candidates.
+
+use super::{Rec, Store};
+use crate::error::Failure;
+use anyhow::Result;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use sync_protocol::RecordId;
+
+/// Shortest displayed prefix, in hex digits.
+const MIN_SHORT: usize = 8;
+
+fn hex(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Unique short forms of the ids of one collection (like git's short hashes).
+pub struct Shortener {
+    short: HashMap<String, String>,
+}
+
+impl Shortener {
+    /// Short forms for `ids`.
+    pub fn new<'a>(ids: impl IntoIterator<Item = &'a RecordId>) -> Self {
+        let mut all: Vec<(String, String)> = ids
+            .into_iter()
+            .map(|id| (hex(&id.to_string()), id.to_string()))
+            .collect();
+        all.sort();
+        all.dedup();
+        let lcp = |a: &str, b: &str| a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+        let mut short = HashMap::new();
+        for i in 0..all.len() {
+            let mut need = MIN_SHORT;
+            if i > 0 {
+                need = need.max(lcp(&all[i].0, &all[i - 1].0) + 1);
+            }
+            if i + 1 < all.len() {
+                need = need.max(lcp(&all[i].0, &all[i + 1].0) + 1);
+            }
+            let full = &all[i].1;
+            let mut digits = 0;
+            let mut cut = full.len();
+            for (pos, c) in full.char_indices() {
+                if digits == need {
+                    cut = pos;
+                    break;
+                }
+                if c != '-' {
+                    digits += 1;
+                }
+            }
+            short.insert(full.clone(), full[..cut].trim_end_matches('-').to_owned());
+        }
+        Self { short }
+    }
+
+    /// The short form of an id (the full id when unknown).
+    pub fn get(&self, id: &RecordId) -> String {
+        let s = id.to_string();
+        self.short.get(&s).cloned().unwrap_or(s)
+    }
+}
+
+impl Store {
+    /// Short forms for every id of a collection.
+    pub fn shortener(&self, collection: &str) -> Result<Shortener> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM records WHERE collection = ?1")?;
+        let ids: Vec<RecordId> = stmt
+            .query_map([collection], |r| r.get::<_, String>(0))?
+            .filter_map(|r| r.ok()?.parse().ok())
+            .collect();
+        Ok(Shortener::new(ids.iter()))
+    }
+
+    /// A customer by id, unique id prefix, or unique name.
+    pub fn resolve_customer(&self, query: &str) -> Result<Rec> {
+        self.resolve("customers", "customer", query, true)
+    }
+
+    /// A record of `collection` by id or unique id prefix.
+    pub fn resolve_record(&self, collection: &str, noun: &str, query: &str) -> Result<Rec> {
+        self.resolve(collection, noun, query, false)
+    }
+
+    fn resolve(&self, collection: &str, noun: &str, query: &str, by_name: bool) -> Result<Rec> {
+        let q = query.trim();
+        let all = self.list(collection)?;
+        if let Some(r) = all
+            .iter()
+            .find(|r| r.id.to_string().eq_ignore_ascii_case(q))
+        {
+            return Ok(r.clone());
+        }
+        if by_name {
+            // An exact name first, then a unique start of a name.
+            let ql = q.to_lowercase();
+            let exact = |r: &&Rec| r.str("name").is_some_and(|n| n.trim().to_lowercase() == ql);
+            let starts = |r: &&Rec| {
+                r.str("name")
+                    .is_some_and(|n| n.trim().to_lowercase().starts_with(&ql))
+            };
+            for pick in [&exact as &dyn Fn(&&Rec) -> bool, &starts] {
+                let named: Vec<&Rec> = all.iter().filter(|r| pick(r)).collect();
+                let active: Vec<&Rec> = named.iter().copied().filter(|r| !r.archived).collect();
+                let named = if active.is_empty() { named } else { active };
+                match named.len() {
+                    1 => return Ok(named[0].clone()),
+                    0 => {}
+                    _ => return Err(ambiguous(noun, q, &named)),
+                }
+            }
+        }
+        let hq = hex(q);
+        if hq.len() >= 4 && hq.chars().all(|c| c.is_ascii_hexdigit()) {
+            let hits: Vec<&Rec> = all
+                .iter()
+                .filter(|r| hex(&r.id.to_string()).starts_with(&hq))
+                .collect();
+            match hits.len() {
+                1 => return Ok(hits[0].clone()),
+                0 => {}
+                _ => return Err(ambiguous(noun, q, &hits)),
+            }
+        }
+        let list_cmd = match collection {
+            "customers" => format!("fieldsync customer list --search {}", shell_word(q)),
+            "visits" => "fieldsync visit list".to_owned(),
+            "sales" => "fieldsync sale list".to_owned(),
+            _ => format!("fieldsync {noun} list"),
+        };
+        let what = if by_name {
+            "id, id prefix or name"
+        } else {
+            "id or id prefix"
+        };
+        Err(
+            Failure::new(format!("no {noun} matches {q:?} (looked for an {what})"))
+                .code("not_found")
+                .hint(format!("see the {noun}s you have: {list_cmd}"))
+                .into(),
+        )
+    }
+}
+
+fn ambiguous(noun: &str, q: &str, hits: &[&Rec]) -> anyhow::Error {
+    let short = Shortener::new(hits.iter().map(|r| &r.id));
+    let mut msg = format!("{q:?} matches {} {noun}s:", hits.len());
+    for r in hits {
+        let label = r
+            .str("name")
+            .or_else(|| r.str("product"))
+            .or_else(|| r.str("purpose"))
+            .or_else(|| r.str("text"))
+            .unwrap_or("");
+        let _ = write!(msg, "\n  {}  {label}", short.get(&r.id));
+    }
+    Failure::new(msg)
+        .code("ambiguous")
+        .hint(format!("name the {noun} by a longer id prefix"))
+        .into()
+}
+
+fn shell_word(s: &str) -> String {
+    if s.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_ids_are_unique_and_at_least_eight_digits() {
+        let first: RecordId = "01937a00-0000-7000-8000-000000000001".parse().unwrap();
+        let second: RecordId = "01937a00-0000-7000-8000-000000000002".parse().unwrap();
+        let other: RecordId = "ffff0000-0000-7000-8000-000000000002".parse().unwrap();
+        let short = Shortener::new([&first, &second, &other]);
+        assert_eq!(short.get(&other), "ffff0000");
+        assert_eq!(short.get(&first), first.to_string());
+        assert_ne!(short.get(&first), short.get(&second));
+        let near: RecordId = "01937a00-0000-7000-9000-000000000002".parse().unwrap();
+        let short = Shortener::new([&first, &near]);
+        assert_eq!(short.get(&first), "01937a00-0000-7000-8");
+    }
+}

@@ -1,0 +1,203 @@
+//! Server state as last pulled, and what sync does to it: push outcomes,
+//! pulled pages, evictions, scope tallies.
+
+use super::{Store, issues, key, observe, set_meta, view};
+use crate::error::Failure;
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::{BTreeMap, BTreeSet};
+use sync_protocol::integrity::{Tally, canonical_json};
+use sync_protocol::wire::{Change, Outcome, PullResponse, PushResponse};
+use sync_protocol::{Op, RecordState};
+
+/// What recording one push answer did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OutcomesRecorded {
+    /// Ops applied in full.
+    pub applied: u64,
+    /// Ops that lost on some field.
+    pub superseded: u64,
+    /// Ops refused.
+    pub rejected: u64,
+    /// Conflict rows stored.
+    pub conflicts: u64,
+}
+
+/// What applying one pulled page did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PageApplied {
+    /// Records received.
+    pub upserts: u64,
+    /// Customers evicted.
+    pub evicted: u64,
+}
+
+fn upsert_server(conn: &Connection, state: &RecordState) -> Result<()> {
+    conn.execute(
+        "INSERT INTO server_records (id, collection, customer_id, state) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, customer_id = excluded.customer_id, state = excluded.state",
+        params![state.id.to_string(), state.collection, view::customer_of(state), canonical_json(state)],
+    )?;
+    Ok(())
+}
+
+fn server_state(conn: &Connection, id: &str) -> Result<Option<RecordState>> {
+    let s: Option<String> = conn
+        .query_row(
+            "SELECT state FROM server_records WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    s.map(|s| serde_json::from_str(&s))
+        .transpose()
+        .context("damaged server state")
+}
+
+impl Store {
+    /// Record the outcomes of one push in one transaction: answered ops
+    /// leave the outbox; applied ones are folded into the server state (the
+    /// next pull replaces it with the server's own), superseded ones leave
+    /// conflict rows, rejected ones become problems.
+    pub fn record_outcomes(&mut self, resp: &PushResponse) -> Result<OutcomesRecorded> {
+        let device = self
+            .identity
+            .map(|i| i.device)
+            .ok_or_else(Failure::not_logged_in)?;
+        let tx = self.conn.transaction()?;
+        let mut out = OutcomesRecorded::default();
+        for o in &resp.outcomes {
+            let row: Option<String> = tx
+                .query_row(
+                    "SELECT op FROM outbox WHERE device_seq = ?1",
+                    [o.device_seq as i64],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(text) = row else { continue };
+            let op: Op = serde_json::from_str(&text).context("an op in the outbox is damaged")?;
+            if op.op_id != o.op_id {
+                // Not the op we sent under this number: leave it for the next push.
+                continue;
+            }
+            tx.execute(
+                "DELETE FROM outbox WHERE device_seq = ?1",
+                [o.device_seq as i64],
+            )?;
+            let id = op.record_id.to_string();
+            match &o.outcome {
+                Outcome::Applied | Outcome::Superseded { .. } => {
+                    let mut state = server_state(&tx, &id)?
+                        .unwrap_or_else(|| RecordState::new(op.record_id, &op.collection));
+                    state.apply(&op);
+                    if state.exists() {
+                        upsert_server(&tx, &state)?;
+                    }
+                    if let Outcome::Superseded { conflicts } = &o.outcome {
+                        out.superseded += 1;
+                        for c in conflicts {
+                            issues::insert_conflict(&tx, &op, c)?;
+                            out.conflicts += 1;
+                        }
+                    } else {
+                        out.applied += 1;
+                    }
+                }
+                Outcome::Rejected {
+                    code,
+                    message,
+                    field,
+                } => {
+                    out.rejected += 1;
+                    issues::insert_problem(&tx, &op, code.as_str(), message, field.as_deref())?;
+                }
+            }
+            view::refresh(&tx, &id)?;
+        }
+        observe(&tx, device, &resp.server_clock)?;
+        match &resp.clock_warning {
+            Some(w) => set_meta(&tx, key::CLOCK_WARNING, &serde_json::to_string(w)?)?,
+            None if !resp.outcomes.is_empty() => {
+                tx.execute("DELETE FROM meta WHERE key = ?1", [key::CLOCK_WARNING])?;
+            }
+            None => {}
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Apply one pulled page and store its cursor, in one transaction.
+    pub fn apply_page(&mut self, page: &PullResponse) -> Result<PageApplied> {
+        let device = self
+            .identity
+            .map(|i| i.device)
+            .ok_or_else(Failure::not_logged_in)?;
+        let tx = self.conn.transaction()?;
+        let mut out = PageApplied::default();
+        for change in &page.changes {
+            match change {
+                Change::Upsert { record, .. } => {
+                    upsert_server(&tx, record)?;
+                    for f in record.fields.values() {
+                        observe(&tx, device, &f.hlc)?;
+                    }
+                    view::refresh(&tx, &record.id.to_string())?;
+                    out.upserts += 1;
+                }
+                Change::Evict { customer_id, .. } => {
+                    let c = customer_id.to_string();
+                    let mut ids = BTreeSet::new();
+                    for table in ["server_records", "records"] {
+                        let mut stmt = tx.prepare(&format!(
+                            "SELECT id FROM {table} WHERE id = ?1 OR customer_id = ?1"
+                        ))?;
+                        for id in stmt.query_map([&c], |r| r.get::<_, String>(0))? {
+                            ids.insert(id?);
+                        }
+                    }
+                    tx.execute(
+                        "DELETE FROM server_records WHERE id = ?1 OR customer_id = ?1",
+                        [&c],
+                    )?;
+                    tx.execute(
+                        "DELETE FROM records WHERE id = ?1 OR customer_id = ?1",
+                        [&c],
+                    )?;
+                    // Ops still pending for these records stay in the outbox
+                    // (they will come back as problems); the view shows them.
+                    for id in ids {
+                        view::refresh(&tx, &id)?;
+                    }
+                    out.evicted += 1;
+                }
+            }
+        }
+        set_meta(&tx, key::CURSOR, &page.cursor.to_string())?;
+        observe(&tx, device, &page.server_clock)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Count and checksum of the server state per collection.
+    pub fn tallies(&self) -> Result<BTreeMap<String, Tally>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT collection, state FROM server_records")?;
+        let mut out: BTreeMap<String, Tally> = BTreeMap::new();
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (coll, state) = row?;
+            out.entry(coll).or_default().add(state.as_bytes());
+        }
+        Ok(out)
+    }
+
+    /// Forget all server state (the outbox stays) and start pulling from 0.
+    pub fn reset_server_state(&mut self) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM server_records", [])?;
+        set_meta(&tx, key::CURSOR, "0")?;
+        view::rebuild(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+}

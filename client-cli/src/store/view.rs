@@ -1,0 +1,214 @@
+//! The local view: server state with this device's pending ops re-applied.
+
+use super::Store;
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::Value;
+use sync_protocol::merge::RecordState;
+use sync_protocol::{Op, RecordId, schema};
+
+/// One record of the local view.
+#[derive(Clone, Debug)]
+pub struct Rec {
+    /// Id.
+    pub id: RecordId,
+    /// The customer it belongs to (its own id for a customer).
+    pub customer_id: Option<RecordId>,
+    /// Archived.
+    pub archived: bool,
+    /// Has ops not yet synced.
+    pub pending: bool,
+    /// The merged state.
+    pub state: RecordState,
+}
+
+impl Rec {
+    /// A text field.
+    pub fn str(&self, field: &str) -> Option<&str> {
+        self.state.get_str(field)
+    }
+
+    /// Any field.
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.state.get(field)
+    }
+
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<(String, Option<String>, bool, bool, String)> {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get::<_, i64>(2)? != 0,
+            r.get::<_, i64>(3)? != 0,
+            r.get(4)?,
+        ))
+    }
+}
+
+const COLS: &str = "id, customer_id, archived, pending, state";
+
+fn build(row: (String, Option<String>, bool, bool, String)) -> Result<Rec> {
+    let (id, customer, archived, pending, state) = row;
+    let state: RecordState = serde_json::from_str(&state)
+        .with_context(|| format!("record {id} in the local store is damaged"))?;
+    Ok(Rec {
+        id: id.parse().with_context(|| format!("bad id {id}"))?,
+        customer_id: customer.and_then(|c| c.parse().ok()),
+        archived,
+        pending,
+        state,
+    })
+}
+
+/// The customer a record belongs to (its own id for customers).
+pub(crate) fn customer_of(state: &RecordState) -> Option<String> {
+    if state.collection == "customers" {
+        return Some(state.id.to_string());
+    }
+    let field = schema::collection(&state.collection)?.customer_field()?;
+    state.get_str(field).map(str::to_owned)
+}
+
+fn name_of(state: &RecordState) -> Option<String> {
+    let f = match state.collection.as_str() {
+        "users" => "username",
+        "customers" | "teams" | "incentive_plans" => "name",
+        "courses" => "title",
+        _ => return None,
+    };
+    state.get_str(f).map(str::to_owned)
+}
+
+fn status_of(state: &RecordState) -> Option<String> {
+    let (field, _) = schema::collection(&state.collection)?.transition_field()?;
+    state.get_str(field.name).map(str::to_owned)
+}
+
+fn at_of(state: &RecordState) -> Option<String> {
+    [
+        "started_at",
+        "sold_at",
+        "opened_at",
+        "created_at",
+        "held_at",
+        "written_at",
+        "granted_at",
+    ]
+    .iter()
+    .find_map(|f| state.get_str(f))
+    .map(str::to_owned)
+}
+
+/// Recompute one record of the view from its server state and pending ops.
+pub(crate) fn refresh(conn: &Connection, id: &str) -> Result<()> {
+    let server: Option<String> = conn
+        .query_row(
+            "SELECT state FROM server_records WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut stmt =
+        conn.prepare_cached("SELECT op FROM outbox WHERE record_id = ?1 ORDER BY device_seq")?;
+    let ops: Vec<String> = stmt
+        .query_map([id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let ops: Vec<Op> = ops
+        .iter()
+        .map(|o| serde_json::from_str(o))
+        .collect::<Result<_, _>>()
+        .context("an op in the outbox is damaged")?;
+    let mut state = match (server, ops.first()) {
+        (Some(s), _) => serde_json::from_str::<RecordState>(&s)
+            .with_context(|| format!("server state of {id} is damaged"))?,
+        (None, Some(op)) => RecordState::new(op.record_id, &op.collection),
+        (None, None) => {
+            conn.execute("DELETE FROM records WHERE id = ?1", [id])?;
+            return Ok(());
+        }
+    };
+    for op in &ops {
+        state.apply(op);
+    }
+    if !state.exists() {
+        conn.execute("DELETE FROM records WHERE id = ?1", [id])?;
+        return Ok(());
+    }
+    conn.execute(
+        "INSERT INTO records (id, collection, customer_id, name, status, at, archived, pending, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, customer_id = excluded.customer_id,
+           name = excluded.name, status = excluded.status, at = excluded.at, archived = excluded.archived,
+           pending = excluded.pending, state = excluded.state",
+        params![
+            id,
+            state.collection,
+            customer_of(&state),
+            name_of(&state),
+            status_of(&state),
+            at_of(&state),
+            i64::from(state.archived.is_some()),
+            i64::from(!ops.is_empty()),
+            serde_json::to_string(&state)?
+        ],
+    )?;
+    Ok(())
+}
+
+/// Rebuild the whole view.
+pub(crate) fn rebuild(conn: &Connection) -> Result<()> {
+    conn.execute("DELETE FROM records", [])?;
+    let mut stmt =
+        conn.prepare("SELECT id FROM server_records UNION SELECT record_id FROM outbox")?;
+    let ids: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in ids {
+        refresh(conn, &id)?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// One record of the view.
+    pub fn get(&self, id: &RecordId) -> Result<Option<Rec>> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {COLS} FROM records WHERE id = ?1"),
+                [id.to_string()],
+                Rec::from_row,
+            )
+            .optional()?;
+        row.map(build).transpose()
+    }
+
+    /// Every record of a collection, oldest first.
+    pub fn list(&self, collection: &str) -> Result<Vec<Rec>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLS} FROM records WHERE collection = ?1 ORDER BY at, id"
+        ))?;
+        let rows = stmt
+            .query_map([collection], Rec::from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(build).collect()
+    }
+
+    /// Every record of a collection belonging to one customer, oldest first.
+    pub fn list_for_customer(&self, collection: &str, customer: &RecordId) -> Result<Vec<Rec>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLS} FROM records WHERE collection = ?1 AND customer_id = ?2 ORDER BY at, id"
+        ))?;
+        let rows = stmt
+            .query_map(params![collection, customer.to_string()], Rec::from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(build).collect()
+    }
+
+    /// Rebuild the whole view from server state and the outbox.
+    pub fn rebuild_view(&mut self) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        rebuild(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,479 @@
+//! Accounts, devices and administration: the rules behind `/v1/auth/*` and
+//! `/v1/admin/*` (store-independent). Creating or changing an account or a
+//! team also writes its `users`/`teams` directory record, so devices learn
+//! the directory through an ordinary pull.
+
+use crate::auth::{self, Actor};
+use crate::config::HashCost;
+use crate::error::ApiError;
+use crate::scope::scope_filter;
+use crate::store::{self, DeviceRow, ReadTx, Store, TeamRow, UserRow, WriteTx};
+use crate::sync::{self, ServerClock};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use sync_protocol::schema::Role;
+use sync_protocol::time::format_ts;
+use sync_protocol::wire::{
+    CreateTeamRequest, CreateUserRequest, DeviceInfo, LoginRequest, LoginResponse, ProblemInfo,
+    TeamInfo, UserInfo,
+};
+use sync_protocol::{DeviceId, ErrorCode as E, Fields, RecordId, TeamId, UserId};
+
+/// Failed logins allowed per username within [`RATE_WINDOW_MS`].
+pub const MAX_FAILURES_PER_USER: u64 = 5;
+/// Failed logins allowed per client address within [`RATE_WINDOW_MS`].
+pub const MAX_FAILURES_PER_ADDRESS: u64 = 30;
+/// The rate-limit window: 15 minutes.
+pub const RATE_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+/// A syntactically valid username: `[A-Za-z0-9._-]{1,64}`.
+pub fn valid_username(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The API form of an account.
+pub fn user_info(u: &UserRow) -> UserInfo {
+    UserInfo {
+        id: u.id,
+        username: u.username.clone(),
+        role: u.role,
+        team_id: u.team_id,
+        supervisor_id: u.supervisor_id,
+        active: u.active,
+    }
+}
+
+fn team_info(t: &TeamRow) -> TeamInfo {
+    TeamInfo {
+        id: t.id,
+        name: t.name.clone(),
+        region: t.region.clone(),
+    }
+}
+
+fn device_info(d: &DeviceRow, username: &str) -> DeviceInfo {
+    DeviceInfo {
+        id: d.id,
+        user_id: d.user_id,
+        username: username.to_owned(),
+        name: d.name.clone(),
+        created_at: d.created_at.clone(),
+        last_seen_at: d.last_seen_at.clone(),
+        revoked_at: d.revoked_at.clone(),
+        acked_through: d.acked_through,
+        clock_drift_ms: d.clock_drift_ms,
+    }
+}
+
+/// Only admins.
+pub fn require_admin(actor: &Actor) -> Result<(), ApiError> {
+    if actor.user.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "only an admin may do this; you are {}",
+            actor.user.role
+        )))
+    }
+}
+
+fn user_fields(u: &UserRow) -> Fields {
+    let mut f = Fields::new();
+    f.insert("username".into(), json!(u.username));
+    f.insert("role".into(), json!(u.role.as_str()));
+    f.insert(
+        "team_id".into(),
+        u.team_id.map_or(Value::Null, |t| json!(t.to_string())),
+    );
+    f.insert(
+        "supervisor_id".into(),
+        u.supervisor_id
+            .map_or(Value::Null, |s| json!(s.to_string())),
+    );
+    f.insert("active".into(), json!(u.active));
+    f
+}
+
+fn write_user_record(
+    tx: &mut dyn WriteTx,
+    u: &UserRow,
+    by: UserId,
+    now: DateTime<Utc>,
+    fields: Fields,
+) -> Result<(), ApiError> {
+    sync::write_directory_record(tx, "users", RecordId(u.id.0), fields, by, now)?;
+    Ok(())
+}
+
+/// First start: the server's identity and clock, and the `admin` account.
+/// Returns the generated password when one was made up (to be shown once).
+pub fn bootstrap(
+    store: &dyn Store,
+    admin_password: Option<&str>,
+    cost: HashCost,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, ApiError> {
+    let generated = admin_password.is_none().then(auth::random_password);
+    let password = admin_password
+        .map(str::to_owned)
+        .or_else(|| generated.clone())
+        .unwrap_or_default();
+    let hash = auth::hash_password(&password, cost)?;
+    store::write(store, |tx| {
+        sync::ensure_identity(tx, now)?;
+        if tx.user_count()? > 0 {
+            return Ok(None);
+        }
+        let admin = UserRow {
+            id: UserId::new_v7(now),
+            username: "admin".into(),
+            password_hash: hash,
+            role: Role::Admin,
+            team_id: None,
+            supervisor_id: None,
+            active: true,
+            created_at: format_ts(now),
+        };
+        tx.insert_user(&admin)?;
+        write_user_record(tx, &admin, admin.id, now, user_fields(&admin))?;
+        Ok(generated)
+    })
+}
+
+/// `POST /v1/auth/login`. Password hashing runs outside the write
+/// transaction; failures are counted in the store (shared by instances).
+pub fn login(
+    store: &dyn Store,
+    req: &LoginRequest,
+    address: &str,
+    now: DateTime<Utc>,
+) -> Result<LoginResponse, ApiError> {
+    let now_ms = now.timestamp_millis();
+    let since = now_ms - RATE_WINDOW_MS;
+    let (user, (by_user, by_addr)) = store::read(store, |tx| {
+        Ok::<_, ApiError>((
+            tx.user_by_name(&req.username)?,
+            tx.login_failures(&req.username, address, since)?,
+        ))
+    })?;
+    if by_user >= MAX_FAILURES_PER_USER || by_addr >= MAX_FAILURES_PER_ADDRESS {
+        return Err(ApiError::new(
+            E::RateLimited,
+            "too many failed logins; wait 15 minutes and try again",
+        ));
+    }
+    let ok = user
+        .as_ref()
+        .is_some_and(|u| auth::verify_password(&req.password, &u.password_hash));
+    let Some(user) = user.filter(|_| ok) else {
+        store::write(store, |tx| {
+            tx.add_login_failure(&req.username, address, now_ms, since)
+        })?;
+        return Err(ApiError::new(
+            E::InvalidCredentials,
+            "wrong username or password",
+        ));
+    };
+    if !user.active {
+        return Err(ApiError::new(
+            E::UserDeactivated,
+            format!("user {} is deactivated", user.username),
+        ));
+    }
+    let (token, hash) = auth::new_token();
+    let at = format_ts(now);
+    let name = req.device_name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::field(
+            E::OutOfRange,
+            "device_name",
+            "device_name must be 1-200 characters",
+        ));
+    }
+    store::write(store, |tx| {
+        let reuse = match req.device_id {
+            Some(id) => tx
+                .device(id)?
+                .filter(|d| d.user_id == user.id && d.revoked_at.is_none()),
+            None => None,
+        };
+        let device = match reuse {
+            Some(d) => DeviceRow {
+                name: name.to_owned(),
+                last_seen_at: Some(at.clone()),
+                logged_out_at: None,
+                ..d
+            },
+            None => DeviceRow {
+                id: DeviceId::new_v7(now),
+                user_id: user.id,
+                name: name.to_owned(),
+                created_at: at.clone(),
+                last_seen_at: Some(at.clone()),
+                revoked_at: None,
+                logged_out_at: None,
+                acked_through: 0,
+                clock_drift_ms: None,
+            },
+        };
+        tx.upsert_device(&device, &hash)?;
+        let server_clock = ServerClock::load(tx)?.now(now);
+        Ok(LoginResponse {
+            token: token.clone(),
+            device_id: device.id,
+            user: user_info(&user),
+            server_clock,
+        })
+    })
+}
+
+/// `POST /v1/auth/logout`.
+pub fn logout(tx: &mut dyn WriteTx, actor: &Actor, now: DateTime<Utc>) -> Result<(), ApiError> {
+    tx.log_out_device(actor.device.id, &format_ts(now))?;
+    Ok(())
+}
+
+fn resolve_team(tx: &mut dyn ReadTx, name_or_id: &str) -> Result<TeamRow, ApiError> {
+    if let Some(t) = tx.team_by_name(name_or_id)? {
+        return Ok(t);
+    }
+    if let Ok(id) = name_or_id.parse::<TeamId>()
+        && let Some(t) = tx.team(id)?
+    {
+        return Ok(t);
+    }
+    Err(ApiError::field(
+        E::NotFound,
+        "team",
+        format!("there is no team {name_or_id:?}"),
+    ))
+}
+
+/// `POST /v1/admin/teams`.
+pub fn create_team(
+    tx: &mut dyn WriteTx,
+    actor: &Actor,
+    req: &CreateTeamRequest,
+    now: DateTime<Utc>,
+) -> Result<TeamInfo, ApiError> {
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::field(
+            E::OutOfRange,
+            "name",
+            "a team name has 1-200 characters",
+        ));
+    }
+    if req.region.as_ref().is_some_and(|r| r.chars().count() > 200) {
+        return Err(ApiError::field(
+            E::TooLong,
+            "region",
+            "a region has at most 200 characters",
+        ));
+    }
+    let team = TeamRow {
+        id: TeamId::new_v7(now),
+        name: name.to_owned(),
+        region: req.region.clone(),
+        created_at: format_ts(now),
+    };
+    tx.insert_team(&team)?;
+    let mut f = Fields::new();
+    f.insert("name".into(), json!(team.name));
+    if let Some(r) = &team.region {
+        f.insert("region".into(), json!(r));
+    }
+    sync::write_directory_record(tx, "teams", RecordId(team.id.0), f, actor.user.id, now)?;
+    Ok(team_info(&team))
+}
+
+/// `GET /v1/admin/teams`.
+pub fn teams(tx: &mut dyn ReadTx) -> Result<Vec<TeamInfo>, ApiError> {
+    Ok(tx.teams()?.iter().map(team_info).collect())
+}
+
+/// Check a new account's name and password before hashing.
+pub fn check_new_user(req: &CreateUserRequest) -> Result<(), ApiError> {
+    if !valid_username(&req.username) {
+        return Err(ApiError::field(
+            E::OutOfRange,
+            "username",
+            "a username has 1-64 of letters, digits, '.', '_' and '-'",
+        ));
+    }
+    auth::check_password_rules(&req.password)
+}
+
+/// `POST /v1/admin/users` (the password is already hashed).
+pub fn create_user(
+    tx: &mut dyn WriteTx,
+    actor: &Actor,
+    req: &CreateUserRequest,
+    password_hash: String,
+    now: DateTime<Utc>,
+) -> Result<UserInfo, ApiError> {
+    check_new_user(req)?;
+    let team_id = req
+        .team
+        .as_deref()
+        .map(|t| resolve_team(tx, t))
+        .transpose()?
+        .map(|t| t.id);
+    let supervisor_id = match req.supervisor.as_deref() {
+        Some(name) => Some(
+            tx.user_by_name(name)?
+                .ok_or_else(|| {
+                    ApiError::field(
+                        E::NotFound,
+                        "supervisor",
+                        format!("there is no user {name:?}"),
+                    )
+                })?
+                .id,
+        ),
+        None => None,
+    };
+    let user = UserRow {
+        id: UserId::new_v7(now),
+        username: req.username.clone(),
+        password_hash,
+        role: req.role,
+        team_id,
+        supervisor_id,
+        active: true,
+        created_at: format_ts(now),
+    };
+    tx.insert_user(&user)?;
+    write_user_record(tx, &user, actor.user.id, now, user_fields(&user))?;
+    Ok(user_info(&user))
+}
+
+/// `GET /v1/admin/users`.
+pub fn users(tx: &mut dyn ReadTx) -> Result<Vec<UserInfo>, ApiError> {
+    Ok(tx.users()?.iter().map(user_info).collect())
+}
+
+fn user_named(tx: &mut dyn ReadTx, username: &str) -> Result<UserRow, ApiError> {
+    tx.user_by_name(username)?
+        .ok_or_else(|| ApiError::not_found(format!("there is no user {username:?}")))
+}
+
+/// `POST /v1/admin/users/{username}/deactivate`.
+pub fn deactivate(
+    tx: &mut dyn WriteTx,
+    actor: &Actor,
+    username: &str,
+    now: DateTime<Utc>,
+) -> Result<UserInfo, ApiError> {
+    let mut user = user_named(tx, username)?;
+    if user.id == actor.user.id {
+        return Err(ApiError::forbidden("you cannot deactivate yourself"));
+    }
+    if user.active {
+        tx.set_user_active(user.id, false)?;
+        user.active = false;
+        let mut f = Fields::new();
+        f.insert("active".into(), json!(false));
+        write_user_record(tx, &user, actor.user.id, now, f)?;
+    }
+    Ok(user_info(&user))
+}
+
+/// `POST /v1/admin/users/{username}/password` (the password is already hashed).
+pub fn reset_password(
+    tx: &mut dyn WriteTx,
+    username: &str,
+    password_hash: &str,
+) -> Result<(), ApiError> {
+    let user = user_named(tx, username)?;
+    tx.set_password(user.id, password_hash)?;
+    Ok(())
+}
+
+/// `GET /v1/admin/devices?user=NAME`.
+pub fn devices(tx: &mut dyn ReadTx, username: Option<&str>) -> Result<Vec<DeviceInfo>, ApiError> {
+    let filter = username.map(|u| user_named(tx, u)).transpose()?;
+    let names: HashMap<UserId, String> = tx
+        .users()?
+        .into_iter()
+        .map(|u| (u.id, u.username))
+        .collect();
+    Ok(tx
+        .devices(filter.map(|u| u.id))?
+        .iter()
+        .map(|d| device_info(d, names.get(&d.user_id).map_or("", String::as_str)))
+        .collect())
+}
+
+/// `POST /v1/admin/devices/{id}/revoke`.
+pub fn revoke(
+    tx: &mut dyn WriteTx,
+    id: DeviceId,
+    now: DateTime<Utc>,
+) -> Result<DeviceInfo, ApiError> {
+    if tx.device(id)?.is_none() {
+        return Err(ApiError::not_found(format!("there is no device {id}")));
+    }
+    tx.revoke_device(id, &format_ts(now))?;
+    let d = tx
+        .device(id)?
+        .ok_or_else(|| ApiError::not_found(format!("there is no device {id}")))?;
+    let name = tx.user(d.user_id)?.map(|u| u.username).unwrap_or_default();
+    Ok(device_info(&d, &name))
+}
+
+/// `GET /v1/admin/problems?team=NAME`: admin and hq see all (or one team's);
+/// a supervisor sees their own team's only.
+pub fn problems(
+    tx: &mut dyn ReadTx,
+    actor: &Actor,
+    team: Option<&str>,
+) -> Result<Vec<ProblemInfo>, ApiError> {
+    let team = team.map(|t| resolve_team(tx, t)).transpose()?;
+    let users: Option<Vec<UserId>> = match actor.user.role {
+        Role::Admin | Role::Hq => match &team {
+            Some(t) => Some(tx.team_members(Some(t.id), None)?),
+            None => None,
+        },
+        Role::Supervisor => {
+            if let Some(t) = &team
+                && actor.user.team_id != Some(t.id)
+            {
+                return Err(ApiError::forbidden(
+                    "a supervisor sees the problems of their own team only",
+                ));
+            }
+            Some(scope_filter(tx, &actor.user)?.users)
+        }
+        Role::Rep => {
+            return Err(ApiError::forbidden(
+                "reps cannot list problems; ask your supervisor",
+            ));
+        }
+    };
+    let names: HashMap<UserId, String> = tx
+        .users()?
+        .into_iter()
+        .map(|u| (u.id, u.username))
+        .collect();
+    let mut out = Vec::new();
+    for p in tx.problems(users.as_deref())? {
+        let op = serde_json::from_str(&p.op)
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("stored problem op {}: {e}", p.id)))?;
+        let code = serde_json::from_value(Value::String(p.code.clone())).unwrap_or(E::Internal);
+        out.push(ProblemInfo {
+            id: p.id,
+            user_id: p.user_id,
+            username: names.get(&p.user_id).cloned().unwrap_or_default(),
+            op,
+            code,
+            message: p.message,
+            created_at: p.created_at,
+        });
+    }
+    Ok(out)
+}

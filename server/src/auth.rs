@@ -1,0 +1,175 @@
+//! Passwords (argon2id), device tokens (32 random bytes, stored as SHA-256)
+//! and the [`Actor`] extractor that authenticates every device request.
+
+use crate::config::HashCost;
+use crate::error::{ApiError, blocking};
+use crate::startup::AppState;
+use crate::store::{self, DeviceRow, UserRow};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use std::pin::Pin;
+use sync_protocol::ErrorCode;
+
+/// Shortest accepted password.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+fn argon(cost: HashCost) -> Argon2<'static> {
+    let params = match cost {
+        HashCost::Standard => Params::default(),
+        // The smallest parameters argon2 allows: tests only.
+        HashCost::TestOnlyFast => Params::new(8, 1, 1, None).unwrap_or_default(),
+    };
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hash a password (PHC string).
+pub fn hash_password(password: &str, cost: HashCost) -> Result<String, ApiError> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    argon(cost)
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("hashing failed: {e}")))
+}
+
+/// Whether `password` matches the stored PHC string (parameters come from the string).
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// Check a new password's length.
+pub fn check_password_rules(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ApiError::field(
+            ErrorCode::OutOfRange,
+            "password",
+            format!("a password needs at least {MIN_PASSWORD_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A new device token and its hash.
+pub fn new_token() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+/// SHA-256 of a token, as stored.
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// A random password for the first admin account.
+pub fn random_password() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
+    let mut bytes = [0u8; 20];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// The authenticated device and its user.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    /// The user.
+    pub user: UserRow,
+    /// The device the token belongs to.
+    pub device: DeviceRow,
+}
+
+impl FromRequest for Actor {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(|t| t.trim().to_owned());
+        Box::pin(async move {
+            let state = state
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+            let Some(token) = token.filter(|t| !t.is_empty()) else {
+                return Err(ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "this request needs `Authorization: Bearer <device token>`; log in first",
+                ));
+            };
+            let hash = token_hash(&token);
+            blocking(move || {
+                store::read(state.store.as_ref(), |tx| {
+                    let Some(device) = tx.device_by_token(&hash)? else {
+                        return Err(ApiError::new(
+                            ErrorCode::Unauthenticated,
+                            "unknown device token; log in again",
+                        ));
+                    };
+                    if device.revoked_at.is_some() {
+                        return Err(ApiError::new(
+                            ErrorCode::DeviceRevoked,
+                            "this device was revoked by an administrator",
+                        ));
+                    }
+                    if device.logged_out_at.is_some() {
+                        return Err(ApiError::new(
+                            ErrorCode::DeviceRevoked,
+                            "this token was revoked by a logout; log in again",
+                        ));
+                    }
+                    let user = tx.user(device.user_id)?.ok_or_else(|| {
+                        ApiError::new(
+                            ErrorCode::Unauthenticated,
+                            "the device's user no longer exists",
+                        )
+                    })?;
+                    if !user.active {
+                        return Err(ApiError::new(
+                            ErrorCode::UserDeactivated,
+                            format!("user {} is deactivated", user.username),
+                        ));
+                    }
+                    Ok(Actor { user, device })
+                })
+            })
+            .await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_tokens_are_hashed() {
+        let h = hash_password("correct horse", HashCost::TestOnlyFast).unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong horse", &h));
+        let (t, hash) = new_token();
+        assert_eq!(t.len(), 43);
+        assert_eq!(hash, token_hash(&t));
+        assert_eq!(hash.len(), 32);
+    }
+}

@@ -1,0 +1,91 @@
+//! Prometheus metrics: requests by route and status, latency, op outcomes,
+//! pulls and active devices.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// The server's metrics (one registry per application).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `fieldsync_http_requests_total{route, status}`.
+    pub requests: IntCounterVec,
+    /// `fieldsync_http_request_duration_seconds{route}`.
+    pub latency: HistogramVec,
+    /// `fieldsync_ops_total{outcome}`: applied, superseded, rejected, replayed.
+    pub ops: IntCounterVec,
+    /// `fieldsync_pulls_total`.
+    pub pulls: IntCounter,
+    /// `fieldsync_active_devices`: devices not revoked whose user is active (refreshed on scrape).
+    pub active_devices: IntGauge,
+}
+
+impl Metrics {
+    /// Register every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "fieldsync_http_requests_total",
+                "HTTP requests by route and status",
+            ),
+            &["route", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "fieldsync_http_request_duration_seconds",
+                "HTTP request latency by route",
+            ),
+            &["route"],
+        )?;
+        let ops = IntCounterVec::new(
+            Opts::new("fieldsync_ops_total", "Pushed ops by outcome"),
+            &["outcome"],
+        )?;
+        let pulls = IntCounter::new("fieldsync_pulls_total", "Pull pages served")?;
+        let active_devices = IntGauge::new(
+            "fieldsync_active_devices",
+            "Devices not revoked whose user is active",
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(ops.clone()))?;
+        registry.register(Box::new(pulls.clone()))?;
+        registry.register(Box::new(active_devices.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            latency,
+            ops,
+            pulls,
+            active_devices,
+        })
+    }
+
+    /// Count one request.
+    pub fn observe(&self, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .with_label_values(&[route, &status.to_string()])
+            .inc();
+        self.latency.with_label_values(&[route]).observe(seconds);
+    }
+
+    /// Count the outcomes of one push.
+    pub fn count_push(&self, c: &crate::sync::push::Counts) {
+        self.ops.with_label_values(&["applied"]).inc_by(c.applied);
+        self.ops
+            .with_label_values(&["superseded"])
+            .inc_by(c.superseded);
+        self.ops.with_label_values(&["rejected"]).inc_by(c.rejected);
+        self.ops.with_label_values(&["replayed"]).inc_by(c.replayed);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+}

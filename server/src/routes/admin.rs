@@ -1,0 +1,232 @@
+//! `/v1/admin/*`.
+
+use crate::accounts::{self, require_admin};
+use crate::auth::{self, Actor};
+use crate::error::{ApiError, blocking};
+use crate::startup::AppState;
+use crate::store;
+use crate::sync::assign;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use sync_protocol::wire::{
+    AssignCustomerRequest, AssignCustomerResponse, CreateTeamRequest, CreateUserRequest,
+    DeviceInfo, ProblemInfo, ResetPasswordRequest, TeamInfo, UserInfo,
+};
+use sync_protocol::{DeviceId, RecordId};
+
+type ApiResult<T> = Result<web::Json<T>, ApiError>;
+
+/// List teams.
+#[utoipa::path(get, path = "/v1/admin/teams", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = [TeamInfo]), (status = 403, body = sync_protocol::wire::ApiError)))]
+pub async fn list_teams(actor: Actor, state: web::Data<AppState>) -> ApiResult<Vec<TeamInfo>> {
+    require_admin(&actor)?;
+    let st = state.into_inner();
+    Ok(web::Json(
+        blocking(move || store::read(st.store.as_ref(), accounts::teams)).await?,
+    ))
+}
+
+/// Create a team (and its `teams` directory record).
+#[utoipa::path(post, path = "/v1/admin/teams", tag = "admin", security(("bearer" = [])), request_body = CreateTeamRequest,
+    responses((status = 200, body = TeamInfo), (status = 403, body = sync_protocol::wire::ApiError), (status = 409, body = sync_protocol::wire::ApiError)))]
+pub async fn create_team(
+    actor: Actor,
+    state: web::Data<AppState>,
+    body: web::Json<CreateTeamRequest>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&actor)?;
+    let st = state.into_inner();
+    let req = body.into_inner();
+    let team = blocking(move || {
+        store::write(st.store.as_ref(), |tx| {
+            accounts::create_team(tx, &actor, &req, chrono::Utc::now())
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(team))
+}
+
+/// List users.
+#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = [UserInfo]), (status = 403, body = sync_protocol::wire::ApiError)))]
+pub async fn list_users(actor: Actor, state: web::Data<AppState>) -> ApiResult<Vec<UserInfo>> {
+    require_admin(&actor)?;
+    let st = state.into_inner();
+    Ok(web::Json(
+        blocking(move || store::read(st.store.as_ref(), accounts::users)).await?,
+    ))
+}
+
+/// Create a user (and its `users` directory record).
+#[utoipa::path(post, path = "/v1/admin/users", tag = "admin", security(("bearer" = [])), request_body = CreateUserRequest,
+    responses((status = 200, body = UserInfo), (status = 400, body = sync_protocol::wire::ApiError),
+              (status = 403, body = sync_protocol::wire::ApiError), (status = 409, body = sync_protocol::wire::ApiError)))]
+pub async fn create_user(
+    actor: Actor,
+    state: web::Data<AppState>,
+    body: web::Json<CreateUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&actor)?;
+    let st = state.into_inner();
+    let req = body.into_inner();
+    accounts::check_new_user(&req)?;
+    let user = blocking(move || {
+        let hash = auth::hash_password(&req.password, st.hash_cost)?;
+        store::write(st.store.as_ref(), |tx| {
+            accounts::create_user(tx, &actor, &req, hash, chrono::Utc::now())
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+/// Deactivate a user: their devices are refused from now on.
+#[utoipa::path(post, path = "/v1/admin/users/{username}/deactivate", tag = "admin", security(("bearer" = [])),
+    params(("username" = String, Path, description = "login name")),
+    responses((status = 200, body = UserInfo), (status = 404, body = sync_protocol::wire::ApiError)))]
+pub async fn deactivate_user(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<UserInfo> {
+    require_admin(&actor)?;
+    let st = state.into_inner();
+    let username = path.into_inner();
+    Ok(web::Json(
+        blocking(move || {
+            store::write(st.store.as_ref(), |tx| {
+                accounts::deactivate(tx, &actor, &username, chrono::Utc::now())
+            })
+        })
+        .await?,
+    ))
+}
+
+/// Set a user's password.
+#[utoipa::path(post, path = "/v1/admin/users/{username}/password", tag = "admin", security(("bearer" = [])),
+    params(("username" = String, Path, description = "login name")), request_body = ResetPasswordRequest,
+    responses((status = 204), (status = 400, body = sync_protocol::wire::ApiError), (status = 404, body = sync_protocol::wire::ApiError)))]
+pub async fn reset_password(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<ResetPasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&actor)?;
+    auth::check_password_rules(&body.password)?;
+    let st = state.into_inner();
+    let username = path.into_inner();
+    let req = body.into_inner();
+    blocking(move || {
+        let hash = auth::hash_password(&req.password, st.hash_cost)?;
+        store::write(st.store.as_ref(), |tx| {
+            accounts::reset_password(tx, &username, &hash)
+        })
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `?user=NAME`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesQuery {
+    /// Only this user's devices.
+    pub user: Option<String>,
+}
+
+/// List devices.
+#[utoipa::path(get, path = "/v1/admin/devices", tag = "admin", security(("bearer" = [])), params(DevicesQuery),
+    responses((status = 200, body = [DeviceInfo]), (status = 404, body = sync_protocol::wire::ApiError)))]
+pub async fn list_devices(
+    actor: Actor,
+    state: web::Data<AppState>,
+    q: web::Query<DevicesQuery>,
+) -> ApiResult<Vec<DeviceInfo>> {
+    require_admin(&actor)?;
+    let st = state.into_inner();
+    let q = q.into_inner();
+    Ok(web::Json(
+        blocking(move || {
+            store::read(st.store.as_ref(), |tx| {
+                accounts::devices(tx, q.user.as_deref())
+            })
+        })
+        .await?,
+    ))
+}
+
+/// Revoke a device: it is refused everything from now on.
+#[utoipa::path(post, path = "/v1/admin/devices/{id}/revoke", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "device id")),
+    responses((status = 200, body = DeviceInfo), (status = 404, body = sync_protocol::wire::ApiError)))]
+pub async fn revoke_device(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<DeviceId>,
+) -> ApiResult<DeviceInfo> {
+    require_admin(&actor)?;
+    let st = state.into_inner();
+    let id = path.into_inner();
+    Ok(web::Json(
+        blocking(move || {
+            store::write(st.store.as_ref(), |tx| {
+                accounts::revoke(tx, id, chrono::Utc::now())
+            })
+        })
+        .await?,
+    ))
+}
+
+/// Reassign a customer with its whole history.
+#[utoipa::path(post, path = "/v1/admin/customers/{id}/assign", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "customer record id")), request_body = AssignCustomerRequest,
+    responses((status = 200, body = AssignCustomerResponse), (status = 404, body = sync_protocol::wire::ApiError)))]
+pub async fn assign_customer(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<RecordId>,
+    body: web::Json<AssignCustomerRequest>,
+) -> ApiResult<AssignCustomerResponse> {
+    require_admin(&actor)?;
+    let st = state.into_inner();
+    let id = path.into_inner();
+    let req = body.into_inner();
+    Ok(web::Json(
+        blocking(move || {
+            store::write(st.store.as_ref(), |tx| {
+                assign::assign(tx, id, &req.to, chrono::Utc::now())
+            })
+        })
+        .await?,
+    ))
+}
+
+/// `?team=NAME`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ProblemsQuery {
+    /// Only this team's problems.
+    pub team: Option<String>,
+}
+
+/// Rejected ops kept for review.
+#[utoipa::path(get, path = "/v1/admin/problems", tag = "admin", security(("bearer" = [])), params(ProblemsQuery),
+    responses((status = 200, body = [ProblemInfo]), (status = 403, body = sync_protocol::wire::ApiError)))]
+pub async fn list_problems(
+    actor: Actor,
+    state: web::Data<AppState>,
+    q: web::Query<ProblemsQuery>,
+) -> ApiResult<Vec<ProblemInfo>> {
+    let st = state.into_inner();
+    let q = q.into_inner();
+    Ok(web::Json(
+        blocking(move || {
+            store::read(st.store.as_ref(), |tx| {
+                accounts::problems(tx, &actor, q.team.as_deref())
+            })
+        })
+        .await?,
+    ))
+}

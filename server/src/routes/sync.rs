@@ -1,0 +1,66 @@
+//! `/v1/sync/*`.
+
+use crate::auth::Actor;
+use crate::error::{ApiError, blocking};
+use crate::startup::AppState;
+use crate::store;
+use crate::sync::{pull as pull_rules, push as push_rules};
+use actix_web::web;
+use sync_protocol::ErrorCode;
+use sync_protocol::wire::{MAX_PUSH_OPS, PullRequest, PullResponse, PushRequest, PushResponse};
+
+/// Push ops; one transaction per request.
+#[utoipa::path(post, path = "/v1/sync/push", tag = "sync", security(("bearer" = [])), request_body = PushRequest,
+    responses((status = 200, body = PushResponse), (status = 400, body = sync_protocol::wire::ApiError),
+              (status = 401, body = sync_protocol::wire::ApiError), (status = 413, body = sync_protocol::wire::ApiError),
+              (status = 426, body = sync_protocol::wire::ApiError)))]
+pub async fn push(
+    actor: Actor,
+    state: web::Data<AppState>,
+    body: web::Json<PushRequest>,
+) -> Result<web::Json<PushResponse>, ApiError> {
+    let req = body.into_inner();
+    if req.ops.len() > MAX_PUSH_OPS {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "a push holds at most {MAX_PUSH_OPS} ops; this one has {}",
+                req.ops.len()
+            ),
+        ));
+    }
+    let st = state.into_inner();
+    // Counted on the blocking thread: the work completes (and is counted)
+    // even when the client hangs up before the answer.
+    let pushed = blocking(move || {
+        let pushed = store::write(st.store.as_ref(), |tx| {
+            push_rules::push(tx, &actor, &req, chrono::Utc::now())
+        })?;
+        st.metrics.count_push(&pushed.counts);
+        Ok(pushed)
+    })
+    .await?;
+    Ok(web::Json(pushed.response))
+}
+
+/// Pull one page of changes.
+#[utoipa::path(post, path = "/v1/sync/pull", tag = "sync", security(("bearer" = [])), request_body = PullRequest,
+    responses((status = 200, body = PullResponse), (status = 400, body = sync_protocol::wire::ApiError),
+              (status = 401, body = sync_protocol::wire::ApiError)))]
+pub async fn pull(
+    actor: Actor,
+    state: web::Data<AppState>,
+    body: web::Json<PullRequest>,
+) -> Result<web::Json<PullResponse>, ApiError> {
+    let req = body.into_inner();
+    let st = state.into_inner();
+    let st2 = st.clone();
+    let res = blocking(move || {
+        store::read(st.store.as_ref(), |tx| {
+            pull_rules::pull(tx, &actor.user, &req, chrono::Utc::now())
+        })
+    })
+    .await?;
+    st2.metrics.pulls.inc();
+    Ok(web::Json(res))
+}

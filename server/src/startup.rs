@@ -1,0 +1,230 @@
+//! Building and running the application. [`Application::build`] binds its
+//! own listener, so tests start it on port 0.
+
+use crate::accounts;
+use crate::config::{HashCost, Settings};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::routes;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Compress, Next};
+use actix_web::{App, HttpServer, ResponseError, web};
+use anyhow::Context;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+use sync_protocol::ErrorCode;
+use sync_protocol::version::{MIN_SCHEMA_VERSION, SCHEMA_HEADER, SCHEMA_VERSION};
+use sync_protocol::wire::MAX_BODY_BYTES;
+use tracing_actix_web::TracingLogger;
+
+/// Shared by every worker (built once, outside the app factory).
+pub struct AppState {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Password hashing cost.
+    pub hash_cost: HashCost,
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    addr: std::net::SocketAddr,
+    server: Server,
+    /// The password generated for `admin` on first start, if any.
+    pub generated_admin_password: Option<String>,
+}
+
+impl Application {
+    /// Open the store (creating and migrating it), create the first admin on
+    /// an empty database, and bind the listener.
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        create_data_dir(&settings.data_dir)?;
+        let store = SqliteStore::open(&settings.db_path())?;
+        restrict_to_owner(&settings.db_path(), 0o600);
+        let store: Arc<dyn Store> = Arc::new(store);
+        let generated = accounts::bootstrap(
+            store.as_ref(),
+            settings.admin_password.as_deref(),
+            settings.hash_cost,
+            chrono::Utc::now(),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot create the first admin account: {e}"))?;
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let addr = listener.local_addr()?;
+        let state = web::Data::new(AppState {
+            store,
+            metrics: Metrics::new()?,
+            hash_cost: settings.hash_cost,
+        });
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(actix_web::middleware::from_fn(method_not_allowed_as_json))
+                .wrap(actix_web::middleware::from_fn(record_metrics))
+                .wrap(Compress::default())
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(json_config())
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    ApiError::malformed(format!("bad query string: {e}")).into()
+                }))
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|e, _| ApiError::malformed(format!("bad path: {e}")).into()),
+                )
+                .configure(routes::configure)
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(ApiError::not_found(
+                        "no such endpoint; see GET /v1/openapi.json",
+                    ))
+                }))
+        })
+        .listen(listener)?;
+        if let Some(w) = settings.workers {
+            server = server.workers(w);
+        }
+        Ok(Self {
+            addr,
+            server: server.run(),
+            generated_admin_password: generated,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The bound address.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serve until stopped (SIGTERM/Ctrl-C drain in-flight requests, then return).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn create_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    restrict_to_owner(dir, 0o700);
+    Ok(())
+}
+
+/// Data directory `0700`, database `0600` (SQLite gives its -wal/-shm files the database's mode).
+fn restrict_to_owner(path: &std::path::Path, mode: u32) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot restrict permissions");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+}
+
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .error_handler(|e, _| {
+            use actix_web::error::JsonPayloadError as J;
+            match e {
+                J::Overflow { .. } | J::OverflowKnownLength { .. } => ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                )
+                .into(),
+                J::ContentType => {
+                    ApiError::malformed("expected Content-Type: application/json").into()
+                }
+                J::Deserialize(e) => ApiError::malformed(format!("invalid JSON body: {e}")).into(),
+                other => ApiError::malformed(format!("cannot read the body: {other}")).into(),
+            }
+        })
+}
+
+/// Check the `fieldsync-schema` header of every `/v1/` request.
+pub async fn schema_header(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    if let Some(v) = req.headers().get(SCHEMA_HEADER) {
+        let err = match v.to_str().ok().and_then(|s| s.trim().parse::<u32>().ok()) {
+            None => Some(ApiError::malformed(format!(
+                "{SCHEMA_HEADER} must be a whole number"
+            ))),
+            Some(n) if n < MIN_SCHEMA_VERSION => Some(ApiError::new(
+                ErrorCode::ClientTooOld,
+                format!(
+                    "client schema {n} is older than the oldest this server accepts ({MIN_SCHEMA_VERSION}); upgrade fieldsync (your outbox is kept)"
+                ),
+            )),
+            Some(n) if n > SCHEMA_VERSION => Some(ApiError::new(
+                ErrorCode::UnsupportedSchemaVersion,
+                format!(
+                    "client schema {n} is newer than this server understands ({SCHEMA_VERSION}); the server must be upgraded"
+                ),
+            )),
+            Some(_) => None,
+        };
+        if let Some(e) = err {
+            let resp = e.error_response();
+            return Ok(req.into_response(resp));
+        }
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+async fn record_metrics(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let start = Instant::now();
+    let res = next.call(req).await?;
+    if let Some(state) = state {
+        state
+            .metrics
+            .observe(&route, res.status().as_u16(), start.elapsed().as_secs_f64());
+    }
+    Ok(res)
+}
+
+/// actix answers a wrong method with an empty 405: give it the JSON error body.
+async fn method_not_allowed_as_json(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let res = next.call(req).await?;
+    if res.status() != actix_web::http::StatusCode::METHOD_NOT_ALLOWED {
+        return Ok(res.map_into_boxed_body());
+    }
+    let (req, _) = res.into_parts();
+    let err = ApiError::Client {
+        status: actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        code: ErrorCode::MalformedRequest,
+        message: format!(
+            "{} is not allowed on {}; see GET /v1/openapi.json",
+            req.method(),
+            req.path()
+        ),
+        field: None,
+    };
+    Ok(ServiceResponse::new(req, err.error_response()))
+}

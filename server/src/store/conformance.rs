@@ -1,0 +1,534 @@
+#![allow(clippy::many_single_char_names)]
+//! One list of tests that every [`Store`] must pass. Each test gets a fresh,
+//! migrated, empty store. Run against SQLite below; a PostgreSQL store adds
+//! one more `#[test]` calling [`run_all`] with its own factory.
+
+use super::{
+    ChangeRow, CheckIn, DeviceRow, OpRow, ProblemRow, RecordRow, RecordScope, ScopeFilter, Store,
+    StoreError, TeamRow, UserRow, read, write,
+};
+use chrono::{TimeZone, Utc};
+use sync_protocol::geo::LatLon;
+use sync_protocol::schema::Role;
+use sync_protocol::{DeviceId, OpId, RecordId, TeamId, UserId};
+
+type Test = fn(&dyn Store);
+
+/// Every conformance test, by name.
+pub const ALL: &[(&str, Test)] = &[
+    (
+        "change_numbers_are_gap_free_and_shared",
+        change_numbers_are_gap_free_and_shared,
+    ),
+    (
+        "a_failed_write_leaves_nothing_behind",
+        a_failed_write_leaves_nothing_behind,
+    ),
+    (
+        "usernames_and_team_names_are_unique",
+        usernames_and_team_names_are_unique,
+    ),
+    (
+        "devices_are_found_by_token_hash_and_keep_their_ack_on_reregistration",
+        devices_are_found_by_token_hash_and_keep_their_ack_on_reregistration,
+    ),
+    (
+        "login_failures_are_counted_per_name_and_address_within_the_window",
+        login_failures_are_counted_per_name_and_address_within_the_window,
+    ),
+    (
+        "changes_honour_cursor_head_limit_and_scope",
+        changes_honour_cursor_head_limit_and_scope,
+    ),
+    (
+        "evictions_reach_only_the_previous_owners_scope",
+        evictions_reach_only_the_previous_owners_scope,
+    ),
+    (
+        "stored_ops_replay_byte_for_byte",
+        stored_ops_replay_byte_for_byte,
+    ),
+    (
+        "problems_filter_by_user_newest_first",
+        problems_filter_by_user_newest_first,
+    ),
+    (
+        "previous_check_in_is_the_latest_earlier_one",
+        previous_check_in_is_the_latest_earlier_one,
+    ),
+    (
+        "team_members_by_team_or_supervisor",
+        team_members_by_team_or_supervisor,
+    ),
+];
+
+/// Run every test, each on a fresh store from `make`.
+pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
+    for (name, test) in ALL {
+        let store = make();
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(store.as_ref())));
+        assert!(res.is_ok(), "store conformance test {name} failed");
+    }
+}
+
+fn at(sec: i64) -> chrono::DateTime<Utc> {
+    Utc.timestamp_opt(1_800_000_000 + sec, 0).single().unwrap()
+}
+
+fn user(name: &str, role: Role, team: Option<TeamId>, sup: Option<UserId>, n: i64) -> UserRow {
+    UserRow {
+        id: UserId::new_v7(at(n)),
+        username: name.into(),
+        password_hash: "x".into(),
+        role,
+        team_id: team,
+        supervisor_id: sup,
+        active: true,
+        created_at: "2027-01-01T00:00:00.000Z".into(),
+    }
+}
+
+fn rec(tx: &mut dyn super::WriteTx, id: RecordId, collection: &str, scope: RecordScope) -> u64 {
+    let seq = tx.next_seq().unwrap();
+    tx.put_record(&RecordRow {
+        id,
+        collection: collection.into(),
+        seq,
+        state: format!("{{\"id\":\"{id}\"}}"),
+        scope,
+    })
+    .unwrap();
+    seq
+}
+
+fn seqs(rows: &[ChangeRow]) -> Vec<u64> {
+    rows.iter().map(ChangeRow::seq).collect()
+}
+
+fn change_numbers_are_gap_free_and_shared(s: &dyn Store) {
+    let got: Vec<u64> = write(s, |tx| -> Result<_, StoreError> {
+        Ok(vec![tx.next_seq()?, tx.next_seq()?])
+    })
+    .unwrap();
+    assert_eq!(got, vec![1, 2]);
+    let third = write(s, |tx| tx.next_seq()).unwrap();
+    assert_eq!(third, 3);
+    assert_eq!(read(s, |tx| tx.head_seq()).unwrap(), 3);
+}
+
+fn a_failed_write_leaves_nothing_behind(s: &dyn Store) {
+    let res: Result<(), StoreError> = write(s, |tx| {
+        tx.next_seq()?;
+        tx.insert_user(&user("ann", Role::Rep, None, None, 1))?;
+        Err(StoreError::Corrupt("boom".into()))
+    });
+    assert!(res.is_err());
+    assert_eq!(read(s, |tx| tx.head_seq()).unwrap(), 0);
+    assert!(read(s, |tx| tx.user_by_name("ann")).unwrap().is_none());
+}
+
+fn usernames_and_team_names_are_unique(s: &dyn Store) {
+    write(s, |tx| {
+        tx.insert_user(&user("ann", Role::Rep, None, None, 1))
+    })
+    .unwrap();
+    let again = write(s, |tx| {
+        tx.insert_user(&user("ann", Role::Rep, None, None, 2))
+    });
+    assert!(matches!(again, Err(StoreError::Taken(_))), "{again:?}");
+    let t = TeamRow {
+        id: TeamId::new_v7(at(1)),
+        name: "north".into(),
+        region: None,
+        created_at: "x".into(),
+    };
+    write(s, |tx| tx.insert_team(&t)).unwrap();
+    let t2 = TeamRow {
+        id: TeamId::new_v7(at(2)),
+        ..t.clone()
+    };
+    assert!(matches!(
+        write(s, |tx| tx.insert_team(&t2)),
+        Err(StoreError::Taken(_))
+    ));
+    assert_eq!(read(s, |tx| tx.team_by_name("north")).unwrap(), Some(t));
+}
+
+fn devices_are_found_by_token_hash_and_keep_their_ack_on_reregistration(s: &dyn Store) {
+    let u = user("ann", Role::Rep, None, None, 1);
+    let d = DeviceRow {
+        id: DeviceId::new_v7(at(1)),
+        user_id: u.id,
+        name: "laptop".into(),
+        created_at: "2027-01-01T00:00:00.000Z".into(),
+        last_seen_at: None,
+        revoked_at: None,
+        logged_out_at: None,
+        acked_through: 0,
+        clock_drift_ms: None,
+    };
+    write(s, |tx| {
+        tx.insert_user(&u)?;
+        tx.upsert_device(&d, b"hash-1")?;
+        tx.set_acked_through(d.id, 7)?;
+        tx.log_out_device(d.id, "2027-01-02T00:00:00.000Z")
+    })
+    .unwrap();
+    let found = read(s, |tx| tx.device_by_token(b"hash-1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.acked_through, found.logged_out_at.is_some()),
+        (7, true)
+    );
+    write(s, |tx| {
+        tx.upsert_device(
+            &DeviceRow {
+                name: "laptop2".into(),
+                ..found.clone()
+            },
+            b"hash-2",
+        )
+    })
+    .unwrap();
+    assert!(
+        read(s, |tx| tx.device_by_token(b"hash-1"))
+            .unwrap()
+            .is_none()
+    );
+    let again = read(s, |tx| tx.device_by_token(b"hash-2"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            again.acked_through,
+            again.logged_out_at,
+            again.name.as_str()
+        ),
+        (7, None, "laptop2")
+    );
+    write(s, |tx| tx.revoke_device(d.id, "2027-01-03T00:00:00.000Z")).unwrap();
+    assert_eq!(read(s, |tx| tx.active_device_count()).unwrap(), 0);
+}
+
+fn login_failures_are_counted_per_name_and_address_within_the_window(s: &dyn Store) {
+    write(s, |tx| {
+        tx.add_login_failure("ann", "10.0.0.1", 100, 0)?;
+        tx.add_login_failure("ann", "10.0.0.2", 200, 0)?;
+        tx.add_login_failure("bob", "10.0.0.1", 300, 0)
+    })
+    .unwrap();
+    assert_eq!(
+        read(s, |tx| tx.login_failures("ann", "10.0.0.1", 0)).unwrap(),
+        (2, 2)
+    );
+    assert_eq!(
+        read(s, |tx| tx.login_failures("ann", "10.0.0.1", 150)).unwrap(),
+        (1, 1)
+    );
+}
+
+fn changes_honour_cursor_head_limit_and_scope(s: &dyn Store) {
+    let (ann, bob) = (
+        user("ann", Role::Rep, None, None, 1),
+        user("bob", Role::Rep, None, None, 2),
+    );
+    let team = TeamId::new_v7(at(3));
+    let ids: Vec<RecordId> = (0..6).map(|i| RecordId::new_v7(at(10 + i))).collect();
+    write(s, |tx| -> Result<(), StoreError> {
+        tx.insert_user(&ann)?;
+        tx.insert_user(&bob)?;
+        tx.set_customer_owner(ids[0], ann.id)?;
+        rec(
+            tx,
+            ids[0],
+            "customers",
+            RecordScope {
+                customer_id: Some(ids[0]),
+                ..Default::default()
+            },
+        ); // 1: ann's customer
+        rec(
+            tx,
+            ids[1],
+            "visits",
+            RecordScope {
+                customer_id: Some(ids[0]),
+                ..Default::default()
+            },
+        ); // 2: of ann's customer
+        rec(
+            tx,
+            ids[2],
+            "courses",
+            RecordScope {
+                public: true,
+                ..Default::default()
+            },
+        ); // 3: public
+        rec(
+            tx,
+            ids[3],
+            "work_reports",
+            RecordScope {
+                subject_user: Some(bob.id),
+                ..Default::default()
+            },
+        ); // 4: bob's
+        rec(
+            tx,
+            ids[4],
+            "goals",
+            RecordScope {
+                subject_team: Some(team),
+                ..Default::default()
+            },
+        ); // 5: team goal
+        rec(
+            tx,
+            ids[5],
+            "work_reports",
+            RecordScope {
+                subject_user: Some(ann.id),
+                ..Default::default()
+            },
+        ); // 6: ann's
+        Ok(())
+    })
+    .unwrap();
+    let ann_scope = ScopeFilter {
+        all: false,
+        users: vec![ann.id],
+        teams: vec![team],
+    };
+    let all = read(s, |tx| tx.changes(&ann_scope, 0, 6, 100)).unwrap();
+    assert_eq!(seqs(&all), vec![1, 2, 3, 5, 6]);
+    assert_eq!(
+        seqs(&read(s, |tx| tx.changes(&ann_scope, 2, 6, 2)).unwrap()),
+        vec![3, 5]
+    );
+    assert_eq!(
+        seqs(&read(s, |tx| tx.changes(&ann_scope, 0, 4, 100)).unwrap()),
+        vec![1, 2, 3]
+    );
+    let every = ScopeFilter {
+        all: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        seqs(&read(s, |tx| tx.changes(&every, 0, 6, 100)).unwrap()),
+        vec![1, 2, 3, 4, 5, 6]
+    );
+    let mut n = 0;
+    read(s, |tx| tx.scope_records(&ann_scope, &mut |_, _| n += 1)).unwrap();
+    assert_eq!(n, 5);
+    // Moving a record to a new seq moves it in the change order.
+    write(s, |tx| -> Result<(), StoreError> {
+        let seq = tx.next_seq()?;
+        tx.set_record_seq(ids[0], seq)
+    })
+    .unwrap();
+    assert_eq!(
+        seqs(&read(s, |tx| tx.changes(&ann_scope, 0, 7, 100)).unwrap()),
+        vec![2, 3, 5, 6, 7]
+    );
+    assert_eq!(read(s, |tx| tx.customer_unit(ids[0])).unwrap().len(), 2);
+}
+
+fn evictions_reach_only_the_previous_owners_scope(s: &dyn Store) {
+    let (ann, bob, cid) = (
+        UserId::new_v7(at(1)),
+        UserId::new_v7(at(2)),
+        RecordId::new_v7(at(3)),
+    );
+    write(s, |tx| -> Result<(), StoreError> {
+        tx.set_customer_owner(cid, ann)?;
+        rec(
+            tx,
+            cid,
+            "customers",
+            RecordScope {
+                customer_id: Some(cid),
+                ..Default::default()
+            },
+        );
+        tx.set_customer_owner(cid, bob)?;
+        let seq = tx.next_seq()?;
+        tx.add_eviction(seq, cid, ann, bob, "x")?;
+        let seq = tx.next_seq()?;
+        tx.set_record_seq(cid, seq)
+    })
+    .unwrap();
+    let for_ann = read(s, |tx| {
+        tx.changes(
+            &ScopeFilter {
+                all: false,
+                users: vec![ann],
+                teams: vec![],
+            },
+            0,
+            3,
+            100,
+        )
+    })
+    .unwrap();
+    assert_eq!(
+        for_ann,
+        vec![ChangeRow::Evict {
+            seq: 2,
+            customer_id: cid
+        }]
+    );
+    let for_bob = read(s, |tx| {
+        tx.changes(
+            &ScopeFilter {
+                all: false,
+                users: vec![bob],
+                teams: vec![],
+            },
+            0,
+            3,
+            100,
+        )
+    })
+    .unwrap();
+    assert_eq!(seqs(&for_bob), vec![3]);
+    // A supervisor of both keeps the customer: no eviction.
+    let sup = read(s, |tx| {
+        tx.changes(
+            &ScopeFilter {
+                all: false,
+                users: vec![ann, bob],
+                teams: vec![],
+            },
+            0,
+            3,
+            100,
+        )
+    })
+    .unwrap();
+    assert_eq!(seqs(&sup), vec![3]);
+}
+
+fn stored_ops_replay_byte_for_byte(s: &dyn Store) {
+    let row = OpRow {
+        device_id: DeviceId::new_v7(at(1)),
+        device_seq: 1,
+        op_id: OpId::new_v7(at(1)),
+        user_id: UserId::new_v7(at(1)),
+        op: "{\"a\":1}".into(),
+        outcome: "{\"status\":\"applied\"}".into(),
+        at: "2027-01-01T00:00:00.000Z".into(),
+    };
+    write(s, |tx| tx.add_op(&row)).unwrap();
+    assert_eq!(
+        read(s, |tx| tx.op(row.device_id, 1)).unwrap(),
+        Some(row.clone())
+    );
+    assert!(
+        write(s, |tx| tx.add_op(&row)).is_err(),
+        "(device, seq) is unique"
+    );
+}
+
+fn problems_filter_by_user_newest_first(s: &dyn Store) {
+    let (a, b) = (UserId::new_v7(at(1)), UserId::new_v7(at(2)));
+    let p = |u| ProblemRow {
+        id: 0,
+        user_id: u,
+        device_id: DeviceId::new_v7(at(1)),
+        op: "{}".into(),
+        code: "forbidden".into(),
+        message: "m".into(),
+        field: None,
+        created_at: "x".into(),
+    };
+    let ids: Vec<i64> = write(s, |tx| -> Result<_, StoreError> {
+        Ok(vec![
+            tx.add_problem(&p(a))?,
+            tx.add_problem(&p(b))?,
+            tx.add_problem(&p(a))?,
+        ])
+    })
+    .unwrap();
+    let mine = read(s, |tx| tx.problems(Some(&[a]))).unwrap();
+    assert_eq!(
+        mine.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![ids[2], ids[0]]
+    );
+    assert_eq!(read(s, |tx| tx.problems(None)).unwrap().len(), 3);
+    assert!(read(s, |tx| tx.problems(Some(&[]))).unwrap().is_empty());
+}
+
+fn previous_check_in_is_the_latest_earlier_one(s: &dyn Store) {
+    let u = UserId::new_v7(at(1));
+    let ci = |n: i64, t: i64| CheckIn {
+        visit_id: RecordId::new_v7(at(n)),
+        user_id: u,
+        started_at_ms: t,
+        at: LatLon {
+            lat: 1.0,
+            lon: n as f64,
+        },
+    };
+    let (a, b, c) = (ci(1, 1_000), ci(2, 2_000), ci(3, 3_000));
+    write(s, |tx| -> Result<(), StoreError> {
+        tx.put_check_in(&a)?;
+        tx.put_check_in(&b)?;
+        tx.put_check_in(&c)
+    })
+    .unwrap();
+    assert_eq!(
+        read(s, |tx| tx.previous_check_in(u, 2_500, c.visit_id)).unwrap(),
+        Some(b)
+    );
+    assert_eq!(
+        read(s, |tx| tx.previous_check_in(u, 2_000, b.visit_id)).unwrap(),
+        Some(a)
+    );
+    assert_eq!(
+        read(s, |tx| tx.previous_check_in(u, 1_000, a.visit_id)).unwrap(),
+        None
+    );
+}
+
+fn team_members_by_team_or_supervisor(s: &dyn Store) {
+    let t = TeamRow {
+        id: TeamId::new_v7(at(1)),
+        name: "north".into(),
+        region: None,
+        created_at: "x".into(),
+    };
+    let sup = user("sue", Role::Supervisor, Some(t.id), None, 1);
+    let a = user("ann", Role::Rep, Some(t.id), None, 2);
+    let b = user("bob", Role::Rep, None, Some(sup.id), 3);
+    let c = user("cat", Role::Rep, None, None, 4);
+    write(s, |tx| -> Result<(), StoreError> {
+        tx.insert_team(&t)?;
+        for u in [&sup, &a, &b, &c] {
+            tx.insert_user(u)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let mut got = read(s, |tx| tx.team_members(Some(t.id), Some(sup.id))).unwrap();
+    got.sort();
+    let mut want = vec![sup.id, a.id, b.id];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(
+        read(s, |tx| tx.team_members(None, None)).unwrap(),
+        Vec::<UserId>::new()
+    );
+}
+
+#[test]
+fn sqlite_store_passes_the_conformance_suite() {
+    let dirs = std::cell::RefCell::new(Vec::new());
+    run_all(&|| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::sqlite::SqliteStore::open(&dir.path().join("server.db")).unwrap();
+        dirs.borrow_mut().push(dir);
+        Box::new(store)
+    });
+}

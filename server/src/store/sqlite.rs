@@ -1,0 +1,994 @@
+//! The embedded SQLite store: WAL with `synchronous=FULL` (an acknowledged
+//! push survives a power cut), one writer connection behind a mutex taking
+//! `BEGIN IMMEDIATE`, and a few read connections.
+
+use super::{
+    ChangeRow, CheckIn, ConflictRow, DeviceRow, OpRow, ProblemRow, ReadFn, ReadTx, RecordRow,
+    RecordScope, ScopeFilter, Store, StoreError, TeamRow, UserRow, WriteFn, WriteTx,
+};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params, params_from_iter,
+};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+use sync_protocol::geo::LatLon;
+use sync_protocol::schema::Role;
+use sync_protocol::{DeviceId, RecordId, TeamId, UserId};
+
+const READERS: usize = 4;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why opening the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The database could not be opened or configured.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Migrating failed (including a database newer than this binary).
+    #[error(transparent)]
+    Migrate(#[from] migrations::MigrationError),
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        backend(e)
+    }
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock leaves the connection usable: SQLite
+    // rolls back the unfinished transaction when the next one begins.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path` and apply migrations.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        let open_err = |source| OpenError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut writer = Connection::open(path).map_err(open_err)?;
+        configure(&writer).map_err(open_err)?;
+        migrations::apply(&mut writer, migrations::SERVER_SQLITE)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let c = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(open_err)?;
+            c.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+            readers.push(Mutex::new(c));
+        }
+        Ok(Self {
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.readers.len() {
+            if let Ok(g) = self.readers[(start + i) % self.readers.len()].try_lock() {
+                return g;
+            }
+        }
+        lock(&self.readers[start % self.readers.len()])
+    }
+}
+
+fn configure(c: &Connection) -> rusqlite::Result<()> {
+    c.busy_timeout(BUSY_TIMEOUT)?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "FULL")?;
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn read(&self, f: &mut ReadFn<'_>) -> Result<(), StoreError> {
+        let mut conn = self.reader();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let mut t = Tx { c: &tx };
+        f(&mut t)?;
+        tx.finish()?;
+        Ok(())
+    }
+
+    fn write(&self, f: &mut WriteFn<'_>) -> Result<(), StoreError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut t = Tx { c: &tx };
+        let res = f(&mut t);
+        match res {
+            Ok(()) => {
+                tx.commit()?;
+                Ok(())
+            }
+            Err(e) => {
+                tx.rollback()?;
+                Err(e)
+            }
+        }
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        let c = self.reader();
+        c.query_row("SELECT head FROM change_seq WHERE id = 1", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        Ok(())
+    }
+}
+
+struct Tx<'a> {
+    c: &'a Connection,
+}
+
+fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("bad {what}: {s:?}")))
+}
+
+fn parse_opt<T: std::str::FromStr>(s: Option<String>, what: &str) -> Result<Option<T>, StoreError> {
+    s.map(|s| parse(&s, what)).transpose()
+}
+
+const USER_COLS: &str =
+    "id, username, password_hash, role, team_id, supervisor_id, active, created_at";
+
+type RawUser = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    bool,
+    String,
+);
+
+fn raw_user(r: &Row<'_>) -> rusqlite::Result<RawUser> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn user_row(raw: RawUser) -> Result<UserRow, StoreError> {
+    let (id, username, password_hash, role, team_id, supervisor_id, active, created_at) = raw;
+    Ok(UserRow {
+        id: parse(&id, "user id")?,
+        username,
+        password_hash,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad role {role:?}")))?,
+        team_id: parse_opt(team_id, "team id")?,
+        supervisor_id: parse_opt(supervisor_id, "user id")?,
+        active,
+        created_at,
+    })
+}
+
+const DEVICE_COLS: &str = "id, user_id, name, created_at, last_seen_at, revoked_at, logged_out_at, acked_through, clock_drift_ms";
+
+type RawDevice = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+
+fn raw_device(r: &Row<'_>) -> rusqlite::Result<RawDevice> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+fn device_row(raw: RawDevice) -> Result<DeviceRow, StoreError> {
+    let (id, user_id, name, created_at, last_seen_at, revoked_at, logged_out_at, acked, drift) =
+        raw;
+    Ok(DeviceRow {
+        id: parse(&id, "device id")?,
+        user_id: parse(&user_id, "user id")?,
+        name,
+        created_at,
+        last_seen_at,
+        revoked_at,
+        logged_out_at,
+        acked_through: acked as u64,
+        clock_drift_ms: drift,
+    })
+}
+
+fn team_row(raw: (String, String, Option<String>, String)) -> Result<TeamRow, StoreError> {
+    Ok(TeamRow {
+        id: parse(&raw.0, "team id")?,
+        name: raw.1,
+        region: raw.2,
+        created_at: raw.3,
+    })
+}
+
+/// The SQL condition for a scope over `records r` joined to `customer_owners o`,
+/// and its parameters.
+fn scope_sql(scope: &ScopeFilter) -> (String, Vec<String>) {
+    if scope.all {
+        return ("1".into(), vec![]);
+    }
+    let mut params: Vec<String> = Vec::new();
+    let users = placeholders(scope.users.len());
+    let teams = placeholders(scope.teams.len());
+    let mut sql = String::from("(r.public = 1");
+    if !scope.users.is_empty() {
+        let _ = write!(
+            sql,
+            " OR r.subject_user IN ({users}) OR o.owner_id IN ({users})"
+        );
+        params.extend(scope.users.iter().map(ToString::to_string));
+        params.extend(scope.users.iter().map(ToString::to_string));
+    }
+    if !scope.teams.is_empty() {
+        let _ = write!(sql, " OR r.subject_team IN ({teams})");
+        params.extend(scope.teams.iter().map(ToString::to_string));
+    }
+    sql.push(')');
+    (sql, params)
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+impl ReadTx for Tx<'_> {
+    fn meta(&mut self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .c
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn head_seq(&mut self) -> Result<u64, StoreError> {
+        let h: i64 = self
+            .c
+            .query_row("SELECT head FROM change_seq WHERE id = 1", [], |r| r.get(0))?;
+        Ok(h as u64)
+    }
+
+    fn user_count(&mut self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .c
+            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    fn user_by_name(&mut self, username: &str) -> Result<Option<UserRow>, StoreError> {
+        let raw = self
+            .c
+            .query_row(
+                &format!("SELECT {USER_COLS} FROM users WHERE username = ?1"),
+                [username],
+                raw_user,
+            )
+            .optional()?;
+        raw.map(user_row).transpose()
+    }
+
+    fn user(&mut self, id: UserId) -> Result<Option<UserRow>, StoreError> {
+        let raw = self
+            .c
+            .query_row(
+                &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
+                [id.to_string()],
+                raw_user,
+            )
+            .optional()?;
+        raw.map(user_row).transpose()
+    }
+
+    fn users(&mut self) -> Result<Vec<UserRow>, StoreError> {
+        let mut st = self
+            .c
+            .prepare(&format!("SELECT {USER_COLS} FROM users ORDER BY username"))?;
+        let raws = st.query_map([], raw_user)?.collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(user_row).collect()
+    }
+
+    fn team_members(
+        &mut self,
+        team: Option<TeamId>,
+        supervisor: Option<UserId>,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let mut st = self.c.prepare("SELECT id FROM users WHERE (?1 IS NOT NULL AND team_id = ?1) OR (?2 IS NOT NULL AND supervisor_id = ?2) ORDER BY id")?;
+        let ids = st
+            .query_map(
+                params![
+                    team.map(|t| t.to_string()),
+                    supervisor.map(|s| s.to_string())
+                ],
+                |r| r.get::<_, String>(0),
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter().map(|s| parse(s, "user id")).collect()
+    }
+
+    fn team_by_name(&mut self, name: &str) -> Result<Option<TeamRow>, StoreError> {
+        let raw = self
+            .c
+            .query_row(
+                "SELECT id, name, region, created_at FROM teams WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        raw.map(team_row).transpose()
+    }
+
+    fn team(&mut self, id: TeamId) -> Result<Option<TeamRow>, StoreError> {
+        let raw = self
+            .c
+            .query_row(
+                "SELECT id, name, region, created_at FROM teams WHERE id = ?1",
+                [id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        raw.map(team_row).transpose()
+    }
+
+    fn teams(&mut self) -> Result<Vec<TeamRow>, StoreError> {
+        let mut st = self
+            .c
+            .prepare("SELECT id, name, region, created_at FROM teams ORDER BY name")?;
+        let raws = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(team_row).collect()
+    }
+
+    fn device(&mut self, id: DeviceId) -> Result<Option<DeviceRow>, StoreError> {
+        let raw = self
+            .c
+            .query_row(
+                &format!("SELECT {DEVICE_COLS} FROM devices WHERE id = ?1"),
+                [id.to_string()],
+                raw_device,
+            )
+            .optional()?;
+        raw.map(device_row).transpose()
+    }
+
+    fn device_by_token(&mut self, token_hash: &[u8]) -> Result<Option<DeviceRow>, StoreError> {
+        let raw = self
+            .c
+            .query_row(
+                &format!("SELECT {DEVICE_COLS} FROM devices WHERE token_hash = ?1"),
+                [token_hash],
+                raw_device,
+            )
+            .optional()?;
+        raw.map(device_row).transpose()
+    }
+
+    fn devices(&mut self, user: Option<UserId>) -> Result<Vec<DeviceRow>, StoreError> {
+        let mut st = self.c.prepare(&format!("SELECT {DEVICE_COLS} FROM devices WHERE ?1 IS NULL OR user_id = ?1 ORDER BY created_at, id"))?;
+        let raws = st
+            .query_map([user.map(|u| u.to_string())], raw_device)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(device_row).collect()
+    }
+
+    fn active_device_count(&mut self) -> Result<u64, StoreError> {
+        let n: i64 = self.c.query_row("SELECT count(*) FROM devices d JOIN users u ON u.id = d.user_id WHERE d.revoked_at IS NULL AND u.active = 1", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    fn login_failures(
+        &mut self,
+        username: &str,
+        address: &str,
+        since_ms: i64,
+    ) -> Result<(u64, u64), StoreError> {
+        let by_user: i64 = self.c.query_row(
+            "SELECT count(*) FROM login_failures WHERE username = ?1 AND at_ms >= ?2",
+            params![username, since_ms],
+            |r| r.get(0),
+        )?;
+        let by_addr: i64 = self.c.query_row(
+            "SELECT count(*) FROM login_failures WHERE address = ?1 AND at_ms >= ?2",
+            params![address, since_ms],
+            |r| r.get(0),
+        )?;
+        Ok((by_user as u64, by_addr as u64))
+    }
+
+    fn record(&mut self, id: RecordId) -> Result<Option<RecordRow>, StoreError> {
+        type Raw = (
+            String,
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            bool,
+        );
+        let raw: Option<Raw> = self
+            .c
+            .query_row("SELECT collection, seq, state, customer_id, subject_user, subject_team, public FROM records WHERE id = ?1", [id.to_string()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            })
+            .optional()?;
+        let Some((collection, seq, state, customer_id, subject_user, subject_team, public)) = raw
+        else {
+            return Ok(None);
+        };
+        Ok(Some(RecordRow {
+            id,
+            collection,
+            seq: seq as u64,
+            state,
+            scope: RecordScope {
+                customer_id: parse_opt(customer_id, "customer id")?,
+                subject_user: parse_opt(subject_user, "user id")?,
+                subject_team: parse_opt(subject_team, "team id")?,
+                public,
+            },
+        }))
+    }
+
+    fn customer_owner(&mut self, customer: RecordId) -> Result<Option<UserId>, StoreError> {
+        let s: Option<String> = self
+            .c
+            .query_row(
+                "SELECT owner_id FROM customer_owners WHERE customer_id = ?1",
+                [customer.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        parse_opt(s, "user id")
+    }
+
+    fn customer_unit(&mut self, customer: RecordId) -> Result<Vec<RecordId>, StoreError> {
+        let mut st = self
+            .c
+            .prepare("SELECT id FROM records WHERE customer_id = ?1 ORDER BY seq")?;
+        let ids = st
+            .query_map([customer.to_string()], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter().map(|s| parse(s, "record id")).collect()
+    }
+
+    fn changes(
+        &mut self,
+        scope: &ScopeFilter,
+        cursor: u64,
+        head: u64,
+        limit: u32,
+    ) -> Result<Vec<ChangeRow>, StoreError> {
+        let (cond, sp) = scope_sql(scope);
+        let mut out = Vec::new();
+        {
+            let sql = format!(
+                "SELECT r.seq, r.state FROM records r LEFT JOIN customer_owners o ON o.customer_id = r.customer_id \
+                 WHERE r.seq > ? AND r.seq <= ? AND {cond} ORDER BY r.seq LIMIT ?"
+            );
+            let mut args: Vec<rusqlite::types::Value> =
+                vec![(cursor as i64).into(), (head as i64).into()];
+            args.extend(sp.into_iter().map(rusqlite::types::Value::from));
+            args.push(i64::from(limit).into());
+            let mut st = self.c.prepare(&sql)?;
+            let rows = st.query_map(params_from_iter(args), |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            for row in rows {
+                let (seq, state) = row?;
+                out.push(ChangeRow::Upsert {
+                    seq: seq as u64,
+                    state,
+                });
+            }
+        }
+        if !scope.all && !scope.users.is_empty() {
+            let users = placeholders(scope.users.len());
+            let sql = format!(
+                "SELECT e.seq, e.customer_id FROM evictions e LEFT JOIN customer_owners o ON o.customer_id = e.customer_id \
+                 WHERE e.seq > ? AND e.seq <= ? AND e.from_owner IN ({users}) AND (o.owner_id IS NULL OR o.owner_id NOT IN ({users})) \
+                 ORDER BY e.seq LIMIT ?"
+            );
+            let mut args: Vec<rusqlite::types::Value> =
+                vec![(cursor as i64).into(), (head as i64).into()];
+            args.extend(
+                scope
+                    .users
+                    .iter()
+                    .map(|u| rusqlite::types::Value::from(u.to_string())),
+            );
+            args.extend(
+                scope
+                    .users
+                    .iter()
+                    .map(|u| rusqlite::types::Value::from(u.to_string())),
+            );
+            args.push(i64::from(limit).into());
+            let mut st = self.c.prepare(&sql)?;
+            let rows = st.query_map(params_from_iter(args), |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            for row in rows {
+                let (seq, customer) = row?;
+                out.push(ChangeRow::Evict {
+                    seq: seq as u64,
+                    customer_id: parse(&customer, "customer id")?,
+                });
+            }
+            out.sort_by_key(ChangeRow::seq);
+            out.truncate(limit as usize);
+        }
+        Ok(out)
+    }
+
+    fn scope_records(
+        &mut self,
+        scope: &ScopeFilter,
+        f: &mut dyn FnMut(&str, &str),
+    ) -> Result<(), StoreError> {
+        let (cond, sp) = scope_sql(scope);
+        let sql = format!(
+            "SELECT r.collection, r.state FROM records r LEFT JOIN customer_owners o ON o.customer_id = r.customer_id WHERE {cond}"
+        );
+        let mut st = self.c.prepare(&sql)?;
+        let mut rows = st.query(params_from_iter(sp))?;
+        while let Some(r) = rows.next()? {
+            let c: String = r.get(0)?;
+            let s: String = r.get(1)?;
+            f(&c, &s);
+        }
+        Ok(())
+    }
+
+    fn op(&mut self, device: DeviceId, device_seq: u64) -> Result<Option<OpRow>, StoreError> {
+        type Raw = (String, String, String, String, String);
+        let raw: Option<Raw> = self
+            .c
+            .query_row("SELECT op_id, user_id, op, outcome, at FROM ops WHERE device_id = ?1 AND device_seq = ?2", params![device.to_string(), device_seq as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()?;
+        let Some((op_id, user_id, op, outcome, at)) = raw else {
+            return Ok(None);
+        };
+        Ok(Some(OpRow {
+            device_id: device,
+            device_seq,
+            op_id: parse(&op_id, "op id")?,
+            user_id: parse(&user_id, "user id")?,
+            op,
+            outcome,
+            at,
+        }))
+    }
+
+    fn problems(&mut self, users: Option<&[UserId]>) -> Result<Vec<ProblemRow>, StoreError> {
+        type Raw = (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+        );
+        let mut sql = String::from(
+            "SELECT id, user_id, device_id, op, code, message, field, created_at FROM problems",
+        );
+        let mut args: Vec<String> = Vec::new();
+        if let Some(users) = users {
+            if users.is_empty() {
+                return Ok(vec![]);
+            }
+            let _ = write!(sql, " WHERE user_id IN ({})", placeholders(users.len()));
+            args.extend(users.iter().map(ToString::to_string));
+        }
+        sql.push_str(" ORDER BY id DESC");
+        let mut st = self.c.prepare(&sql)?;
+        let raws: Vec<Raw> = st
+            .query_map(params_from_iter(args), |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        raws.into_iter()
+            .map(|(id, u, d, op, code, message, field, created_at)| {
+                Ok(ProblemRow {
+                    id,
+                    user_id: parse(&u, "user id")?,
+                    device_id: parse(&d, "device id")?,
+                    op,
+                    code,
+                    message,
+                    field,
+                    created_at,
+                })
+            })
+            .collect()
+    }
+
+    fn conflicts(&mut self, record: RecordId) -> Result<Vec<ConflictRow>, StoreError> {
+        type Raw = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+        );
+        let mut st = self.c.prepare(
+            "SELECT collection, op_id, user_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at FROM conflicts WHERE record_id = ?1 ORDER BY id",
+        )?;
+        let raws: Vec<Raw> = st
+            .query_map([record.to_string()], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        raws.into_iter()
+            .map(
+                |(
+                    collection,
+                    op_id,
+                    user_id,
+                    field,
+                    losing_value,
+                    winning_value,
+                    losing_hlc,
+                    winning_hlc,
+                    created_at,
+                )| {
+                    Ok(ConflictRow {
+                        record_id: record,
+                        collection,
+                        op_id: parse(&op_id, "op id")?,
+                        user_id: parse(&user_id, "user id")?,
+                        field,
+                        losing_value,
+                        winning_value,
+                        losing_hlc,
+                        winning_hlc,
+                        created_at,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    fn previous_check_in(
+        &mut self,
+        user: UserId,
+        before_ms: i64,
+        exclude: RecordId,
+    ) -> Result<Option<CheckIn>, StoreError> {
+        let raw: Option<(String, i64, f64, f64)> = self
+            .c
+            .query_row(
+                "SELECT visit_id, started_at_ms, lat, lon FROM check_ins WHERE user_id = ?1 AND started_at_ms < ?2 AND visit_id <> ?3 ORDER BY started_at_ms DESC LIMIT 1",
+                params![user.to_string(), before_ms, exclude.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        raw.map(|(v, t, lat, lon)| {
+            Ok(CheckIn {
+                visit_id: parse(&v, "visit id")?,
+                user_id: user,
+                started_at_ms: t,
+                at: LatLon { lat, lon },
+            })
+        })
+        .transpose()
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+impl WriteTx for Tx<'_> {
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.c.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])?;
+        Ok(())
+    }
+
+    fn next_seq(&mut self) -> Result<u64, StoreError> {
+        let h: i64 = self.c.query_row(
+            "UPDATE change_seq SET head = head + 1 WHERE id = 1 RETURNING head",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(h as u64)
+    }
+
+    fn insert_user(&mut self, u: &UserRow) -> Result<(), StoreError> {
+        let res = self.c.execute(
+            &format!("INSERT INTO users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            params![
+                u.id.to_string(),
+                u.username,
+                u.password_hash,
+                u.role.as_str(),
+                u.team_id.map(|t| t.to_string()),
+                u.supervisor_id.map(|s| s.to_string()),
+                u.active,
+                u.created_at
+            ],
+        );
+        match res {
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::Taken(format!("username {:?}", u.username)))
+            }
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    fn set_user_active(&mut self, id: UserId, active: bool) -> Result<(), StoreError> {
+        self.c.execute(
+            "UPDATE users SET active = ?2 WHERE id = ?1",
+            params![id.to_string(), active],
+        )?;
+        Ok(())
+    }
+
+    fn set_password(&mut self, id: UserId, password_hash: &str) -> Result<(), StoreError> {
+        self.c.execute(
+            "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+            params![id.to_string(), password_hash],
+        )?;
+        Ok(())
+    }
+
+    fn insert_team(&mut self, t: &TeamRow) -> Result<(), StoreError> {
+        let res = self.c.execute(
+            "INSERT INTO teams (id, name, region, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![t.id.to_string(), t.name, t.region, t.created_at],
+        );
+        match res {
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::Taken(format!("team name {:?}", t.name)))
+            }
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    fn upsert_device(&mut self, d: &DeviceRow, token_hash: &[u8]) -> Result<(), StoreError> {
+        self.c.execute(
+            "INSERT INTO devices (id, user_id, name, token_hash, created_at, last_seen_at, revoked_at, acked_through, clock_drift_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?8) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, token_hash = excluded.token_hash, last_seen_at = excluded.last_seen_at, logged_out_at = NULL",
+            params![d.id.to_string(), d.user_id.to_string(), d.name, token_hash, d.created_at, d.last_seen_at, d.acked_through as i64, d.clock_drift_ms],
+        )?;
+        Ok(())
+    }
+
+    fn revoke_device(&mut self, id: DeviceId, at: &str) -> Result<(), StoreError> {
+        self.c.execute(
+            "UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id.to_string(), at],
+        )?;
+        Ok(())
+    }
+
+    fn log_out_device(&mut self, id: DeviceId, at: &str) -> Result<(), StoreError> {
+        self.c.execute(
+            "UPDATE devices SET logged_out_at = ?2 WHERE id = ?1 AND logged_out_at IS NULL",
+            params![id.to_string(), at],
+        )?;
+        Ok(())
+    }
+
+    fn touch_device(&mut self, id: DeviceId, at: &str) -> Result<(), StoreError> {
+        self.c.execute(
+            "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1",
+            params![id.to_string(), at],
+        )?;
+        Ok(())
+    }
+
+    fn set_acked_through(&mut self, id: DeviceId, seq: u64) -> Result<(), StoreError> {
+        self.c.execute(
+            "UPDATE devices SET acked_through = ?2 WHERE id = ?1",
+            params![id.to_string(), seq as i64],
+        )?;
+        Ok(())
+    }
+
+    fn set_clock_drift(&mut self, id: DeviceId, drift_ms: i64) -> Result<(), StoreError> {
+        self.c.execute(
+            "UPDATE devices SET clock_drift_ms = ?2 WHERE id = ?1",
+            params![id.to_string(), drift_ms],
+        )?;
+        Ok(())
+    }
+
+    fn add_login_failure(
+        &mut self,
+        username: &str,
+        address: &str,
+        at_ms: i64,
+        prune_before_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.c.execute(
+            "DELETE FROM login_failures WHERE at_ms < ?1",
+            [prune_before_ms],
+        )?;
+        self.c.execute(
+            "INSERT INTO login_failures (username, address, at_ms) VALUES (?1, ?2, ?3)",
+            params![username, address, at_ms],
+        )?;
+        Ok(())
+    }
+
+    fn put_record(&mut self, r: &RecordRow) -> Result<(), StoreError> {
+        self.c.execute(
+            "INSERT INTO records (id, collection, seq, state, customer_id, subject_user, subject_team, public) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, seq = excluded.seq, state = excluded.state, customer_id = excluded.customer_id, \
+             subject_user = excluded.subject_user, subject_team = excluded.subject_team, public = excluded.public",
+            params![
+                r.id.to_string(),
+                r.collection,
+                r.seq as i64,
+                r.state,
+                r.scope.customer_id.map(|c| c.to_string()),
+                r.scope.subject_user.map(|u| u.to_string()),
+                r.scope.subject_team.map(|t| t.to_string()),
+                r.scope.public
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_record_seq(&mut self, id: RecordId, seq: u64) -> Result<(), StoreError> {
+        self.c.execute(
+            "UPDATE records SET seq = ?2 WHERE id = ?1",
+            params![id.to_string(), seq as i64],
+        )?;
+        Ok(())
+    }
+
+    fn set_customer_owner(&mut self, customer: RecordId, owner: UserId) -> Result<(), StoreError> {
+        self.c.execute(
+            "INSERT INTO customer_owners (customer_id, owner_id) VALUES (?1, ?2) ON CONFLICT (customer_id) DO UPDATE SET owner_id = excluded.owner_id",
+            [customer.to_string(), owner.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn add_eviction(
+        &mut self,
+        seq: u64,
+        customer: RecordId,
+        from: UserId,
+        to: UserId,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        self.c.execute(
+            "INSERT INTO evictions (seq, customer_id, from_owner, to_owner, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![seq as i64, customer.to_string(), from.to_string(), to.to_string(), at],
+        )?;
+        Ok(())
+    }
+
+    fn add_op(&mut self, o: &OpRow) -> Result<(), StoreError> {
+        self.c.execute(
+            "INSERT INTO ops (device_id, device_seq, op_id, user_id, op, outcome, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![o.device_id.to_string(), o.device_seq as i64, o.op_id.to_string(), o.user_id.to_string(), o.op, o.outcome, o.at],
+        )?;
+        Ok(())
+    }
+
+    fn add_problem(&mut self, p: &ProblemRow) -> Result<i64, StoreError> {
+        self.c.execute(
+            "INSERT INTO problems (user_id, device_id, op, code, message, field, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![p.user_id.to_string(), p.device_id.to_string(), p.op, p.code, p.message, p.field, p.created_at],
+        )?;
+        Ok(self.c.last_insert_rowid())
+    }
+
+    fn add_conflict(&mut self, c: &ConflictRow) -> Result<(), StoreError> {
+        self.c.execute(
+            "INSERT INTO conflicts (record_id, collection, op_id, user_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                c.record_id.to_string(),
+                c.collection,
+                c.op_id.to_string(),
+                c.user_id.to_string(),
+                c.field,
+                c.losing_value,
+                c.winning_value,
+                c.losing_hlc,
+                c.winning_hlc,
+                c.created_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn put_check_in(&mut self, ci: &CheckIn) -> Result<(), StoreError> {
+        self.c.execute(
+            "INSERT INTO check_ins (visit_id, user_id, started_at_ms, lat, lon) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (visit_id) DO UPDATE SET user_id = excluded.user_id, started_at_ms = excluded.started_at_ms, lat = excluded.lat, lon = excluded.lon",
+            params![ci.visit_id.to_string(), ci.user_id.to_string(), ci.started_at_ms, ci.at.lat, ci.at.lon],
+        )?;
+        Ok(())
+    }
+}

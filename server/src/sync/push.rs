@@ -1,0 +1,426 @@
+//! `POST /v1/sync/push`: one write transaction per request.
+//!
+//! For each op, in order: a replay (`device_seq <= acked_through`) answers
+//! the stored outcome; the next op (`acked_through + 1`) is admitted and
+//! applied; the first gap stops the request with `resend_from`. Admission
+//! order: [`validate_op`] → device → clock → record lookup → scope and
+//! relation → role reach → [`check_against_state`] → merge → server fields.
+//! A rejected op is stored as a problem and never blocks the ops behind it.
+
+use super::{CLOCK_LIMIT_MS, ServerClock, decode_state, gps, save_record, server_write};
+use crate::auth::Actor;
+use crate::error::ApiError;
+use crate::scope::{covers_user, relation_to_team, relation_to_user, scope_filter};
+use crate::store::{ConflictRow, OpRow, ProblemRow, ScopeFilter, StoreError, UserRow, WriteTx};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sync_protocol::merge::RecordState;
+use sync_protocol::schema::{Anchor, Collection, Relation};
+use sync_protocol::time::format_ts;
+use sync_protocol::validate::{Author, check_against_state, validate_op};
+use sync_protocol::wire::{ClockWarning, OpOutcome, Outcome, PushRequest, PushResponse};
+use sync_protocol::{
+    DeviceId, ErrorCode as E, Fields, Op, OpKind, RecordId, TeamId, UserId, ValidationError,
+};
+
+/// Outcome counts of one push (for metrics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Newly applied.
+    pub applied: u64,
+    /// Newly applied but lost some fields.
+    pub superseded: u64,
+    /// Newly rejected.
+    pub rejected: u64,
+    /// Replays answered from the stored outcome.
+    pub replayed: u64,
+}
+
+/// The answer and what happened.
+#[derive(Clone, Debug)]
+pub struct Pushed {
+    /// The answer.
+    pub response: PushResponse,
+    /// Counts for metrics.
+    pub counts: Counts,
+}
+
+/// An op that is refused, or a store failure.
+enum OpError {
+    Reject(ValidationError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for OpError {
+    fn from(e: StoreError) -> Self {
+        OpError::Store(e)
+    }
+}
+
+impl From<ValidationError> for OpError {
+    fn from(e: ValidationError) -> Self {
+        OpError::Reject(e)
+    }
+}
+
+fn reject(code: E, msg: impl Into<String>) -> OpError {
+    OpError::Reject(ValidationError::new(code, msg))
+}
+
+/// Process one push inside `tx`.
+pub fn push(
+    tx: &mut dyn WriteTx,
+    actor: &Actor,
+    req: &PushRequest,
+    now: DateTime<Utc>,
+) -> Result<Pushed, ApiError> {
+    let device = tx
+        .device(actor.device.id)?
+        .ok_or_else(|| ApiError::new(E::Unauthenticated, "unknown device"))?;
+    let mut acked = device.acked_through;
+    let mut server = ServerClock::load(tx)?;
+    let scope = scope_filter(tx, &actor.user)?;
+    let mut warning: Option<ClockWarning> = None;
+    let mut note_ahead = |ahead: i64| {
+        if ahead > CLOCK_LIMIT_MS && warning.is_none_or(|w| w.ahead_ms < ahead) {
+            warning = Some(ClockWarning {
+                ahead_ms: ahead,
+                limit_ms: CLOCK_LIMIT_MS,
+            });
+        }
+    };
+    let drift = req.clock.drift_ms(now);
+    note_ahead(drift);
+    let _ = server
+        .clock
+        .observe_bounded(&req.clock, now, CLOCK_LIMIT_MS);
+
+    let mut outcomes = Vec::with_capacity(req.ops.len());
+    let mut counts = Counts::default();
+    let mut resend_from = None;
+    let at = format_ts(now);
+    for op in &req.ops {
+        if op.device_seq == 0 {
+            let e = ValidationError::new(E::InvalidOp, "device_seq starts at 1");
+            outcomes.push(OpOutcome {
+                op_id: op.op_id,
+                device_seq: 0,
+                outcome: Outcome::rejected(e),
+            });
+            counts.rejected += 1;
+            continue;
+        }
+        if op.device_seq <= acked {
+            let stored = tx.op(device.id, op.device_seq)?.ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "no stored outcome for device_seq {}",
+                    op.device_seq
+                ))
+            })?;
+            let outcome: Outcome = serde_json::from_str(&stored.outcome)
+                .map_err(|e| StoreError::Corrupt(format!("stored outcome: {e}")))?;
+            outcomes.push(OpOutcome {
+                op_id: stored.op_id,
+                device_seq: op.device_seq,
+                outcome,
+            });
+            counts.replayed += 1;
+            continue;
+        }
+        if op.device_seq > acked + 1 {
+            resend_from = Some(acked + 1);
+            break;
+        }
+        let ahead = op.hlc.drift_ms(now);
+        note_ahead(ahead);
+        let who = Pusher {
+            user: &actor.user,
+            device: device.id,
+            scope: &scope,
+        };
+        let outcome = match admit_and_apply(tx, &who, &mut server, op, now) {
+            Ok(o) => o,
+            Err(OpError::Store(e)) => return Err(e.into()),
+            Err(OpError::Reject(e)) => {
+                tx.add_problem(&ProblemRow {
+                    id: 0,
+                    user_id: actor.user.id,
+                    device_id: device.id,
+                    op: serde_json::to_string(op).map_err(ApiError::internal)?,
+                    code: e.code.as_str().to_owned(),
+                    message: e.message.clone(),
+                    field: e.field.clone(),
+                    created_at: at.clone(),
+                })?;
+                Outcome::rejected(e)
+            }
+        };
+        match outcome {
+            Outcome::Applied => counts.applied += 1,
+            Outcome::Superseded { .. } => counts.superseded += 1,
+            Outcome::Rejected { .. } => counts.rejected += 1,
+        }
+        tx.add_op(&OpRow {
+            device_id: device.id,
+            device_seq: op.device_seq,
+            op_id: op.op_id,
+            user_id: actor.user.id,
+            op: serde_json::to_string(op).map_err(ApiError::internal)?,
+            outcome: serde_json::to_string(&outcome).map_err(ApiError::internal)?,
+            at: at.clone(),
+        })?;
+        outcomes.push(OpOutcome {
+            op_id: op.op_id,
+            device_seq: op.device_seq,
+            outcome,
+        });
+        acked += 1;
+    }
+    if acked != device.acked_through {
+        tx.set_acked_through(device.id, acked)?;
+    }
+    tx.set_clock_drift(device.id, drift)?;
+    tx.touch_device(device.id, &at)?;
+    let server_clock = server.clock.now(now);
+    server.save(tx)?;
+    Ok(Pushed {
+        response: PushResponse {
+            outcomes,
+            acked_through: acked,
+            resend_from,
+            server_clock,
+            clock_warning: warning,
+        },
+        counts,
+    })
+}
+
+/// The value of `name` in the op (create) or in the current state.
+fn value_of<'a>(op: &'a Op, state: Option<&'a RecordState>, name: &str) -> Option<&'a Value> {
+    match op.kind {
+        OpKind::Create => op.fields.get(name).filter(|v| !v.is_null()),
+        _ => state.and_then(|s| s.get(name)),
+    }
+}
+
+fn id_in<T: From<uuid::Uuid>>(op: &Op, state: Option<&RecordState>, name: &str) -> Option<T> {
+    value_of(op, state, name)
+        .and_then(Value::as_str)
+        .and_then(|s| uuid::Uuid::try_parse(s).ok())
+        .map(T::from)
+}
+
+/// The relation of the record to `actor`, refusing records out of scope.
+fn relation(
+    tx: &mut dyn WriteTx,
+    actor: &UserRow,
+    scope: &ScopeFilter,
+    coll: &'static Collection,
+    op: &Op,
+    state: Option<&RecordState>,
+) -> Result<Relation, OpError> {
+    let user_relation =
+        |tx: &mut dyn WriteTx, id: UserId, field: &str| -> Result<Relation, OpError> {
+            let subject = tx.user(id)?.ok_or_else(|| {
+                OpError::Reject(ValidationError::field(
+                    E::NotFound,
+                    field,
+                    format!("there is no user {id}"),
+                ))
+            })?;
+            Ok(relation_to_user(actor, &subject))
+        };
+    let customer_relation = |tx: &mut dyn WriteTx,
+                             customer: RecordId|
+     -> Result<Relation, OpError> {
+        let owner = tx
+            .customer_owner(customer)?
+            .ok_or_else(|| reject(E::NotFound, format!("customer {customer} does not exist")))?;
+        if !covers_user(scope, owner) {
+            return Err(reject(
+                E::OutOfScope,
+                format!(
+                    "customer {customer} is not assigned to you (or your team); the op was kept as a problem for review"
+                ),
+            ));
+        }
+        let subject = tx
+            .user(owner)?
+            .ok_or_else(|| StoreError::Corrupt(format!("customer owner {owner} missing")))?;
+        Ok(relation_to_user(actor, &subject))
+    };
+    match coll.anchor {
+        Anchor::Customer if op.kind == OpKind::Create => Ok(Relation::Own),
+        Anchor::Customer => customer_relation(tx, op.record_id),
+        Anchor::CustomerRef(f) => {
+            let customer: RecordId = id_in(op, state, f).ok_or_else(|| {
+                OpError::Reject(ValidationError::field(
+                    E::MissingField,
+                    f,
+                    format!("{f} is required"),
+                ))
+            })?;
+            let exists = tx
+                .record(customer)?
+                .is_some_and(|r| r.collection == "customers");
+            if !exists {
+                return Err(OpError::Reject(ValidationError::field(
+                    E::NotFound,
+                    f,
+                    format!("customer {customer} does not exist"),
+                )));
+            }
+            customer_relation(tx, customer)
+        }
+        Anchor::User(f) => {
+            let user: UserId = id_in(op, state, f).ok_or_else(|| {
+                OpError::Reject(ValidationError::field(
+                    E::MissingField,
+                    f,
+                    format!("{f} is required"),
+                ))
+            })?;
+            user_relation(tx, user, f)
+        }
+        Anchor::UserOrTeam(u, t) => {
+            if let Some(user) = id_in::<UserId>(op, state, u) {
+                user_relation(tx, user, u)
+            } else if let Some(team) = id_in::<TeamId>(op, state, t) {
+                if tx.team(team)?.is_none() {
+                    return Err(OpError::Reject(ValidationError::field(
+                        E::NotFound,
+                        t,
+                        format!("there is no team {team}"),
+                    )));
+                }
+                Ok(relation_to_team(actor, team))
+            } else {
+                Err(reject(
+                    E::MissingField,
+                    format!("exactly one of {u} and {t} must be set"),
+                ))
+            }
+        }
+        Anchor::Public => Ok(Relation::Other),
+    }
+}
+
+/// Who pushes: the user and the authenticated device.
+struct Pusher<'a> {
+    user: &'a UserRow,
+    device: DeviceId,
+    scope: &'a ScopeFilter,
+}
+
+fn admit_and_apply(
+    tx: &mut dyn WriteTx,
+    who: &Pusher<'_>,
+    server: &mut ServerClock,
+    op: &Op,
+    now: DateTime<Utc>,
+) -> Result<Outcome, OpError> {
+    let (actor, scope) = (who.user, who.scope);
+    let coll = validate_op(op, Author::Device)?;
+    if op.device_id != who.device {
+        return Err(reject(
+            E::WrongDevice,
+            format!(
+                "the op names device {} but was pushed with the token of device {}",
+                op.device_id, who.device
+            ),
+        ));
+    }
+    // Clock: a far-future op is kept but re-stamped with the server's clock.
+    let mut op = op.clone();
+    if server
+        .clock
+        .observe_bounded(&op.hlc, now, CLOCK_LIMIT_MS)
+        .is_err()
+    {
+        op.hlc = server.clock.now(now);
+    }
+    let existing = match tx.record(op.record_id)? {
+        Some(row) if row.collection != coll.name => {
+            return Err(reject(
+                E::InvalidOp,
+                format!(
+                    "record {} belongs to {}, not {}",
+                    op.record_id, row.collection, coll.name
+                ),
+            ));
+        }
+        Some(row) => Some(decode_state(&row.state)?),
+        None => None,
+    };
+    if op.kind == OpKind::Create && existing.as_ref().is_some_and(RecordState::exists) {
+        return Err(reject(
+            E::AlreadyExists,
+            format!("{} {} already exists", coll.name, op.record_id),
+        ));
+    }
+    let rel = relation(tx, actor, scope, coll, &op, existing.as_ref())?;
+    let access = coll.access_for(actor.role);
+    let (reach, verb) = if op.kind == OpKind::Create {
+        (access.create, "create")
+    } else {
+        (access.change, "change")
+    };
+    if !reach.covers(rel) {
+        let whose = match rel {
+            Relation::Own => "their own",
+            Relation::Team => "their team's",
+            Relation::Other => "other users'",
+        };
+        return Err(reject(
+            E::Forbidden,
+            format!("a {} may not {verb} {whose} {}", actor.role, coll.name),
+        ));
+    }
+    check_against_state(&op, coll, existing.as_ref(), actor.role)?;
+
+    let mut state = existing.unwrap_or_else(|| RecordState::new(op.record_id, coll.name));
+    let created = op.kind == OpKind::Create;
+    let applied = state.apply(&op);
+    if created && state.created_by.is_none() {
+        state.created_by = Some(actor.id);
+    }
+    let at = format_ts(now);
+    for c in &applied.conflicts {
+        tx.add_conflict(&ConflictRow {
+            record_id: state.id,
+            collection: coll.name.to_owned(),
+            op_id: op.op_id,
+            user_id: actor.id,
+            field: c.field.clone(),
+            losing_value: c.losing_value.to_string(),
+            winning_value: c.winning_value.to_string(),
+            losing_hlc: c.losing_hlc.to_string(),
+            winning_hlc: c.winning_hlc.to_string(),
+            created_at: at.clone(),
+        })?;
+    }
+    // Server-computed fields.
+    match coll.name {
+        "customers" if created => {
+            let mut f = Fields::new();
+            f.insert("owner_id".into(), json!(actor.id.to_string()));
+            server_write(server, &mut state, OpKind::Patch, f, now)?;
+            tx.set_customer_owner(state.id, actor.id)?;
+        }
+        "visits" if created => {
+            let fields = gps::judge_visit(tx, &state, actor.id)?;
+            server_write(server, &mut state, OpKind::Patch, fields, now)?;
+        }
+        _ => {}
+    }
+    if applied.changed || created {
+        save_record(tx, coll, &state)?;
+    }
+    Ok(if applied.conflicts.is_empty() {
+        Outcome::Applied
+    } else {
+        Outcome::Superseded {
+            conflicts: applied.conflicts,
+        }
+    })
+}

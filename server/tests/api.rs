@@ -1,0 +1,20 @@
+//! API tests: the real server on 127.0.0.1 port 0 with a real SQLite store
+//! in a temporary directory, driven over HTTP.
+
+#[path = "api/helpers.rs"]
+mod helpers;
+
+#[path = "api/auth.rs"]
+mod auth;
+#[path = "api/bad_input.rs"]
+mod bad_input;
+#[path = "api/crash.rs"]
+mod crash;
+#[path = "api/matrix.rs"]
+mod matrix;
+#[path = "api/ops.rs"]
+mod ops;
+#[path = "api/reassign.rs"]
+mod reassign;
+#[path = "api/sync.rs"]
+mod sync;

@@ -1,0 +1,118 @@
+use crate::helpers::{customer_fields, json_of, spawn_app, status, upserts};
+use serde_json::{Value, json};
+use sync_protocol::OpKind;
+use sync_protocol::schema::Role;
+use sync_protocol::wire::{AssignCustomerResponse, Change};
+
+#[test]
+fn reassignment_moves_the_history_to_the_new_owner_and_evicts_it_from_the_old() {
+    let app = spawn_app();
+    let mut ann = app.user_device("ann", Role::Rep, None);
+    let mut bob = app.user_device("bob", Role::Rep, None);
+    let (cid, c) = ann.create("customers", customer_fields("Acme"));
+    let (vid, v) = ann.create(
+        "visits",
+        json!({"customer_id": cid, "started_at": "2026-11-28T09:30:00.000Z"}),
+    );
+    let (sid, s) = ann.create("sales", json!({"customer_id": cid, "amount": {"minor": 12300, "currency": "CNY"}, "product": "widgets", "sold_at": "2026-11-28T09:40:00.000Z"}));
+    app.push(&mut ann, vec![c, v, s]);
+    app.pull(&mut ann);
+    app.pull(&mut bob);
+
+    let moved: AssignCustomerResponse = json_of(
+        app.post(
+            &format!("/v1/admin/customers/{cid}/assign"),
+            Some(&app.admin.token),
+            &json!({"to": "bob"}),
+        ),
+        200,
+    );
+    assert_eq!(
+        (moved.records_moved, moved.from, moved.to),
+        (3, Some(ann.user.id), bob.user.id)
+    );
+
+    let for_bob = app.pull(&mut bob);
+    let ids: Vec<_> = upserts(&for_bob).iter().map(|r| r.id).collect();
+    for id in [cid, vid, sid] {
+        assert!(ids.contains(&id), "bob's pull lacks {id}");
+    }
+    let owner = upserts(&for_bob)
+        .into_iter()
+        .find(|r| r.id == cid)
+        .unwrap()
+        .get_str("owner_id")
+        .map(str::to_owned);
+    assert_eq!(owner, Some(bob.user.id.to_string()));
+
+    let for_ann = app.pull(&mut ann);
+    assert!(
+        for_ann
+            .iter()
+            .any(|c| matches!(c, Change::Evict { customer_id, .. } if *customer_id == cid)),
+        "{for_ann:?}"
+    );
+    assert!(
+        upserts(&for_ann)
+            .iter()
+            .all(|r| ![cid, vid, sid].contains(&r.id))
+    );
+
+    // A late op of the old owner is kept as a problem, not applied.
+    let late = ann.op("customers", cid, OpKind::Patch, json!({"phone": "555"}));
+    let (_, late_visit) = ann.create(
+        "visits",
+        json!({"customer_id": cid, "started_at": "2026-11-29T09:30:00.000Z"}),
+    );
+    let r = app.push(&mut ann, vec![late, late_visit]);
+    for o in &r.outcomes {
+        let v = serde_json::to_value(&o.outcome).unwrap();
+        assert_eq!(
+            (status(&v), v["code"].as_str()),
+            ("rejected", Some("out_of_scope")),
+            "{v}"
+        );
+    }
+    let problems: Vec<Value> = json_of(app.get("/v1/admin/problems", Some(&app.admin.token)), 200);
+    assert_eq!(problems.len(), 2);
+    assert!(
+        problems
+            .iter()
+            .all(|p| p["username"] == "ann" && p["code"] == "out_of_scope")
+    );
+    let for_bob = app.pull(&mut bob);
+    assert!(
+        upserts(&for_bob)
+            .iter()
+            .all(|r| r.get_str("phone") != Some("555"))
+    );
+}
+
+#[test]
+fn assigning_an_unknown_customer_or_to_an_unknown_user_is_not_found() {
+    let app = spawn_app();
+    let mut ann = app.user_device("ann", Role::Rep, None);
+    let (cid, c) = ann.create("customers", customer_fields("Acme"));
+    app.push(&mut ann, vec![c]);
+    let r = app.post(
+        &format!("/v1/admin/customers/{cid}/assign"),
+        Some(&app.admin.token),
+        &json!({"to": "nobody"}),
+    );
+    assert_eq!(crate::helpers::error_of(r), (404, "not_found".into()));
+    let r = app.post(
+        "/v1/admin/customers/0193a1b2-c3d4-7e8f-9a0b-1c2d3e4f5a6b/assign",
+        Some(&app.admin.token),
+        &json!({"to": "ann"}),
+    );
+    assert_eq!(crate::helpers::error_of(r), (404, "not_found".into()));
+    let r = app.post(
+        "/v1/admin/customers/not-a-uuid/assign",
+        Some(&app.admin.token),
+        &json!({"to": "ann"}),
+    );
+    assert_eq!(
+        crate::helpers::error_of(r),
+        (400, "malformed_request".into())
+    );
+}
