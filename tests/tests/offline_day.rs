@@ -23,7 +23,17 @@ impl Company {
     }
 
     fn user(&self, name: &str, role: &str, team: &str, supervisor: Option<&str>) -> Device {
-        let mut args = vec!["admin", "user", "add", name, "--role", role, "--team", team, "--password-stdin"];
+        let mut args = vec![
+            "admin",
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--team",
+            team,
+            "--password-stdin",
+        ];
         if let Some(s) = supervisor {
             args.extend(["--supervisor", s]);
         }
@@ -36,7 +46,12 @@ impl Company {
 }
 
 fn names(list: &Value) -> Vec<String> {
-    let mut v: Vec<String> = list.as_array().expect("a JSON list").iter().map(|c| c["name"].as_str().unwrap_or_default().to_owned()).collect();
+    let mut v: Vec<String> = list
+        .as_array()
+        .expect("a JSON list")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
     v.sort();
     v
 }
@@ -50,12 +65,19 @@ fn count(d: &Device, args: &[&str]) -> usize {
 }
 
 fn pending(d: &Device) -> u64 {
-    d.json(&["status"])["pending_ops"].as_u64().expect("status.pending_ops")
+    d.json(&["status"])["pending_ops"]
+        .as_u64()
+        .expect("status.pending_ops")
 }
 
 fn assert_verified(d: &Device) {
     let v = d.json(&["sync", "--verify"]);
-    assert_eq!(v["verify"]["matched"], Value::Bool(true), "{}: verify found a difference: {v}", d.name);
+    assert_eq!(
+        v["verify"]["matched"],
+        Value::Bool(true),
+        "{}: verify found a difference: {v}",
+        d.name
+    );
 }
 
 #[test]
@@ -67,13 +89,69 @@ fn three_laptops_work_offline_and_converge_on_their_scopes() {
     let other = co.user("sun.rep", "rep", "south", None);
 
     // Offline work on every laptop (no sync yet).
-    li.ok(&["customer", "add", "Acme Trading", "--lat", "31.2304", "--lon", "121.4737", "--segment", "enterprise"]);
-    li.ok(&["visit", "start", "Acme", "--lat", "31.2305", "--lon", "121.4738", "--accuracy", "10", "--purpose", "demo"]);
+    li.ok(&[
+        "customer",
+        "add",
+        "Acme Trading",
+        "--lat",
+        "31.2304",
+        "--lon",
+        "121.4737",
+        "--segment",
+        "enterprise",
+    ]);
+    li.ok(&[
+        "visit",
+        "start",
+        "Acme",
+        "--lat",
+        "31.2305",
+        "--lon",
+        "121.4738",
+        "--accuracy",
+        "10",
+        "--purpose",
+        "demo",
+    ]);
     li.ok(&["visit", "end", "--outcome", "pilot agreed"]);
-    li.ok(&["feedback", "add", "Acme", "--kind", "survey", "--csat", "2", "--nps", "4", "--text", "slow support"]);
-    li.ok(&["sale", "add", "Acme", "--amount", "1234.56", "--product", "5G plan"]);
+    li.ok(&[
+        "feedback",
+        "add",
+        "Acme",
+        "--kind",
+        "survey",
+        "--csat",
+        "2",
+        "--nps",
+        "4",
+        "--text",
+        "slow support",
+    ]);
+    li.ok(&[
+        "sale",
+        "add",
+        "Acme",
+        "--amount",
+        "1234.56",
+        "--product",
+        "5G plan",
+    ]);
     zhao.ok(&["customer", "add", "北京电子, \"Beijing\" Ltd"]);
-    zhao.ok(&["visit", "log", "北京电子", "--at", "2026-11-27T09:00:00Z", "--minutes", "45", "--purpose", "intro", "--outcome", "call back", "--reason", "GPS off"]);
+    zhao.ok(&[
+        "visit",
+        "log",
+        "北京电子",
+        "--at",
+        "2026-11-27T09:00:00Z",
+        "--minutes",
+        "45",
+        "--purpose",
+        "intro",
+        "--outcome",
+        "call back",
+        "--reason",
+        "GPS off",
+    ]);
     sup.ok(&["customer", "add", "Key Account Co"]);
     other.ok(&["customer", "add", "Southern Steel"]);
 
@@ -84,7 +162,14 @@ fn three_laptops_work_offline_and_converge_on_their_scopes() {
 
     assert_eq!(customer_names(&li), ["Acme Trading"]);
     assert_eq!(customer_names(&zhao), ["北京电子, \"Beijing\" Ltd"]);
-    assert_eq!(customer_names(&sup), ["Acme Trading", "Key Account Co", "北京电子, \"Beijing\" Ltd"]);
+    assert_eq!(
+        customer_names(&sup),
+        [
+            "Acme Trading",
+            "Key Account Co",
+            "北京电子, \"Beijing\" Ltd"
+        ]
+    );
     assert_eq!(customer_names(&other), ["Southern Steel"]);
     // The low survey opened a follow-up complaint, and the supervisor sees both.
     assert_eq!(count(&li, &["feedback", "list"]), 2);
@@ -130,13 +215,19 @@ fn edits_on_two_laptops_merge_by_field_and_the_loser_sees_the_conflict() {
     assert_eq!(list.len(), 1, "{conflicts}");
     assert_eq!(list[0]["field"], "contact");
     // li's edit was made first, so the supervisor's later edit wins.
-    assert_eq!(li.json(&["customer", "show", "Acme"])["customer"]["contact"], "Mr Wang");
+    assert_eq!(
+        li.json(&["customer", "show", "Acme"])["customer"]["contact"],
+        "Mr Wang"
+    );
     // li keeps theirs: a new op that now wins everywhere.
     let id = list[0]["id"].to_string().trim_matches('"').to_owned();
     li.ok(&["conflicts", "resolve", &id, "--keep", "mine"]);
     li.ok(&["sync"]);
     sup.ok(&["sync"]);
-    assert_eq!(sup.json(&["customer", "show", "Acme"])["customer"]["contact"], "Ms Li");
+    assert_eq!(
+        sup.json(&["customer", "show", "Acme"])["customer"]["contact"],
+        "Ms Li"
+    );
     assert_eq!(count(&li, &["conflicts", "list"]), 0);
     assert_verified(&li);
     assert_verified(&sup);
@@ -148,24 +239,60 @@ fn a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem(
     let li = co.user("li.rep", "rep", "north", None);
     let zhao = co.user("zhao.rep", "rep", "north", None);
     li.ok(&["customer", "add", "Acme"]);
-    li.ok(&["visit", "log", "Acme", "--at", "2026-11-20T09:00:00Z", "--minutes", "30", "--purpose", "p", "--outcome", "o", "--reason", "indoors"]);
+    li.ok(&[
+        "visit",
+        "log",
+        "Acme",
+        "--at",
+        "2026-11-20T09:00:00Z",
+        "--minutes",
+        "30",
+        "--purpose",
+        "p",
+        "--outcome",
+        "o",
+        "--reason",
+        "indoors",
+    ]);
     li.ok(&["sale", "add", "Acme", "--amount", "99", "--product", "SIM"]);
     li.ok(&["sync"]);
     co.admin.ok(&["sync"]);
 
     // li records more work offline; meanwhile the admin reassigns Acme to zhao.
-    li.ok(&["visit", "log", "Acme", "--at", "2026-11-21T09:00:00Z", "--minutes", "30", "--purpose", "late", "--outcome", "o", "--reason", "indoors"]);
-    co.admin.ok(&["admin", "customer", "assign", "Acme", "--to", "zhao.rep"]);
+    li.ok(&[
+        "visit",
+        "log",
+        "Acme",
+        "--at",
+        "2026-11-21T09:00:00Z",
+        "--minutes",
+        "30",
+        "--purpose",
+        "late",
+        "--outcome",
+        "o",
+        "--reason",
+        "indoors",
+    ]);
+    co.admin
+        .ok(&["admin", "customer", "assign", "Acme", "--to", "zhao.rep"]);
 
     zhao.ok(&["sync"]);
     assert_eq!(customer_names(&zhao), ["Acme"]);
-    assert_eq!(count(&zhao, &["visit", "list"]), 1, "the history came along");
+    assert_eq!(
+        count(&zhao, &["visit", "list"]),
+        1,
+        "the history came along"
+    );
     assert_eq!(count(&zhao, &["sale", "list"]), 1);
 
     // li's laptop pushes what it has, then drops the customer.
     let out = li.run(&["sync", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(customer_names(&li).is_empty(), "evicted from the old owner's laptop");
+    assert!(
+        customer_names(&li).is_empty(),
+        "evicted from the old owner's laptop"
+    );
     assert_eq!(count(&li, &["visit", "list"]), 0);
     assert_eq!(pending(&li), 0);
     // Nothing is lost: the late visit is a problem on the server and on the laptop.
@@ -183,12 +310,39 @@ fn cut_connections_mid_push_and_mid_pull_never_lose_or_duplicate_work() {
     let co = Company::new();
     let proxy = FaultProxy::start(co.server.port()).unwrap();
     let li = Device::new("li").unwrap();
-    let out = co.admin.run_with_stdin(&["admin", "user", "add", "li.rep", "--role", "rep", "--team", "north", "--password-stdin"], Some(PW));
+    let out = co.admin.run_with_stdin(
+        &[
+            "admin",
+            "user",
+            "add",
+            "li.rep",
+            "--role",
+            "rep",
+            "--team",
+            "north",
+            "--password-stdin",
+        ],
+        Some(PW),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     li.login(&proxy.url(), "li.rep", PW);
     li.ok(&["customer", "add", "Acme"]);
     for i in 0..30 {
-        li.ok(&["visit", "log", "Acme", "--at", &format!("2026-11-{:02}T09:00:00Z", 1 + i % 28), "--minutes", "20", "--purpose", &format!("v{i}"), "--outcome", "ok", "--reason", "test"]);
+        li.ok(&[
+            "visit",
+            "log",
+            "Acme",
+            "--at",
+            &format!("2026-11-{:02}T09:00:00Z", 1 + i % 28),
+            "--minutes",
+            "20",
+            "--purpose",
+            &format!("v{i}"),
+            "--outcome",
+            "ok",
+            "--reason",
+            "test",
+        ]);
     }
 
     // The server commits the push but the answer never arrives.
@@ -202,7 +356,11 @@ fn cut_connections_mid_push_and_mid_pull_never_lose_or_duplicate_work() {
     proxy.cut_answers("/v1/sync/pull", 1);
     let out = li.run(&["sync"]);
     assert_ne!(code(&out), 0);
-    assert_eq!(pending(&li), 0, "the replayed push was answered from stored outcomes");
+    assert_eq!(
+        pending(&li),
+        0,
+        "the replayed push was answered from stored outcomes"
+    );
 
     li.ok(&["sync"]);
     assert_eq!(count(&li, &["visit", "list"]), 30);
@@ -221,7 +379,21 @@ fn a_dead_server_means_offline_work_is_kept_and_synced_later() {
     let out = li.run(&["sync"]);
     assert_eq!(code(&out), 3, "offline exit code; stderr: {}", stderr(&out));
     assert!(stderr(&out).contains("offline"), "{}", stderr(&out));
-    li.ok(&["visit", "log", "Acme", "--at", "2026-11-27T09:00:00Z", "--minutes", "30", "--purpose", "p", "--outcome", "o", "--reason", "r"]);
+    li.ok(&[
+        "visit",
+        "log",
+        "Acme",
+        "--at",
+        "2026-11-27T09:00:00Z",
+        "--minutes",
+        "30",
+        "--purpose",
+        "p",
+        "--outcome",
+        "o",
+        "--reason",
+        "r",
+    ]);
     assert_eq!(pending(&li), 2);
     co.server.restart().unwrap();
     li.ok(&["sync"]);
@@ -237,11 +409,26 @@ fn revoked_devices_and_wrong_passwords_get_their_own_exit_codes() {
     li.ok(&["customer", "add", "Acme"]);
 
     let stranger = Device::new("stranger").unwrap();
-    let out = stranger.run_with_stdin(&["login", "--server", &co.server.url(), "--user", "li.rep", "--password-stdin"], Some("wrong password"));
+    let out = stranger.run_with_stdin(
+        &[
+            "login",
+            "--server",
+            &co.server.url(),
+            "--user",
+            "li.rep",
+            "--password-stdin",
+        ],
+        Some("wrong password"),
+    );
     assert_eq!(code(&out), 4, "{}", stderr(&out));
 
-    let devices = co.admin.json(&["admin", "device", "list", "--user", "li.rep"]);
-    let id = devices.as_array().unwrap()[0]["id"].as_str().unwrap().to_owned();
+    let devices = co
+        .admin
+        .json(&["admin", "device", "list", "--user", "li.rep"]);
+    let id = devices.as_array().unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     co.admin.ok(&["admin", "device", "revoke", &id]);
     let out = li.run(&["sync"]);
     assert_eq!(code(&out), 5, "{}", stderr(&out));
