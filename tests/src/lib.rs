@@ -76,17 +76,10 @@ impl TestServer {
     fn spawn(&mut self) -> Result<()> {
         for _attempt in 0..5 {
             let port = free_port()?;
-            let mut cmd = Command::new(bin("fieldsync-server"));
-            cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--data"])
-                .arg(self.data.path())
-                .env("FIELDSYNC_ADMIN_PASSWORD", ADMIN_PASSWORD)
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            for (k, v) in &self.extra_env {
-                cmd.env(k, v);
-            }
-            let mut child = cmd.spawn().context("spawning fieldsync-server")?;
+            let mut child = self
+                .command(port)
+                .spawn()
+                .context("spawning fieldsync-server")?;
             let url = format!("http://127.0.0.1:{port}/readyz");
             let client = reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(2))
@@ -111,6 +104,21 @@ impl TestServer {
             let _ = child.wait();
         }
         bail!("fieldsync-server did not become ready")
+    }
+
+    /// The server command on `port`, with this server's data directory and environment.
+    fn command(&self, port: u16) -> Command {
+        let mut cmd = Command::new(bin("fieldsync-server"));
+        cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--data"])
+            .arg(self.data.path())
+            .env("FIELDSYNC_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd
     }
 
     /// `http://127.0.0.1:PORT`
@@ -140,17 +148,7 @@ impl TestServer {
     pub fn restart(&mut self) -> Result<()> {
         self.kill();
         let port = self.port;
-        let mut cmd = Command::new(bin("fieldsync-server"));
-        cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--data"])
-            .arg(self.data.path())
-            .env("FIELDSYNC_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in &self.extra_env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn()?;
+        let child = self.command(port).spawn()?;
         self.child = Some(child);
         let url = format!("{}/readyz", self.url());
         let client = reqwest::blocking::Client::builder()
