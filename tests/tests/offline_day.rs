@@ -434,3 +434,44 @@ fn revoked_devices_and_wrong_passwords_get_their_own_exit_codes() {
     assert_eq!(code(&out), 5, "{}", stderr(&out));
     assert_eq!(pending(&li), 1, "nothing typed is lost");
 }
+
+#[test]
+fn verify_repairs_a_local_store_that_diverged_from_the_server() {
+    let co = Company::new();
+    let li = co.user("li.rep", "rep", "north", None);
+    li.ok(&["customer", "add", "Acme"]);
+    li.ok(&["customer", "add", "Globex"]);
+    li.ok(&[
+        "visit",
+        "log",
+        "Acme",
+        "--at",
+        "2026-11-27T09:00:00Z",
+        "--minutes",
+        "30",
+        "--purpose",
+        "p",
+        "--outcome",
+        "o",
+        "--reason",
+        "r",
+    ]);
+    li.ok(&["sync"]);
+    assert_verified(&li);
+
+    // Damage the local copy behind the CLI's back: lose one pulled record
+    // and alter another.
+    let db = rusqlite::Connection::open(li.home().join("fieldsync.db")).unwrap();
+    db.execute("DELETE FROM server_records WHERE collection = 'visits'", [])
+        .unwrap();
+    db.execute("UPDATE server_records SET state = replace(state, 'Globex', 'Globox') WHERE collection = 'customers'", []).unwrap();
+    drop(db);
+
+    let v = li.json(&["sync", "--verify"]);
+    assert_eq!(v["verify"]["matched"], Value::Bool(false), "{v}");
+    assert_eq!(v["verify"]["repaired"], Value::Bool(true), "{v}");
+    assert_eq!(v["verify"]["matches_now"], Value::Bool(true), "{v}");
+    assert_verified(&li);
+    assert_eq!(count(&li, &["visit", "list"]), 1);
+    assert_eq!(customer_names(&li), ["Acme", "Globex"]);
+}
