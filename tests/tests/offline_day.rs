@@ -56,6 +56,25 @@ fn names(list: &Value) -> Vec<String> {
     v
 }
 
+/// Record a visit after the fact, without a position.
+fn log_visit(d: &Device, customer: &str, at: &str, purpose: &str) {
+    d.ok(&[
+        "visit",
+        "log",
+        customer,
+        "--at",
+        at,
+        "--minutes",
+        "30",
+        "--purpose",
+        purpose,
+        "--outcome",
+        "ok",
+        "--reason",
+        "indoors",
+    ]);
+}
+
 fn customer_names(d: &Device) -> Vec<String> {
     names(&d.json(&["customer", "list"]))
 }
@@ -137,21 +156,7 @@ fn three_laptops_work_offline_and_converge_on_their_scopes() {
         "5G plan",
     ]);
     zhao.ok(&["customer", "add", "北京电子, \"Beijing\" Ltd"]);
-    zhao.ok(&[
-        "visit",
-        "log",
-        "北京电子",
-        "--at",
-        "2026-11-27T09:00:00Z",
-        "--minutes",
-        "45",
-        "--purpose",
-        "intro",
-        "--outcome",
-        "call back",
-        "--reason",
-        "GPS off",
-    ]);
+    log_visit(&zhao, "北京电子", "2026-11-27T09:00:00Z", "intro");
     sup.ok(&["customer", "add", "Key Account Co"]);
     other.ok(&["customer", "add", "Southern Steel"]);
 
@@ -239,41 +244,13 @@ fn a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem(
     let li = co.user("li.rep", "rep", "north", None);
     let zhao = co.user("zhao.rep", "rep", "north", None);
     li.ok(&["customer", "add", "Acme"]);
-    li.ok(&[
-        "visit",
-        "log",
-        "Acme",
-        "--at",
-        "2026-11-20T09:00:00Z",
-        "--minutes",
-        "30",
-        "--purpose",
-        "p",
-        "--outcome",
-        "o",
-        "--reason",
-        "indoors",
-    ]);
+    log_visit(&li, "Acme", "2026-11-20T09:00:00Z", "p");
     li.ok(&["sale", "add", "Acme", "--amount", "99", "--product", "SIM"]);
     li.ok(&["sync"]);
     co.admin.ok(&["sync"]);
 
     // li records more work offline; meanwhile the admin reassigns Acme to zhao.
-    li.ok(&[
-        "visit",
-        "log",
-        "Acme",
-        "--at",
-        "2026-11-21T09:00:00Z",
-        "--minutes",
-        "30",
-        "--purpose",
-        "late",
-        "--outcome",
-        "o",
-        "--reason",
-        "indoors",
-    ]);
+    log_visit(&li, "Acme", "2026-11-21T09:00:00Z", "late");
     co.admin
         .ok(&["admin", "customer", "assign", "Acme", "--to", "zhao.rep"]);
 
@@ -328,21 +305,12 @@ fn cut_connections_mid_push_and_mid_pull_never_lose_or_duplicate_work() {
     li.login(&proxy.url(), "li.rep", PW);
     li.ok(&["customer", "add", "Acme"]);
     for i in 0..30 {
-        li.ok(&[
-            "visit",
-            "log",
+        log_visit(
+            &li,
             "Acme",
-            "--at",
             &format!("2026-11-{:02}T09:00:00Z", 1 + i % 28),
-            "--minutes",
-            "20",
-            "--purpose",
             &format!("v{i}"),
-            "--outcome",
-            "ok",
-            "--reason",
-            "test",
-        ]);
+        );
     }
 
     // The server commits the push but the answer never arrives.
@@ -379,21 +347,7 @@ fn a_dead_server_means_offline_work_is_kept_and_synced_later() {
     let out = li.run(&["sync"]);
     assert_eq!(code(&out), 3, "offline exit code; stderr: {}", stderr(&out));
     assert!(stderr(&out).contains("offline"), "{}", stderr(&out));
-    li.ok(&[
-        "visit",
-        "log",
-        "Acme",
-        "--at",
-        "2026-11-27T09:00:00Z",
-        "--minutes",
-        "30",
-        "--purpose",
-        "p",
-        "--outcome",
-        "o",
-        "--reason",
-        "r",
-    ]);
+    log_visit(&li, "Acme", "2026-11-27T09:00:00Z", "p");
     assert_eq!(pending(&li), 2);
     co.server.restart().unwrap();
     li.ok(&["sync"]);
@@ -441,21 +395,7 @@ fn verify_repairs_a_local_store_that_diverged_from_the_server() {
     let li = co.user("li.rep", "rep", "north", None);
     li.ok(&["customer", "add", "Acme"]);
     li.ok(&["customer", "add", "Globex"]);
-    li.ok(&[
-        "visit",
-        "log",
-        "Acme",
-        "--at",
-        "2026-11-27T09:00:00Z",
-        "--minutes",
-        "30",
-        "--purpose",
-        "p",
-        "--outcome",
-        "o",
-        "--reason",
-        "r",
-    ]);
+    log_visit(&li, "Acme", "2026-11-27T09:00:00Z", "p");
     li.ok(&["sync"]);
     assert_verified(&li);
 
