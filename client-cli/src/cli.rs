@@ -71,6 +71,33 @@ pub enum Command {
     /// Sales won from customers.
     #[command(subcommand)]
     Sale(SaleCmd),
+    /// SMART goals for reps and teams, with live progress.
+    #[command(subcommand)]
+    Goal(crate::commands::goal::GoalCmd),
+    /// HQ consolidated reports from the server (supervisors: their team).
+    #[command(subcommand)]
+    Hq(crate::commands::hq::HqCmd),
+    /// Training courses, assignments and completions.
+    #[command(subcommand)]
+    Training(crate::commands::training::TrainingCmd),
+    /// Weekly and monthly work reports.
+    #[command(subcommand)]
+    WorkReport(crate::commands::work_report::WorkReportCmd),
+    /// One-on-one meetings with their action items.
+    #[command(subcommand)]
+    OneOnOne(crate::commands::one_on_one::OneOnOneCmd),
+    /// Performance evaluations: scorecards, ratings, acknowledgement, calibration.
+    #[command(subcommand)]
+    Evaluation(crate::commands::evaluation::EvaluationCmd),
+    /// Incentive plans: tiers by score or attainment (HQ).
+    #[command(subcommand)]
+    IncentivePlan(crate::commands::incentive_plan::IncentivePlanCmd),
+    /// Rewards: suggested from the incentive plan, granted, listed.
+    #[command(subcommand)]
+    Reward(crate::commands::reward::RewardCmd),
+    /// Improvement actions checked for effect.
+    #[command(subcommand)]
+    Action(crate::commands::action::ActionCmd),
     /// Administration (online; admin, HQ or supervisor accounts).
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -280,6 +307,14 @@ pub enum VisitCmd {
         /// Why there is no location (required without --lat/--lon).
         #[arg(long)]
         reason: Option<String>,
+    },
+    /// Record many past visits from a JSON Lines file, all or none.
+    #[command(
+        after_help = "Each line is one visit with the arguments of `visit log`:\n  {\"customer\": \"acme\", \"at\": \"2026-11-27T09:00:00+08:00\", \"minutes\": 45, \"purpose\": \"demo\", \"outcome\": \"trial agreed\", \"lat\": 31.2305, \"lon\": 121.4737}\n(\"reason\" instead of lat/lon when there was no GPS). Every line is checked\nfirst; if any is bad, the errors are listed by line number and nothing is saved.\n\nExample:\n  fieldsync visit import visits.jsonl"
+    )]
+    Import {
+        /// JSON Lines file (`-` reads stdin).
+        file: PathBuf,
     },
     /// List visits.
     #[command(

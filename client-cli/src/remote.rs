@@ -149,6 +149,26 @@ impl Remote {
         decode(resp)
     }
 
+    /// `GET path?query` → the body as text and the value of one answer header
+    /// (e.g. a CSV export and its `fieldsync-freshness` line).
+    pub fn get_text(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        header: &str,
+    ) -> Result<(String, Option<String>), RemoteError> {
+        let resp = self.send(self.http.get(self.url(path)).query(query))?;
+        let value = resp
+            .headers()
+            .get(header)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = resp
+            .text()
+            .map_err(|e| RemoteError::Offline(describe(&e)))?;
+        Ok((text, value))
+    }
+
     /// `POST path` with a gzip-compressed JSON body → JSON.
     pub fn post_gzip<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,

@@ -1,13 +1,18 @@
 //! Numbered, forward-only SQL migrations for fieldsync's stores, and the
 //! runner that applies them.
 //!
-//! Each store has its own ordered list ([`CLIENT`], [`SERVER_SQLITE`]). The
+//! Each store has its own ordered list ([`CLIENT`], [`SERVER_SQLITE`],
+//! [`SERVER_POSTGRES`]). The
 //! runner applies the missing ones in order, each inside its own
 //! transaction, records every applied version in `schema_migrations`, and
 //! refuses to touch a database whose version is newer than the binary knows.
 
+#[cfg(feature = "postgres")]
+mod postgres;
 mod runner;
 
+#[cfg(feature = "postgres")]
+pub use postgres::{apply_postgres, current_version_postgres};
 pub use runner::{Migration, MigrationError, Report, apply, current_version};
 
 /// The client's local store (one per profile).
@@ -22,4 +27,11 @@ pub static SERVER_SQLITE: &[Migration] = &[Migration {
     version: 1,
     name: "init",
     sql: include_str!("../server/sqlite/0001_init.sql"),
+}];
+
+/// The server's PostgreSQL store (the same tables as [`SERVER_SQLITE`]).
+pub static SERVER_POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../server/postgres/0001_init.sql"),
 }];

@@ -49,6 +49,22 @@ pub enum MigrationError {
     /// Reading or writing the version table failed.
     #[error("cannot read or record the schema version: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A PostgreSQL migration's SQL failed.
+    #[cfg(feature = "postgres")]
+    #[error("migration {version} ({name}) failed")]
+    PostgresFailed {
+        /// Which.
+        version: u32,
+        /// Its name.
+        name: &'static str,
+        /// The database error.
+        #[source]
+        source: postgres::Error,
+    },
+    /// Reading or writing the PostgreSQL version table failed.
+    #[cfg(feature = "postgres")]
+    #[error("cannot read or record the schema version")]
+    Postgres(#[from] postgres::Error),
 }
 
 /// What [`apply`] did.
@@ -65,6 +81,19 @@ const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     name TEXT NOT NULL,
     applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 )";
+
+/// Refuse a list not numbered 1, 2, 3, ...
+pub(crate) fn check_list(list: &[Migration]) -> Result<(), MigrationError> {
+    for (i, m) in list.iter().enumerate() {
+        if m.version as usize != i + 1 {
+            return Err(MigrationError::BadList {
+                found: m.version,
+                position: i,
+            });
+        }
+    }
+    Ok(())
+}
 
 /// The database's schema version (0 for a new database).
 pub fn current_version(conn: &Connection) -> Result<u32, MigrationError> {
@@ -87,14 +116,7 @@ pub fn current_version(conn: &Connection) -> Result<u32, MigrationError> {
 /// Bring the database up to the newest version in `list`. Re-running is a
 /// no-op; a database newer than `list` is refused untouched.
 pub fn apply(conn: &mut Connection, list: &[Migration]) -> Result<Report, MigrationError> {
-    for (i, m) in list.iter().enumerate() {
-        if m.version as usize != i + 1 {
-            return Err(MigrationError::BadList {
-                found: m.version,
-                position: i,
-            });
-        }
-    }
+    check_list(list)?;
     let known = list.len() as u32;
     let from = current_version(conn)?;
     if from > known {
@@ -132,7 +154,7 @@ pub fn apply(conn: &mut Connection, list: &[Migration]) -> Result<Report, Migrat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CLIENT, SERVER_SQLITE};
+    use crate::{CLIENT, SERVER_POSTGRES, SERVER_SQLITE};
 
     const TOY: &[Migration] = &[
         Migration {
@@ -228,6 +250,21 @@ mod tests {
             .optional()
             .unwrap();
         assert!(q.is_none(), "half-applied migration must roll back");
+    }
+
+    #[test]
+    fn the_postgres_list_is_numbered_and_mirrors_the_sqlite_tables() {
+        check_list(SERVER_POSTGRES).unwrap();
+        assert_eq!(SERVER_POSTGRES.len(), SERVER_SQLITE.len());
+        let tables = |sql: &str| -> Vec<String> {
+            sql.lines()
+                .filter_map(|l| l.strip_prefix("CREATE TABLE "))
+                .map(|l| l.split_whitespace().next().unwrap_or("").to_owned())
+                .collect()
+        };
+        for (p, s) in SERVER_POSTGRES.iter().zip(SERVER_SQLITE) {
+            assert_eq!(tables(p.sql), tables(s.sql), "migration {}", p.version);
+        }
     }
 
     #[test]

@@ -349,7 +349,64 @@ pub fn create_user(
     };
     tx.insert_user(&user)?;
     write_user_record(tx, &user, actor.user.id, now, user_fields(&user))?;
+    if user.role == Role::Rep {
+        assign_onboarding(tx, user.id, actor.user.id, now)?;
+    }
     Ok(user_info(&user))
+}
+
+/// Days a new rep has to complete the required onboarding courses.
+pub const ONBOARDING_DUE_DAYS: u64 = 14;
+
+/// Assign every required onboarding course (kind `onboarding`,
+/// `required_for` containing `rep`) to a new rep, due in
+/// [`ONBOARDING_DUE_DAYS`], in the transaction that creates the account.
+/// Returns how many were assigned.
+pub fn assign_onboarding(
+    tx: &mut dyn WriteTx,
+    rep: UserId,
+    by: UserId,
+    now: DateTime<Utc>,
+) -> Result<usize, ApiError> {
+    let mut courses = Vec::new();
+    let mut bad = None;
+    tx.scope_records(&store::ScopeFilter::default(), &mut |collection, state| {
+        if collection != "courses" {
+            return;
+        }
+        match sync::decode_state(state) {
+            Ok(s) => courses.push(s),
+            Err(e) => bad = Some(e),
+        }
+    })?;
+    if let Some(e) = bad {
+        return Err(e.into());
+    }
+    let due = (now.date_naive() + chrono::Days::new(ONBOARDING_DUE_DAYS)).to_string();
+    let mut n = 0;
+    for c in courses {
+        let required = c
+            .get("required_for")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|r| r.as_str() == Some("rep")));
+        if c.archived.is_some() || c.get_str("kind") != Some("onboarding") || !required {
+            continue;
+        }
+        let mut f = Fields::new();
+        f.insert("rep_id".into(), json!(rep.to_string()));
+        f.insert("course_id".into(), json!(c.id.to_string()));
+        f.insert("due".into(), json!(due));
+        sync::write_directory_record(
+            tx,
+            "training_assignments",
+            RecordId::new_v7(now),
+            f,
+            by,
+            now,
+        )?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// `GET /v1/admin/users`.

@@ -14,10 +14,60 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use sync_protocol::ErrorCode;
 
 /// Shortest accepted password.
 pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// At most this many password hashes run at once. Argon2id is memory-hard
+/// (19 MiB each with the default parameters), so a burst of logins would
+/// otherwise take a gigabyte; beyond one per core it gains no throughput.
+fn hash_gate() -> &'static Gate {
+    static GATE: OnceLock<Gate> = OnceLock::new();
+    GATE.get_or_init(|| Gate::new(std::thread::available_parallelism().map_or(2, usize::from)))
+}
+
+/// A counting gate for blocking code (the hashes run on blocking threads).
+struct Gate {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Gate {
+    fn new(slots: usize) -> Self {
+        Gate {
+            free: Mutex::new(slots.max(1)),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        {
+            let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+            while *free == 0 {
+                free = self
+                    .freed
+                    .wait(free)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            *free -= 1;
+        }
+        // Give the slot back even if `f` panics.
+        let _release = Release(self);
+        f()
+    }
+}
+
+/// Returns a gate slot when dropped.
+struct Release<'a>(&'a Gate);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.0.freed.notify_one();
+    }
+}
 
 fn argon(cost: HashCost) -> Argon2<'static> {
     let params = match cost {
@@ -31,18 +81,23 @@ fn argon(cost: HashCost) -> Argon2<'static> {
 /// Hash a password (PHC string).
 pub fn hash_password(password: &str, cost: HashCost) -> Result<String, ApiError> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    argon(cost)
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
+    hash_gate()
+        .run(|| {
+            argon(cost)
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+        })
         .map_err(|e| ApiError::internal(anyhow::anyhow!("hashing failed: {e}")))
 }
 
 /// Whether `password` matches the stored PHC string (parameters come from the string).
 pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
+        hash_gate().run(|| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
     })
 }
 
@@ -171,5 +226,32 @@ mod tests {
         assert_eq!(t.len(), 43);
         assert_eq!(hash, token_hash(&t));
         assert_eq!(hash.len(), 32);
+    }
+
+    #[test]
+    fn the_hash_gate_never_runs_more_than_its_slots() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let gate = Arc::new(Gate::new(2));
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (gate, running, most) = (gate.clone(), running.clone(), most.clone());
+                std::thread::spawn(move || {
+                    gate.run(|| {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    });
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(most.load(Ordering::SeqCst) <= 2);
+        assert_eq!(*gate.free.lock().unwrap(), 2, "every slot was given back");
     }
 }

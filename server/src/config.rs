@@ -1,9 +1,10 @@
 //! Command line, environment and config file.
 //!
 //! Precedence: command-line flag, then environment variable
-//! (`FIELDSYNC_DATA`, `FIELDSYNC_BIND`), then the TOML file given with
-//! `--config` (keys `data` and `bind`), then the defaults
-//! (`./fieldsync-data`, `127.0.0.1:8080`).
+//! (`FIELDSYNC_DATA`, `FIELDSYNC_BIND`, `FIELDSYNC_DATABASE`), then the TOML
+//! file given with `--config` (keys `data`, `bind` and `database`), then the
+//! defaults (`./fieldsync-data`, `127.0.0.1:8080`, the SQLite store in the
+//! data directory).
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -18,7 +19,7 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// The fieldsync server: accounts, scopes and the sync endpoints.
 #[derive(Debug, Parser)]
 #[command(name = "fieldsync-server", version, about, long_about = None,
-    after_help = "Examples:\n  fieldsync-server serve\n  fieldsync-server serve --data /var/lib/fieldsync --bind 0.0.0.0:8080\n  FIELDSYNC_ADMIN_PASSWORD=... fieldsync-server serve --config /etc/fieldsync/server.toml")]
+    after_help = "Examples:\n  fieldsync-server serve\n  fieldsync-server serve --data /var/lib/fieldsync --bind 0.0.0.0:8080\n  FIELDSYNC_ADMIN_PASSWORD=... fieldsync-server serve --config /etc/fieldsync/server.toml\n  fieldsync-server serve --database postgres://fieldsync@db.internal/fieldsync\n  fieldsync-server migrate-store --from /var/lib/fieldsync --to postgres://fieldsync@db.internal/fieldsync")]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -28,8 +29,26 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server (creates and migrates `DATA/server.db`).
+    /// Run the HTTP server (creates and migrates `DATA/server.db`, or the
+    /// PostgreSQL database given with `--database`).
     Serve(ServeArgs),
+    /// Copy a server's whole state into an empty PostgreSQL database and
+    /// verify it (the source is only read).
+    #[command(
+        after_help = "Examples:\n  fieldsync-server migrate-store --from /var/lib/fieldsync --to postgres://postgres@127.0.0.1/fieldsync\n  fieldsync-server migrate-store --from ./fieldsync-data/server.db --to postgres://postgres@127.0.0.1/fieldsync\n\nStop the server first; afterwards start every instance with --database URL. Devices keep their login and their data."
+    )]
+    MigrateStore(MigrateStoreArgs),
+}
+
+/// `migrate-store` options.
+#[derive(Debug, clap::Args)]
+pub struct MigrateStoreArgs {
+    /// The source: a SQLite `server.db`, a data directory holding one, or a `postgres://` URL.
+    #[arg(long, value_name = "PATH_OR_URL")]
+    pub from: String,
+    /// The target: a `postgres://` URL of an empty (or newly created) database.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
 }
 
 /// `serve` options.
@@ -41,7 +60,11 @@ pub struct ServeArgs {
     /// Listen address [default: 127.0.0.1:8080]
     #[arg(long, env = "FIELDSYNC_BIND")]
     pub bind: Option<String>,
-    /// TOML config file with the keys `data` and `bind`.
+    /// PostgreSQL URL (`postgres://user@host:port/db`): use the PostgreSQL
+    /// store instead of the SQLite file in the data directory.
+    #[arg(long, env = "FIELDSYNC_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+    /// TOML config file with the keys `data`, `bind` and `database`.
     #[arg(long, env = "FIELDSYNC_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -52,6 +75,7 @@ pub struct ServeArgs {
 struct FileConfig {
     data: Option<PathBuf>,
     bind: Option<String>,
+    database: Option<String>,
 }
 
 /// How expensive password hashes are.
@@ -77,6 +101,8 @@ pub struct Settings {
     pub hash_cost: HashCost,
     /// Actix worker threads (`None`: one per core).
     pub workers: Option<usize>,
+    /// PostgreSQL URL; `None` means the SQLite store in `data_dir`.
+    pub database: Option<String>,
 }
 
 impl Settings {
@@ -88,6 +114,7 @@ impl Settings {
             admin_password: None,
             hash_cost: HashCost::Standard,
             workers: None,
+            database: None,
         }
     }
 
@@ -107,7 +134,20 @@ impl Settings {
             .clone()
             .or(file.bind)
             .unwrap_or_else(|| DEFAULT_BIND.to_owned());
+        let database = args
+            .database
+            .clone()
+            .or(file.database)
+            .filter(|d| !d.trim().is_empty());
+        if let Some(url) = &database
+            && !crate::store::migrate::is_postgres_url(url)
+        {
+            anyhow::bail!(
+                "--database must be a postgres:// URL, got {url:?}; leave it out to use the SQLite file in the data directory"
+            );
+        }
         let mut s = Self::new(data, bind);
+        s.database = database;
         s.admin_password = std::env::var("FIELDSYNC_ADMIN_PASSWORD")
             .ok()
             .filter(|p| !p.is_empty());
@@ -138,6 +178,7 @@ mod tests {
         let args = ServeArgs {
             data: None,
             bind: Some("127.0.0.1:1".into()),
+            database: None,
             config: Some(f),
         };
         let s = Settings::from_serve(&args).unwrap();
@@ -146,10 +187,34 @@ mod tests {
         let d = Settings::from_serve(&ServeArgs {
             data: None,
             bind: None,
+            database: None,
             config: None,
         })
         .unwrap();
         assert_eq!(d.bind, DEFAULT_BIND);
+    }
+
+    #[test]
+    fn the_database_url_comes_from_flag_or_file_and_must_be_postgres() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("server.toml");
+        std::fs::write(&f, "database = \"postgres://db.internal/fs\"\n").unwrap();
+        let args = |database: Option<&str>, config: Option<PathBuf>| ServeArgs {
+            data: None,
+            bind: None,
+            database: database.map(str::to_owned),
+            config,
+        };
+        let s = Settings::from_serve(&args(None, Some(f.clone()))).unwrap();
+        assert_eq!(s.database.as_deref(), Some("postgres://db.internal/fs"));
+        let s = Settings::from_serve(&args(Some("postgresql://other/x"), Some(f))).unwrap();
+        assert_eq!(s.database.as_deref(), Some("postgresql://other/x"));
+        assert_eq!(
+            Settings::from_serve(&args(None, None)).unwrap().database,
+            None
+        );
+        let err = Settings::from_serve(&args(Some("/var/lib/server.db"), None)).unwrap_err();
+        assert!(err.to_string().contains("postgres:// URL"), "{err}");
     }
 
     #[test]
@@ -161,6 +226,7 @@ mod tests {
             Settings::from_serve(&ServeArgs {
                 data: None,
                 bind: None,
+                database: None,
                 config: Some(f)
             })
             .is_err()

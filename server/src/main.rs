@@ -1,19 +1,42 @@
 use clap::Parser;
-use fieldsync_server::config::{Cli, Command, Settings};
+use fieldsync_server::config::{Cli, Command, MigrateStoreArgs, Settings};
+use fieldsync_server::store::migrate;
 use fieldsync_server::{startup::Application, telemetry};
 use std::process::ExitCode;
 
-#[actix_web::main]
-async fn main() -> ExitCode {
-    let Command::Serve(args) = Cli::parse().command;
-    telemetry::init();
-    match serve(&args).await {
+fn main() -> ExitCode {
+    let res = match Cli::parse().command {
+        Command::Serve(args) => {
+            telemetry::init();
+            actix_web::rt::System::new().block_on(serve(&args))
+        }
+        Command::MigrateStore(args) => migrate_store(&args),
+    };
+    match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn migrate_store(args: &MigrateStoreArgs) -> anyhow::Result<()> {
+    if !migrate::is_postgres_url(&args.to) {
+        anyhow::bail!(
+            "--to must be a postgres:// URL, got {:?}\nhint: create the database first, e.g. `createdb fieldsync`, then pass --to postgres://USER@HOST/fieldsync",
+            args.to
+        );
+    }
+    let from = migrate::Source::parse(&args.from);
+    let report = migrate::migrate_store(&from, &args.to)?;
+    print!("{}", migrate::render(&report));
+    eprintln!(
+        "copied and verified {} tables; start every instance with --database {}",
+        report.len(),
+        args.to
+    );
+    Ok(())
 }
 
 async fn serve(args: &fieldsync_server::config::ServeArgs) -> anyhow::Result<()> {

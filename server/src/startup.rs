@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::store::Store;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
@@ -43,17 +44,13 @@ impl Application {
     /// Open the store (creating and migrating it), create the first admin on
     /// an empty database, and bind the listener.
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
-        create_data_dir(&settings.data_dir)?;
-        let store = SqliteStore::open(&settings.db_path())?;
-        restrict_to_owner(&settings.db_path(), 0o600);
-        let store: Arc<dyn Store> = Arc::new(store);
-        let generated = accounts::bootstrap(
-            store.as_ref(),
-            settings.admin_password.as_deref(),
-            settings.hash_cost,
-            chrono::Utc::now(),
-        )
-        .map_err(|e| anyhow::anyhow!("cannot create the first admin account: {e}"))?;
+        // The PostgreSQL client blocks on its own runtime, which must not run
+        // inside the caller's async runtime: open and bootstrap on a plain thread.
+        let (store, generated) = std::thread::scope(|s| {
+            s.spawn(|| open_store(&settings))
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("opening the store panicked")))
+        })?;
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let addr = listener.local_addr()?;
@@ -114,6 +111,26 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The store the settings choose, migrated, with the first admin created.
+fn open_store(settings: &Settings) -> anyhow::Result<(Arc<dyn Store>, Option<String>)> {
+    let store: Arc<dyn Store> = if let Some(url) = &settings.database {
+        Arc::new(PostgresStore::open(url)?)
+    } else {
+        create_data_dir(&settings.data_dir)?;
+        let store = SqliteStore::open(&settings.db_path())?;
+        restrict_to_owner(&settings.db_path(), 0o600);
+        Arc::new(store)
+    };
+    let generated = accounts::bootstrap(
+        store.as_ref(),
+        settings.admin_password.as_deref(),
+        settings.hash_cost,
+        chrono::Utc::now(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot create the first admin account: {e}"))?;
+    Ok((store, generated))
 }
 
 fn create_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {

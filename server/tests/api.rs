@@ -16,5 +16,7 @@ mod matrix;
 mod ops;
 #[path = "api/reassign.rs"]
 mod reassign;
+#[path = "api/reports.rs"]
+mod reports;
 #[path = "api/sync.rs"]
 mod sync;

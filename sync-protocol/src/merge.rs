@@ -110,6 +110,16 @@ impl RecordState {
         self.created.is_some()
     }
 
+    /// The current field values without their clocks (null fields left out),
+    /// e.g. for [`crate::metrics::PlainRecord`].
+    pub fn values(&self) -> serde_json::Map<String, Value> {
+        self.fields
+            .iter()
+            .filter(|(_, f)| !f.value.is_null())
+            .map(|(k, f)| (k.clone(), f.value.clone()))
+            .collect()
+    }
+
     /// Apply one op. Unknown collections and fields are merged as `lww`
     /// registers so that merging never fails; validation rejects them earlier.
     pub fn apply(&mut self, op: &Op) -> Applied {

@@ -2,7 +2,11 @@
 //! talking over loopback.
 //!
 //! * [`TestServer`] starts the server binary on a free 127.0.0.1 port with a
-//!   temporary data directory and kills it when dropped.
+//!   temporary data directory and kills it when dropped. With
+//!   [`StoreKind::Postgres`] it uses a fresh PostgreSQL database instead
+//!   (created on the local service, dropped with the last server using it);
+//!   [`TestServer::another_instance`] starts a second process on the same
+//!   database.
 //! * [`Device`] is one laptop: its own `FIELDSYNC_HOME`, `NO_COLOR=1`, `TZ=UTC`.
 //! * [`FaultProxy`] sits between a device and the server and can cut a
 //!   connection after the server has answered but before the client reads
@@ -18,6 +22,8 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
@@ -46,12 +52,78 @@ pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// Which store a test server runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// `server.db` in a temporary data directory (the default).
+    Sqlite,
+    /// A fresh database on the local PostgreSQL service.
+    Postgres,
+}
+
+/// The maintenance URL of the local PostgreSQL service (override with
+/// `FIELDSYNC_TEST_POSTGRES`).
+pub fn postgres_admin_url() -> String {
+    std::env::var("FIELDSYNC_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A uniquely named PostgreSQL database, dropped (with `FORCE`) when the
+/// last owner lets go of it.
+pub struct PgDatabase {
+    name: String,
+}
+
+impl PgDatabase {
+    /// Create an empty database.
+    pub fn create() -> Result<Self> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .subsec_nanos();
+        let name = format!(
+            "fs_e2e_{}_{}_{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut c = postgres::Client::connect(&postgres_admin_url(), postgres::NoTls).context(
+            "PostgreSQL must answer at 127.0.0.1:5432 (start it with `pg_ctlcluster 15 main start`)",
+        )?;
+        c.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        Ok(Self { name })
+    }
+
+    /// Its `postgres://` URL.
+    pub fn url(&self) -> String {
+        let admin = postgres_admin_url();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+
+    /// A direct connection, for checks.
+    pub fn connect(&self) -> Result<postgres::Client> {
+        Ok(postgres::Client::connect(&self.url(), postgres::NoTls)?)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&postgres_admin_url(), postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
 /// A running `fieldsync-server` process.
 pub struct TestServer {
     child: Option<Child>,
     data: TempDir,
     port: u16,
     extra_env: Vec<(String, String)>,
+    database: Option<Arc<PgDatabase>>,
 }
 
 impl TestServer {
@@ -62,15 +134,87 @@ impl TestServer {
 
     /// Start a server with extra environment variables.
     pub fn start_with(extra_env: Vec<(String, String)>) -> Result<Self> {
+        Self::start_on_with(StoreKind::Sqlite, extra_env)
+    }
+
+    /// Start a server on a fresh store of the given kind.
+    pub fn start_on(store: StoreKind) -> Result<Self> {
+        Self::start_on_with(store, Vec::new())
+    }
+
+    /// Start a server on a fresh store of the given kind, with extra environment variables.
+    pub fn start_on_with(store: StoreKind, extra_env: Vec<(String, String)>) -> Result<Self> {
+        let database = match store {
+            StoreKind::Sqlite => None,
+            StoreKind::Postgres => Some(Arc::new(PgDatabase::create()?)),
+        };
+        Self::start_inner(database, extra_env)
+    }
+
+    fn start_inner(
+        database: Option<Arc<PgDatabase>>,
+        extra_env: Vec<(String, String)>,
+    ) -> Result<Self> {
         let data = tempfile::tempdir()?;
         let mut s = Self {
             child: None,
             data,
             port: 0,
             extra_env,
+            database,
         };
         s.spawn()?;
         Ok(s)
+    }
+
+    /// Start another server process on this one's PostgreSQL database (a
+    /// second stateless instance on its own port).
+    pub fn another_instance(&self) -> Result<Self> {
+        let Some(db) = &self.database else {
+            bail!("only a PostgreSQL test server can have a second instance");
+        };
+        Self::start_inner(Some(Arc::clone(db)), self.extra_env.clone())
+    }
+
+    /// Which store this server runs on.
+    pub fn store(&self) -> StoreKind {
+        if self.database.is_some() {
+            StoreKind::Postgres
+        } else {
+            StoreKind::Sqlite
+        }
+    }
+
+    /// The PostgreSQL database, when the server runs on one.
+    pub fn database(&self) -> Option<&PgDatabase> {
+        self.database.as_deref()
+    }
+
+    /// Stop this SQLite server, copy its state with `fieldsync-server
+    /// migrate-store` into a fresh PostgreSQL database, and start it again on
+    /// that database at the same address. Returns the tool's output.
+    pub fn move_to_postgres(&mut self) -> Result<Output> {
+        if self.database.is_some() {
+            bail!("the server already runs on PostgreSQL");
+        }
+        self.kill();
+        let db = PgDatabase::create()?;
+        let out = Command::new(bin("fieldsync-server"))
+            .args(["migrate-store", "--from"])
+            .arg(self.data.path())
+            .args(["--to", &db.url()])
+            .env("RUST_LOG", "warn")
+            .output()
+            .context("running fieldsync-server migrate-store")?;
+        if !out.status.success() {
+            bail!(
+                "migrate-store failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        self.database = Some(Arc::new(db));
+        self.restart()?;
+        Ok(out)
     }
 
     fn spawn(&mut self) -> Result<()> {
@@ -111,7 +255,11 @@ impl TestServer {
         let mut cmd = Command::new(bin("fieldsync-server"));
         cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--data"])
             .arg(self.data.path())
-            .env("FIELDSYNC_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env_remove("FIELDSYNC_DATABASE");
+        if let Some(db) = &self.database {
+            cmd.args(["--database", &db.url()]);
+        }
+        cmd.env("FIELDSYNC_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -142,6 +290,32 @@ impl TestServer {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Ask the process to stop (SIGTERM) and wait, at most 30 s, for it to
+    /// exit; returns its exit status.
+    pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            bail!("the server is not running");
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .context("running kill -TERM")?;
+        if !status.success() {
+            bail!("kill -TERM failed");
+        }
+        let mut exit = None;
+        wait_until(Duration::from_secs(30), || {
+            exit = child.try_wait().ok().flatten();
+            exit.is_some()
+        });
+        if let Some(exit) = exit {
+            return Ok(exit);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("fieldsync-server did not stop within 30 s of SIGTERM")
     }
 
     /// Start again on the same data directory and port (if it is still free).

@@ -1,7 +1,9 @@
 //! End-to-end: the real `fieldsync` CLI on several laptops against a real
-//! `fieldsync-server`, including network faults and server crashes.
+//! `fieldsync-server`, including network faults and server crashes. Every
+//! test runs twice, on the SQLite store and on the PostgreSQL store
+//! (`<test>::sqlite`, `<test>::postgres`).
 
-use fieldsync_e2e::{ADMIN_PASSWORD, Device, FaultProxy, TestServer, code, stderr};
+use fieldsync_e2e::{ADMIN_PASSWORD, Device, FaultProxy, StoreKind, TestServer, code, stderr};
 use serde_json::Value;
 
 const PW: &str = "correct horse battery";
@@ -13,8 +15,8 @@ struct Company {
 }
 
 impl Company {
-    fn new() -> Self {
-        let server = TestServer::start().expect("server");
+    fn new(store: StoreKind) -> Self {
+        let server = TestServer::start_on(store).expect("server");
         let admin = Device::new("admin").unwrap();
         admin.login(&server.url(), "admin", ADMIN_PASSWORD);
         admin.ok(&["admin", "team", "add", "north", "--region", "North"]);
@@ -44,6 +46,34 @@ impl Company {
         d
     }
 }
+
+/// Run a test `fn name(store: StoreKind)` once per store, as `name::sqlite`
+/// and `name::postgres`.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(fieldsync_e2e::StoreKind::Sqlite);
+            }
+
+            #[test]
+            fn postgres() {
+                super::$name(fieldsync_e2e::StoreKind::Postgres);
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    three_laptops_work_offline_and_converge_on_their_scopes,
+    edits_on_two_laptops_merge_by_field_and_the_loser_sees_the_conflict,
+    a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem,
+    cut_connections_mid_push_and_mid_pull_never_lose_or_duplicate_work,
+    a_dead_server_means_offline_work_is_kept_and_synced_later,
+    revoked_devices_and_wrong_passwords_get_their_own_exit_codes,
+    verify_repairs_a_local_store_that_diverged_from_the_server,
+);
 
 fn names(list: &Value) -> Vec<String> {
     let mut v: Vec<String> = list
@@ -99,9 +129,8 @@ fn assert_verified(d: &Device) {
     );
 }
 
-#[test]
-fn three_laptops_work_offline_and_converge_on_their_scopes() {
-    let co = Company::new();
+fn three_laptops_work_offline_and_converge_on_their_scopes(store: StoreKind) {
+    let co = Company::new(store);
     let sup = co.user("wang.sup", "supervisor", "north", None);
     let li = co.user("li.rep", "rep", "north", Some("wang.sup"));
     let zhao = co.user("zhao.rep", "rep", "north", Some("wang.sup"));
@@ -188,9 +217,8 @@ fn three_laptops_work_offline_and_converge_on_their_scopes() {
     }
 }
 
-#[test]
-fn edits_on_two_laptops_merge_by_field_and_the_loser_sees_the_conflict() {
-    let co = Company::new();
+fn edits_on_two_laptops_merge_by_field_and_the_loser_sees_the_conflict(store: StoreKind) {
+    let co = Company::new(store);
     let sup = co.user("wang.sup", "supervisor", "north", None);
     let li = co.user("li.rep", "rep", "north", Some("wang.sup"));
     li.ok(&["customer", "add", "Acme", "--phone", "100"]);
@@ -238,9 +266,8 @@ fn edits_on_two_laptops_merge_by_field_and_the_loser_sees_the_conflict() {
     assert_verified(&sup);
 }
 
-#[test]
-fn a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem() {
-    let co = Company::new();
+fn a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem(store: StoreKind) {
+    let co = Company::new(store);
     let li = co.user("li.rep", "rep", "north", None);
     let zhao = co.user("zhao.rep", "rep", "north", None);
     li.ok(&["customer", "add", "Acme"]);
@@ -282,9 +309,8 @@ fn a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem(
     assert_verified(&zhao);
 }
 
-#[test]
-fn cut_connections_mid_push_and_mid_pull_never_lose_or_duplicate_work() {
-    let co = Company::new();
+fn cut_connections_mid_push_and_mid_pull_never_lose_or_duplicate_work(store: StoreKind) {
+    let co = Company::new(store);
     let proxy = FaultProxy::start(co.server.port()).unwrap();
     let li = Device::new("li").unwrap();
     let out = co.admin.run_with_stdin(
@@ -338,9 +364,8 @@ fn cut_connections_mid_push_and_mid_pull_never_lose_or_duplicate_work() {
     assert_verified(&li);
 }
 
-#[test]
-fn a_dead_server_means_offline_work_is_kept_and_synced_later() {
-    let mut co = Company::new();
+fn a_dead_server_means_offline_work_is_kept_and_synced_later(store: StoreKind) {
+    let mut co = Company::new(store);
     let li = co.user("li.rep", "rep", "north", None);
     li.ok(&["customer", "add", "Acme"]);
     co.server.kill();
@@ -356,9 +381,8 @@ fn a_dead_server_means_offline_work_is_kept_and_synced_later() {
     assert_eq!(customer_names(&co.admin), ["Acme"]);
 }
 
-#[test]
-fn revoked_devices_and_wrong_passwords_get_their_own_exit_codes() {
-    let co = Company::new();
+fn revoked_devices_and_wrong_passwords_get_their_own_exit_codes(store: StoreKind) {
+    let co = Company::new(store);
     let li = co.user("li.rep", "rep", "north", None);
     li.ok(&["customer", "add", "Acme"]);
 
@@ -389,9 +413,8 @@ fn revoked_devices_and_wrong_passwords_get_their_own_exit_codes() {
     assert_eq!(pending(&li), 1, "nothing typed is lost");
 }
 
-#[test]
-fn verify_repairs_a_local_store_that_diverged_from_the_server() {
-    let co = Company::new();
+fn verify_repairs_a_local_store_that_diverged_from_the_server(store: StoreKind) {
+    let co = Company::new(store);
     let li = co.user("li.rep", "rep", "north", None);
     li.ok(&["customer", "add", "Acme"]);
     li.ok(&["customer", "add", "Globex"]);

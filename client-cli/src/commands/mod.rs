@@ -1,16 +1,25 @@
 //! One module per top-level command, mirroring the command tree in `cli.rs`.
 
+pub(crate) mod action;
 mod admin;
 mod auth;
 mod completions;
 mod conflicts;
 mod customer;
+pub(crate) mod evaluation;
 mod feedback;
+pub(crate) mod goal;
+pub(crate) mod hq;
+pub(crate) mod incentive_plan;
+pub(crate) mod one_on_one;
 mod problems;
+pub(crate) mod reward;
 mod sale;
 mod status;
 mod sync;
+pub(crate) mod training;
 mod visit;
+pub(crate) mod work_report;
 
 use crate::cli::{Cli, Command};
 use crate::config::{Config, Profile};
@@ -92,6 +101,15 @@ pub fn run(cli: Cli, printer: Printer) -> Result<()> {
         Command::Visit(c) => visit::run(&ctx, c),
         Command::Feedback(c) => feedback::run(&ctx, c),
         Command::Sale(c) => sale::run(&ctx, c),
+        Command::Goal(c) => goal::run(&ctx, c),
+        Command::Hq(c) => hq::run(&ctx, c),
+        Command::Training(c) => training::run(&ctx, c),
+        Command::WorkReport(c) => work_report::run(&ctx, c),
+        Command::OneOnOne(c) => one_on_one::run(&ctx, c),
+        Command::Evaluation(c) => evaluation::run(&ctx, c),
+        Command::IncentivePlan(c) => incentive_plan::run(&ctx, c),
+        Command::Reward(c) => reward::run(&ctx, c),
+        Command::Action(c) => action::run(&ctx, c),
         Command::Admin(c) => admin::run(&ctx, c),
         Command::Sync(a) => sync::run(&ctx, a),
         Command::Status => status::run(&ctx),

@@ -19,12 +19,13 @@ use sync_protocol::wire::{
     ClockWarning, PullRequest, PullResponse, PushRequest, PushResponse, ScopeSummary,
 };
 
-/// Most ops in one push.
-const PUSH_MAX_OPS: usize = 1000;
+/// Most ops in one push (the server's limit): fewer round trips and
+/// commits for a large outbox.
+const PUSH_MAX_OPS: usize = sync_protocol::wire::MAX_PUSH_OPS;
 /// About this many bytes of JSON per push (before compression).
 const PUSH_MAX_BYTES: usize = 4 * 1024 * 1024;
-/// Records per pulled page.
-const PULL_LIMIT: u32 = 2000;
+/// Records per pulled page: each page is one local transaction.
+const PULL_LIMIT: u32 = 5000;
 
 /// The outcome of `verify`.
 #[derive(Debug, Default, Serialize)]
@@ -89,6 +90,7 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
         .into());
     };
     let remote = Remote::new(&cfg.server, Some(token))?;
+    store.prepare_for_sync()?;
     let mut sum = Summary::default();
     push(ctx, &mut store, &remote, &mut sum)?;
     let scope = pull(ctx, &mut store, &remote, &mut sum, a.verify)?;

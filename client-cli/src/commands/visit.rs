@@ -1,19 +1,24 @@
 //! `fieldsync visit ...`
 
 use super::{Ctx, cell, customer_name, mark, record_json};
-use crate::cli::VisitCmd;
-use crate::error::{fail, fail_hint};
+use crate::cli::{Position, VisitCmd};
+use crate::error::{Failure, fail, fail_hint, failure_of};
 use crate::input::{not_future, parse_time, pos_of, pos_value, position};
 use crate::output::{clip, distance, local_time};
 use crate::store::{Draft, Rec, Store};
 use anyhow::{Context, Result};
 use chrono::{Duration, Utc};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 use sync_protocol::geo::{GpsRules, judge_check_in};
 use sync_protocol::time::{format_ts, parse_ts};
-use sync_protocol::{Fields, RecordId};
+use sync_protocol::validate::{Author, validate_op};
+use sync_protocol::version::SCHEMA_VERSION;
+use sync_protocol::{DeviceId, Fields, Hlc, Op, OpId, OpKind, RecordId};
 
 /// The GPS check of a visit: the server's verdict once synced, otherwise
 /// the provisional one computed with the same function.
@@ -239,6 +244,7 @@ pub fn run(ctx: &Ctx, cmd: VisitCmd) -> Result<()> {
             store.write(vec![Draft::create("visits", id, f)])?;
             done(ctx, &store, &id, "Logged visit")
         }
+        VisitCmd::Import { file } => import(ctx, &file),
         VisitCmd::List { since, customer } => {
             let store = ctx.read_store()?;
             let since = since.map(|s| parse_time(&s, "--since")).transpose()?;
@@ -336,11 +342,170 @@ pub fn run(ctx: &Ctx, cmd: VisitCmd) -> Result<()> {
             f.insert("amend_reason".into(), json!(reason));
             let id = RecordId::new_v7(Utc::now());
             store.write(vec![Draft::create("visits", id, f)])?;
-            let short = store.shortener("visits")?;
-            let msg = format!("Recorded a correction of visit {}", short.get(&orig.id));
+            let msg = format!(
+                "Recorded a correction of visit {}",
+                store.short_id("visits", &orig.id)?
+            );
             done(ctx, &store, &id, &msg)
         }
     }
+}
+
+/// One line of a `visit import` file: the arguments of `visit log`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportLine {
+    customer: String,
+    at: String,
+    minutes: i64,
+    purpose: String,
+    outcome: String,
+    #[serde(default)]
+    lat: Option<f64>,
+    #[serde(default)]
+    lon: Option<f64>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Most line errors listed before the rest are only counted.
+const MAX_LISTED_ERRORS: usize = 10;
+
+/// The fields of a logged visit, checked exactly as `visit log` checks its
+/// arguments. `customers` caches name look-ups for the whole file.
+fn log_fields(
+    store: &Store,
+    customers: &mut HashMap<String, RecordId>,
+    line: ImportLine,
+) -> Result<Fields> {
+    let customer = if let Some(id) = customers.get(&line.customer) {
+        *id
+    } else {
+        let id = store.resolve_customer(&line.customer)?.id;
+        customers.insert(line.customer.clone(), id);
+        id
+    };
+    if !(1..=1440).contains(&line.minutes) {
+        return fail(format!("minutes {} is not in 1..=1440", line.minutes));
+    }
+    if line.lat.is_some() != line.lon.is_some() {
+        return fail("lat and lon go together: give both or neither");
+    }
+    let start = parse_time(&line.at, "at")?;
+    let end = start + Duration::minutes(line.minutes);
+    not_future(end, "the visit's end")?;
+    let p = position(Position {
+        lat: line.lat,
+        lon: line.lon,
+    })?;
+    if p.is_none() && line.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return fail("a visit without a location needs a reason");
+    }
+    let mut f = Fields::new();
+    f.insert("customer_id".into(), json!(customer));
+    f.insert("started_at".into(), json!(format_ts(start)));
+    f.insert("ended_at".into(), json!(format_ts(end)));
+    f.insert("purpose".into(), json!(line.purpose));
+    f.insert("outcome".into(), json!(line.outcome));
+    if let Some(p) = p {
+        f.insert("check_in".into(), pos_value(p));
+        f.insert("check_out".into(), pos_value(p));
+    }
+    if let Some(r) = line.reason.filter(|r| !r.trim().is_empty()) {
+        f.insert("no_location_reason".into(), json!(r));
+    }
+    Ok(f)
+}
+
+/// Check a draft with the same validator the store (and the server) runs,
+/// so a bad line is reported with its number.
+fn check_draft(device: DeviceId, id: RecordId, fields: &Fields) -> Result<()> {
+    let now = Utc::now();
+    let op = Op {
+        op_id: OpId::new_v7(now),
+        device_id: device,
+        device_seq: 1,
+        hlc: Hlc::from_wall(now, device),
+        schema_version: SCHEMA_VERSION,
+        collection: "visits".to_owned(),
+        record_id: id,
+        kind: OpKind::Create,
+        fields: fields.clone(),
+        transition: None,
+    };
+    validate_op(&op, Author::Device).map_err(|e| Failure::invalid(&e))?;
+    Ok(())
+}
+
+/// `visit import FILE`: every line checked like `visit log`, then all of
+/// them written in one local transaction, or none when any line is bad.
+fn import(ctx: &Ctx, file: &Path) -> Result<()> {
+    let (mut store, cfg) = ctx.store()?;
+    let reader: Box<dyn Read> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
+        )
+    };
+    let mut customers = HashMap::new();
+    let mut drafts = Vec::new();
+    let mut errors = Vec::new();
+    let mut bad = 0usize;
+    for (n, text) in BufReader::new(reader).lines().enumerate() {
+        let text =
+            text.with_context(|| format!("cannot read line {} of {}", n + 1, file.display()))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let checked = serde_json::from_str::<ImportLine>(&text)
+            .map_err(|e| anyhow::anyhow!("not a visit: {e}"))
+            .and_then(|line| log_fields(&store, &mut customers, line))
+            .and_then(|f| {
+                let id = RecordId::new_v7(Utc::now());
+                check_draft(cfg.device_id, id, &f)?;
+                Ok(Draft::create("visits", id, f))
+            });
+        match checked {
+            Ok(d) => drafts.push(d),
+            Err(e) => {
+                bad += 1;
+                if errors.len() < MAX_LISTED_ERRORS {
+                    let msg =
+                        failure_of(&e).map_or_else(|| format!("{e:#}"), |f| f.message.clone());
+                    errors.push(format!("line {}: {msg}", n + 1));
+                }
+            }
+        }
+    }
+    if bad > 0 {
+        let more = bad.saturating_sub(errors.len());
+        let mut msg = format!(
+            "{} in {} {} bad; nothing was imported:\n  {}",
+            crate::output::plural(bad as u64, "line", "lines"),
+            file.display(),
+            if bad == 1 { "is" } else { "are" },
+            errors.join("\n  ")
+        );
+        if more > 0 {
+            let _ = write!(msg, "\n  … and {more} more");
+        }
+        return fail_hint(
+            msg,
+            "fix those lines and run the import again; each line is a JSON object with customer, at, minutes, purpose, outcome and lat/lon or reason",
+        );
+    }
+    let n = drafts.len();
+    store.write(drafts)?;
+    if ctx.printer.json {
+        return ctx.printer.json(&json!({ "imported": n }));
+    }
+    ctx.printer.say(&format!(
+        "Imported {} from {}; they sync with the next fieldsync sync.",
+        crate::output::plural(n as u64, "visit", "visits"),
+        file.display()
+    ));
+    Ok(())
 }
 
 fn single_open(store: &Store) -> Result<Rec> {
@@ -385,7 +550,7 @@ fn done(ctx: &Ctx, store: &Store, id: &RecordId, what: &str) -> Result<()> {
         return ctx.printer.json(&visit_json(store, &v)?);
     }
     let g = gps(store, &v)?;
-    let short = store.shortener("visits")?.get(id);
+    let short = store.short_id("visits", id)?;
     ctx.printer
         .say(&format!("{what} {short} at {}.", customer_name(store, &v)?));
     if v.get("check_in").is_some() {

@@ -86,11 +86,8 @@ fn last_seq(conn: &Connection) -> Result<u64> {
 fn current_state(conn: &Connection, id: &RecordId) -> Result<Option<RecordState>> {
     use rusqlite::OptionalExtension;
     let s: Option<String> = conn
-        .query_row(
-            "SELECT state FROM records WHERE id = ?1",
-            [id.to_string()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT state FROM records WHERE id = ?1")?
+        .query_row([id.to_string()], |r| r.get(0))
         .optional()?;
     Ok(s.map(|s| serde_json::from_str(&s)).transpose()?)
 }
@@ -201,9 +198,10 @@ impl Store {
 }
 
 pub(crate) fn insert(conn: &Connection, op: &Op) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO outbox (device_seq, op_id, collection, record_id, op, written_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![op.device_seq as i64, op.op_id.to_string(), op.collection, op.record_id.to_string(), serde_json::to_string(op)?, format_ts(Utc::now())],
+    )?
+    .execute(params![op.device_seq as i64, op.op_id.to_string(), op.collection, op.record_id.to_string(), serde_json::to_string(op)?, format_ts(Utc::now())],
     )?;
     Ok(())
 }

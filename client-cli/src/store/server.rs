@@ -1,7 +1,7 @@
 //! Server state as last pulled, and what sync does to it: push outcomes,
 //! pulled pages, evictions, scope tallies.
 
-use super::{Store, issues, key, observe, set_meta, view};
+use super::{Store, issues, key, load_clock, observe, save_clock, set_meta, view};
 use crate::error::Failure;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -33,28 +33,37 @@ pub struct PageApplied {
 }
 
 fn upsert_server(conn: &Connection, state: &RecordState) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO server_records (id, collection, customer_id, state) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, customer_id = excluded.customer_id, state = excluded.state",
-        params![state.id.to_string(), state.collection, view::customer_of(state), canonical_json(state)],
-    )?;
+    )?
+    .execute(params![state.id.to_string(), state.collection, view::customer_of(state), canonical_json(state)])?;
     Ok(())
 }
 
 fn server_state(conn: &Connection, id: &str) -> Result<Option<RecordState>> {
     let s: Option<String> = conn
-        .query_row(
-            "SELECT state FROM server_records WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT state FROM server_records WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
         .optional()?;
     s.map(|s| serde_json::from_str(&s))
         .transpose()
         .context("damaged server state")
 }
 
+/// SQLite page cache for a sync, in KiB: a sync touches every table and
+/// index; with the default 2 MiB most page reads miss and the cache spills
+/// in the middle of a transaction.
+const SYNC_CACHE_KIB: i64 = 32 * 1024;
+
 impl Store {
+    /// Size the page cache for a sync (bulk writes to every table).
+    pub fn prepare_for_sync(&self) -> Result<()> {
+        self.conn
+            .pragma_update(None, "cache_size", -SYNC_CACHE_KIB)?;
+        Ok(())
+    }
+
     /// Record the outcomes of one push in one transaction: answered ops
     /// leave the outbox; applied ones are folded into the server state (the
     /// next pull replaces it with the server's own), superseded ones leave
@@ -68,11 +77,8 @@ impl Store {
         let mut out = OutcomesRecorded::default();
         for o in &resp.outcomes {
             let row: Option<String> = tx
-                .query_row(
-                    "SELECT op FROM outbox WHERE device_seq = ?1",
-                    [o.device_seq as i64],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT op FROM outbox WHERE device_seq = ?1")?
+                .query_row([o.device_seq as i64], |r| r.get(0))
                 .optional()?;
             let Some(text) = row else { continue };
             let op: Op = serde_json::from_str(&text).context("an op in the outbox is damaged")?;
@@ -80,10 +86,8 @@ impl Store {
                 // Not the op we sent under this number: leave it for the next push.
                 continue;
             }
-            tx.execute(
-                "DELETE FROM outbox WHERE device_seq = ?1",
-                [o.device_seq as i64],
-            )?;
+            tx.prepare_cached("DELETE FROM outbox WHERE device_seq = ?1")?
+                .execute([o.device_seq as i64])?;
             let id = op.record_id.to_string();
             match &o.outcome {
                 Outcome::Applied | Outcome::Superseded { .. } => {
@@ -92,6 +96,9 @@ impl Store {
                     state.apply(&op);
                     if state.exists() {
                         upsert_server(&tx, &state)?;
+                        view::refresh_from(&tx, &state)?;
+                    } else {
+                        view::refresh(&tx, &id)?;
                     }
                     if let Outcome::Superseded { conflicts } = &o.outcome {
                         out.superseded += 1;
@@ -110,9 +117,9 @@ impl Store {
                 } => {
                     out.rejected += 1;
                     issues::insert_problem(&tx, &op, code.as_str(), message, field.as_deref())?;
+                    view::refresh(&tx, &id)?;
                 }
             }
-            view::refresh(&tx, &id)?;
         }
         observe(&tx, device, &resp.server_clock)?;
         match &resp.clock_warning {
@@ -134,14 +141,16 @@ impl Store {
             .ok_or_else(Failure::not_logged_in)?;
         let tx = self.conn.transaction()?;
         let mut out = PageApplied::default();
+        // Observing is taking a maximum: do it in memory, persist once.
+        let mut clock = load_clock(&tx, device)?;
         for change in &page.changes {
             match change {
                 Change::Upsert { record, .. } => {
                     upsert_server(&tx, record)?;
                     for f in record.fields.values() {
-                        observe(&tx, device, &f.hlc)?;
+                        clock.observe(&f.hlc);
                     }
-                    view::refresh(&tx, &record.id.to_string())?;
+                    view::refresh_from(&tx, record)?;
                     out.upserts += 1;
                 }
                 Change::Evict { customer_id, .. } => {
@@ -173,7 +182,8 @@ impl Store {
             }
         }
         set_meta(&tx, key::CURSOR, &page.cursor.to_string())?;
-        observe(&tx, device, &page.server_clock)?;
+        clock.observe(&page.server_clock);
+        save_clock(&tx, &clock)?;
         tx.commit()?;
         Ok(out)
     }

@@ -98,26 +98,26 @@ fn at_of(state: &RecordState) -> Option<String> {
     .map(str::to_owned)
 }
 
-/// Recompute one record of the view from its server state and pending ops.
-pub(crate) fn refresh(conn: &Connection, id: &str) -> Result<()> {
-    let server: Option<String> = conn
-        .query_row(
-            "SELECT state FROM server_records WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()?;
+fn pending_ops(conn: &Connection, id: &str) -> Result<Vec<Op>> {
     let mut stmt =
         conn.prepare_cached("SELECT op FROM outbox WHERE record_id = ?1 ORDER BY device_seq")?;
     let ops: Vec<String> = stmt
         .query_map([id], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    let ops: Vec<Op> = ops
-        .iter()
+    ops.iter()
         .map(|o| serde_json::from_str(o))
         .collect::<Result<_, _>>()
-        .context("an op in the outbox is damaged")?;
-    let mut state = match (server, ops.first()) {
+        .context("an op in the outbox is damaged")
+}
+
+/// Recompute one record of the view from its server state and pending ops.
+pub(crate) fn refresh(conn: &Connection, id: &str) -> Result<()> {
+    let server: Option<String> = conn
+        .prepare_cached("SELECT state FROM server_records WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    let ops = pending_ops(conn, id)?;
+    let state = match (server, ops.first()) {
         (Some(s), _) => serde_json::from_str::<RecordState>(&s)
             .with_context(|| format!("server state of {id} is damaged"))?,
         (None, Some(op)) => RecordState::new(op.record_id, &op.collection),
@@ -126,29 +126,50 @@ pub(crate) fn refresh(conn: &Connection, id: &str) -> Result<()> {
             return Ok(());
         }
     };
-    for op in &ops {
+    store_view(conn, id, state, &ops)
+}
+
+/// Like [`refresh`], for a record whose server state was just written as
+/// `server` (saves reading and parsing it back).
+pub(crate) fn refresh_from(conn: &Connection, server: &RecordState) -> Result<()> {
+    let id = server.id.to_string();
+    let ops = pending_ops(conn, &id)?;
+    if ops.is_empty() {
+        return write_view(conn, &id, server, false);
+    }
+    store_view(conn, &id, server.clone(), &ops)
+}
+
+fn store_view(conn: &Connection, id: &str, mut state: RecordState, ops: &[Op]) -> Result<()> {
+    for op in ops {
         state.apply(op);
     }
+    write_view(conn, id, &state, !ops.is_empty())
+}
+
+/// Store one record of the view (or drop it when it does not exist).
+fn write_view(conn: &Connection, id: &str, state: &RecordState, pending: bool) -> Result<()> {
     if !state.exists() {
         conn.execute("DELETE FROM records WHERE id = ?1", [id])?;
         return Ok(());
     }
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO records (id, collection, customer_id, name, status, at, archived, pending, state)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, customer_id = excluded.customer_id,
            name = excluded.name, status = excluded.status, at = excluded.at, archived = excluded.archived,
            pending = excluded.pending, state = excluded.state",
-        params![
+    )?
+    .execute(params![
             id,
             state.collection,
-            customer_of(&state),
-            name_of(&state),
-            status_of(&state),
-            at_of(&state),
+            customer_of(state),
+            name_of(state),
+            status_of(state),
+            at_of(state),
             i64::from(state.archived.is_some()),
-            i64::from(!ops.is_empty()),
-            serde_json::to_string(&state)?
+            i64::from(pending),
+            serde_json::to_string(state)?
         ],
     )?;
     Ok(())
@@ -202,6 +223,27 @@ impl Store {
             .query_map(params![collection, customer.to_string()], Rec::from_row)?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(build).collect()
+    }
+
+    /// The short form of one id, as [`Store::shortener`] would give it: it
+    /// depends only on the id's two neighbours in id order, so this reads two
+    /// rows instead of the whole collection.
+    pub fn short_id(&self, collection: &str, id: &RecordId) -> Result<String> {
+        let me = id.to_string();
+        let mut ids = vec![*id];
+        // `+collection` keeps SQLite on the id index (a walk to the nearest
+        // id) instead of scanning the whole collection through its index.
+        for sql in [
+            "SELECT id FROM records WHERE +collection = ?1 AND id < ?2 ORDER BY id DESC LIMIT 1",
+            "SELECT id FROM records WHERE +collection = ?1 AND id > ?2 ORDER BY id LIMIT 1",
+        ] {
+            let near: Option<String> = self
+                .conn
+                .query_row(sql, params![collection, me], |r| r.get(0))
+                .optional()?;
+            ids.extend(near.and_then(|n| n.parse::<RecordId>().ok()));
+        }
+        Ok(super::Shortener::new(ids.iter()).get(id))
     }
 
     /// Rebuild the whole view from server state and the outbox.

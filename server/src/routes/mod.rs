@@ -7,6 +7,7 @@ pub mod auth;
 pub mod health;
 pub mod info;
 pub mod openapi;
+pub mod reports;
 pub mod sync;
 
 use actix_web::web;
@@ -16,6 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
+        .configure(crate::dashboard::configure)
         .service(
             web::scope("/v1")
                 .wrap(actix_web::middleware::from_fn(
@@ -49,6 +51,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/admin/customers/{id}/assign",
                     web::post().to(admin::assign_customer),
                 )
-                .route("/admin/problems", web::get().to(admin::list_problems)),
+                .route("/admin/problems", web::get().to(admin::list_problems))
+                .route(
+                    "/reports/gps-rules/{team}",
+                    web::get().to(reports::get_gps_rules),
+                )
+                .route(
+                    "/reports/gps-rules/{team}",
+                    web::put().to(reports::put_gps_rules),
+                )
+                .route("/reports/{report}", web::get().to(reports::report)),
         );
 }

@@ -9,6 +9,8 @@
 //! hold for every store. Every method blocks: call stores from
 //! `web::block`/`spawn_blocking`, never on the async executor.
 
+pub mod migrate;
+pub mod postgres;
 pub mod sqlite;
 
 #[cfg(test)]

@@ -20,6 +20,36 @@ use sync_protocol::{DeviceId, RecordId, TeamId, UserId};
 
 const READERS: usize = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Prepared statements kept per connection: every statement the store runs
+/// fits, so a push or pull never re-parses SQL (parsing was the largest
+/// cost of a push before statements were cached).
+const STATEMENT_CACHE: usize = 128;
+
+/// Running statements through the connection's statement cache.
+trait Cached {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, p: P) -> rusqlite::Result<usize>;
+    fn row<T, P: rusqlite::Params, F: FnOnce(&Row<'_>) -> rusqlite::Result<T>>(
+        &self,
+        sql: &str,
+        p: P,
+        f: F,
+    ) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, p: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(p)
+    }
+
+    fn row<T, P: rusqlite::Params, F: FnOnce(&Row<'_>) -> rusqlite::Result<T>>(
+        &self,
+        sql: &str,
+        p: P,
+        f: F,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(p, f)
+    }
+}
 
 /// Why opening the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +139,7 @@ impl SqliteStore {
 
 fn configure(c: &Connection) -> rusqlite::Result<()> {
     c.busy_timeout(BUSY_TIMEOUT)?;
+    c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.pragma_update(None, "synchronous", "FULL")?;
     c.pragma_update(None, "foreign_keys", "ON")?;
@@ -293,28 +324,26 @@ impl ReadTx for Tx<'_> {
     fn meta(&mut self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .c
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()?)
     }
 
     fn head_seq(&mut self) -> Result<u64, StoreError> {
         let h: i64 = self
             .c
-            .query_row("SELECT head FROM change_seq WHERE id = 1", [], |r| r.get(0))?;
+            .row("SELECT head FROM change_seq WHERE id = 1", [], |r| r.get(0))?;
         Ok(h as u64)
     }
 
     fn user_count(&mut self) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .c
-            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
+        let n: i64 = self.c.row("SELECT count(*) FROM users", [], |r| r.get(0))?;
         Ok(n as u64)
     }
 
     fn user_by_name(&mut self, username: &str) -> Result<Option<UserRow>, StoreError> {
         let raw = self
             .c
-            .query_row(
+            .row(
                 &format!("SELECT {USER_COLS} FROM users WHERE username = ?1"),
                 [username],
                 raw_user,
@@ -326,7 +355,7 @@ impl ReadTx for Tx<'_> {
     fn user(&mut self, id: UserId) -> Result<Option<UserRow>, StoreError> {
         let raw = self
             .c
-            .query_row(
+            .row(
                 &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
                 [id.to_string()],
                 raw_user,
@@ -338,7 +367,7 @@ impl ReadTx for Tx<'_> {
     fn users(&mut self) -> Result<Vec<UserRow>, StoreError> {
         let mut st = self
             .c
-            .prepare(&format!("SELECT {USER_COLS} FROM users ORDER BY username"))?;
+            .prepare_cached(&format!("SELECT {USER_COLS} FROM users ORDER BY username"))?;
         let raws = st.query_map([], raw_user)?.collect::<Result<Vec<_>, _>>()?;
         raws.into_iter().map(user_row).collect()
     }
@@ -348,7 +377,7 @@ impl ReadTx for Tx<'_> {
         team: Option<TeamId>,
         supervisor: Option<UserId>,
     ) -> Result<Vec<UserId>, StoreError> {
-        let mut st = self.c.prepare("SELECT id FROM users WHERE (?1 IS NOT NULL AND team_id = ?1) OR (?2 IS NOT NULL AND supervisor_id = ?2) ORDER BY id")?;
+        let mut st = self.c.prepare_cached("SELECT id FROM users WHERE (?1 IS NOT NULL AND team_id = ?1) OR (?2 IS NOT NULL AND supervisor_id = ?2) ORDER BY id")?;
         let ids = st
             .query_map(
                 params![
@@ -364,7 +393,7 @@ impl ReadTx for Tx<'_> {
     fn team_by_name(&mut self, name: &str) -> Result<Option<TeamRow>, StoreError> {
         let raw = self
             .c
-            .query_row(
+            .row(
                 "SELECT id, name, region, created_at FROM teams WHERE name = ?1",
                 [name],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -376,7 +405,7 @@ impl ReadTx for Tx<'_> {
     fn team(&mut self, id: TeamId) -> Result<Option<TeamRow>, StoreError> {
         let raw = self
             .c
-            .query_row(
+            .row(
                 "SELECT id, name, region, created_at FROM teams WHERE id = ?1",
                 [id.to_string()],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -388,7 +417,7 @@ impl ReadTx for Tx<'_> {
     fn teams(&mut self) -> Result<Vec<TeamRow>, StoreError> {
         let mut st = self
             .c
-            .prepare("SELECT id, name, region, created_at FROM teams ORDER BY name")?;
+            .prepare_cached("SELECT id, name, region, created_at FROM teams ORDER BY name")?;
         let raws = st
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<Result<Vec<_>, _>>()?;
@@ -398,7 +427,7 @@ impl ReadTx for Tx<'_> {
     fn device(&mut self, id: DeviceId) -> Result<Option<DeviceRow>, StoreError> {
         let raw = self
             .c
-            .query_row(
+            .row(
                 &format!("SELECT {DEVICE_COLS} FROM devices WHERE id = ?1"),
                 [id.to_string()],
                 raw_device,
@@ -410,7 +439,7 @@ impl ReadTx for Tx<'_> {
     fn device_by_token(&mut self, token_hash: &[u8]) -> Result<Option<DeviceRow>, StoreError> {
         let raw = self
             .c
-            .query_row(
+            .row(
                 &format!("SELECT {DEVICE_COLS} FROM devices WHERE token_hash = ?1"),
                 [token_hash],
                 raw_device,
@@ -420,7 +449,7 @@ impl ReadTx for Tx<'_> {
     }
 
     fn devices(&mut self, user: Option<UserId>) -> Result<Vec<DeviceRow>, StoreError> {
-        let mut st = self.c.prepare(&format!("SELECT {DEVICE_COLS} FROM devices WHERE ?1 IS NULL OR user_id = ?1 ORDER BY created_at, id"))?;
+        let mut st = self.c.prepare_cached(&format!("SELECT {DEVICE_COLS} FROM devices WHERE ?1 IS NULL OR user_id = ?1 ORDER BY created_at, id"))?;
         let raws = st
             .query_map([user.map(|u| u.to_string())], raw_device)?
             .collect::<Result<Vec<_>, _>>()?;
@@ -428,7 +457,7 @@ impl ReadTx for Tx<'_> {
     }
 
     fn active_device_count(&mut self) -> Result<u64, StoreError> {
-        let n: i64 = self.c.query_row("SELECT count(*) FROM devices d JOIN users u ON u.id = d.user_id WHERE d.revoked_at IS NULL AND u.active = 1", [], |r| r.get(0))?;
+        let n: i64 = self.c.row("SELECT count(*) FROM devices d JOIN users u ON u.id = d.user_id WHERE d.revoked_at IS NULL AND u.active = 1", [], |r| r.get(0))?;
         Ok(n as u64)
     }
 
@@ -438,12 +467,12 @@ impl ReadTx for Tx<'_> {
         address: &str,
         since_ms: i64,
     ) -> Result<(u64, u64), StoreError> {
-        let by_user: i64 = self.c.query_row(
+        let by_user: i64 = self.c.row(
             "SELECT count(*) FROM login_failures WHERE username = ?1 AND at_ms >= ?2",
             params![username, since_ms],
             |r| r.get(0),
         )?;
-        let by_addr: i64 = self.c.query_row(
+        let by_addr: i64 = self.c.row(
             "SELECT count(*) FROM login_failures WHERE address = ?1 AND at_ms >= ?2",
             params![address, since_ms],
             |r| r.get(0),
@@ -463,7 +492,7 @@ impl ReadTx for Tx<'_> {
         );
         let raw: Option<Raw> = self
             .c
-            .query_row("SELECT collection, seq, state, customer_id, subject_user, subject_team, public FROM records WHERE id = ?1", [id.to_string()], |r| {
+            .row("SELECT collection, seq, state, customer_id, subject_user, subject_team, public FROM records WHERE id = ?1", [id.to_string()], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
             })
             .optional()?;
@@ -488,7 +517,7 @@ impl ReadTx for Tx<'_> {
     fn customer_owner(&mut self, customer: RecordId) -> Result<Option<UserId>, StoreError> {
         let s: Option<String> = self
             .c
-            .query_row(
+            .row(
                 "SELECT owner_id FROM customer_owners WHERE customer_id = ?1",
                 [customer.to_string()],
                 |r| r.get(0),
@@ -500,7 +529,7 @@ impl ReadTx for Tx<'_> {
     fn customer_unit(&mut self, customer: RecordId) -> Result<Vec<RecordId>, StoreError> {
         let mut st = self
             .c
-            .prepare("SELECT id FROM records WHERE customer_id = ?1 ORDER BY seq")?;
+            .prepare_cached("SELECT id FROM records WHERE customer_id = ?1 ORDER BY seq")?;
         let ids = st
             .query_map([customer.to_string()], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?;
@@ -525,7 +554,7 @@ impl ReadTx for Tx<'_> {
                 vec![(cursor as i64).into(), (head as i64).into()];
             args.extend(sp.into_iter().map(rusqlite::types::Value::from));
             args.push(i64::from(limit).into());
-            let mut st = self.c.prepare(&sql)?;
+            let mut st = self.c.prepare_cached(&sql)?;
             let rows = st.query_map(params_from_iter(args), |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
             })?;
@@ -559,7 +588,7 @@ impl ReadTx for Tx<'_> {
                     .map(|u| rusqlite::types::Value::from(u.to_string())),
             );
             args.push(i64::from(limit).into());
-            let mut st = self.c.prepare(&sql)?;
+            let mut st = self.c.prepare_cached(&sql)?;
             let rows = st.query_map(params_from_iter(args), |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
             })?;
@@ -585,7 +614,7 @@ impl ReadTx for Tx<'_> {
         let sql = format!(
             "SELECT r.collection, r.state FROM records r LEFT JOIN customer_owners o ON o.customer_id = r.customer_id WHERE {cond}"
         );
-        let mut st = self.c.prepare(&sql)?;
+        let mut st = self.c.prepare_cached(&sql)?;
         let mut rows = st.query(params_from_iter(sp))?;
         while let Some(r) = rows.next()? {
             let c: String = r.get(0)?;
@@ -599,7 +628,7 @@ impl ReadTx for Tx<'_> {
         type Raw = (String, String, String, String, String);
         let raw: Option<Raw> = self
             .c
-            .query_row("SELECT op_id, user_id, op, outcome, at FROM ops WHERE device_id = ?1 AND device_seq = ?2", params![device.to_string(), device_seq as i64], |r| {
+            .row("SELECT op_id, user_id, op, outcome, at FROM ops WHERE device_id = ?1 AND device_seq = ?2", params![device.to_string(), device_seq as i64], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })
             .optional()?;
@@ -640,7 +669,7 @@ impl ReadTx for Tx<'_> {
             args.extend(users.iter().map(ToString::to_string));
         }
         sql.push_str(" ORDER BY id DESC");
-        let mut st = self.c.prepare(&sql)?;
+        let mut st = self.c.prepare_cached(&sql)?;
         let raws: Vec<Raw> = st
             .query_map(params_from_iter(args), |r| {
                 Ok((
@@ -683,7 +712,7 @@ impl ReadTx for Tx<'_> {
             String,
             String,
         );
-        let mut st = self.c.prepare(
+        let mut st = self.c.prepare_cached(
             "SELECT collection, op_id, user_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at FROM conflicts WHERE record_id = ?1 ORDER BY id",
         )?;
         let raws: Vec<Raw> = st
@@ -739,7 +768,7 @@ impl ReadTx for Tx<'_> {
     ) -> Result<Option<CheckIn>, StoreError> {
         let raw: Option<(String, i64, f64, f64)> = self
             .c
-            .query_row(
+            .row(
                 "SELECT visit_id, started_at_ms, lat, lon FROM check_ins WHERE user_id = ?1 AND started_at_ms < ?2 AND visit_id <> ?3 ORDER BY started_at_ms DESC LIMIT 1",
                 params![user.to_string(), before_ms, exclude.to_string()],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -763,12 +792,12 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 
 impl WriteTx for Tx<'_> {
     fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.c.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])?;
+        self.c.exec("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])?;
         Ok(())
     }
 
     fn next_seq(&mut self) -> Result<u64, StoreError> {
-        let h: i64 = self.c.query_row(
+        let h: i64 = self.c.row(
             "UPDATE change_seq SET head = head + 1 WHERE id = 1 RETURNING head",
             [],
             |r| r.get(0),
@@ -777,7 +806,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn insert_user(&mut self, u: &UserRow) -> Result<(), StoreError> {
-        let res = self.c.execute(
+        let res = self.c.exec(
             &format!("INSERT INTO users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
             params![
                 u.id.to_string(),
@@ -800,7 +829,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn set_user_active(&mut self, id: UserId, active: bool) -> Result<(), StoreError> {
-        self.c.execute(
+        self.c.exec(
             "UPDATE users SET active = ?2 WHERE id = ?1",
             params![id.to_string(), active],
         )?;
@@ -808,7 +837,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn set_password(&mut self, id: UserId, password_hash: &str) -> Result<(), StoreError> {
-        self.c.execute(
+        self.c.exec(
             "UPDATE users SET password_hash = ?2 WHERE id = ?1",
             params![id.to_string(), password_hash],
         )?;
@@ -816,7 +845,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn insert_team(&mut self, t: &TeamRow) -> Result<(), StoreError> {
-        let res = self.c.execute(
+        let res = self.c.exec(
             "INSERT INTO teams (id, name, region, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![t.id.to_string(), t.name, t.region, t.created_at],
         );
@@ -830,7 +859,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn upsert_device(&mut self, d: &DeviceRow, token_hash: &[u8]) -> Result<(), StoreError> {
-        self.c.execute(
+        self.c.exec(
             "INSERT INTO devices (id, user_id, name, token_hash, created_at, last_seen_at, revoked_at, acked_through, clock_drift_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?8) \
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, token_hash = excluded.token_hash, last_seen_at = excluded.last_seen_at, logged_out_at = NULL",
@@ -840,7 +869,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn revoke_device(&mut self, id: DeviceId, at: &str) -> Result<(), StoreError> {
-        self.c.execute(
+        self.c.exec(
             "UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
             params![id.to_string(), at],
         )?;
@@ -848,7 +877,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn log_out_device(&mut self, id: DeviceId, at: &str) -> Result<(), StoreError> {
-        self.c.execute(
+        self.c.exec(
             "UPDATE devices SET logged_out_at = ?2 WHERE id = ?1 AND logged_out_at IS NULL",
             params![id.to_string(), at],
         )?;
@@ -856,7 +885,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn touch_device(&mut self, id: DeviceId, at: &str) -> Result<(), StoreError> {
-        self.c.execute(
+        self.c.exec(
             "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1",
             params![id.to_string(), at],
         )?;
@@ -864,7 +893,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn set_acked_through(&mut self, id: DeviceId, seq: u64) -> Result<(), StoreError> {
-        self.c.execute(
+        self.c.exec(
             "UPDATE devices SET acked_through = ?2 WHERE id = ?1",
             params![id.to_string(), seq as i64],
         )?;
@@ -872,7 +901,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn set_clock_drift(&mut self, id: DeviceId, drift_ms: i64) -> Result<(), StoreError> {
-        self.c.execute(
+        self.c.exec(
             "UPDATE devices SET clock_drift_ms = ?2 WHERE id = ?1",
             params![id.to_string(), drift_ms],
         )?;
@@ -886,11 +915,11 @@ impl WriteTx for Tx<'_> {
         at_ms: i64,
         prune_before_ms: i64,
     ) -> Result<(), StoreError> {
-        self.c.execute(
+        self.c.exec(
             "DELETE FROM login_failures WHERE at_ms < ?1",
             [prune_before_ms],
         )?;
-        self.c.execute(
+        self.c.exec(
             "INSERT INTO login_failures (username, address, at_ms) VALUES (?1, ?2, ?3)",
             params![username, address, at_ms],
         )?;
@@ -898,7 +927,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn put_record(&mut self, r: &RecordRow) -> Result<(), StoreError> {
-        self.c.execute(
+        self.c.exec(
             "INSERT INTO records (id, collection, seq, state, customer_id, subject_user, subject_team, public) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
              ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, seq = excluded.seq, state = excluded.state, customer_id = excluded.customer_id, \
              subject_user = excluded.subject_user, subject_team = excluded.subject_team, public = excluded.public",
@@ -917,7 +946,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn set_record_seq(&mut self, id: RecordId, seq: u64) -> Result<(), StoreError> {
-        self.c.execute(
+        self.c.exec(
             "UPDATE records SET seq = ?2 WHERE id = ?1",
             params![id.to_string(), seq as i64],
         )?;
@@ -925,7 +954,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn set_customer_owner(&mut self, customer: RecordId, owner: UserId) -> Result<(), StoreError> {
-        self.c.execute(
+        self.c.exec(
             "INSERT INTO customer_owners (customer_id, owner_id) VALUES (?1, ?2) ON CONFLICT (customer_id) DO UPDATE SET owner_id = excluded.owner_id",
             [customer.to_string(), owner.to_string()],
         )?;
@@ -940,7 +969,7 @@ impl WriteTx for Tx<'_> {
         to: UserId,
         at: &str,
     ) -> Result<(), StoreError> {
-        self.c.execute(
+        self.c.exec(
             "INSERT INTO evictions (seq, customer_id, from_owner, to_owner, at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![seq as i64, customer.to_string(), from.to_string(), to.to_string(), at],
         )?;
@@ -948,7 +977,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn add_op(&mut self, o: &OpRow) -> Result<(), StoreError> {
-        self.c.execute(
+        self.c.exec(
             "INSERT INTO ops (device_id, device_seq, op_id, user_id, op, outcome, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![o.device_id.to_string(), o.device_seq as i64, o.op_id.to_string(), o.user_id.to_string(), o.op, o.outcome, o.at],
         )?;
@@ -956,7 +985,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn add_problem(&mut self, p: &ProblemRow) -> Result<i64, StoreError> {
-        self.c.execute(
+        self.c.exec(
             "INSERT INTO problems (user_id, device_id, op, code, message, field, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![p.user_id.to_string(), p.device_id.to_string(), p.op, p.code, p.message, p.field, p.created_at],
         )?;
@@ -964,7 +993,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn add_conflict(&mut self, c: &ConflictRow) -> Result<(), StoreError> {
-        self.c.execute(
+        self.c.exec(
             "INSERT INTO conflicts (record_id, collection, op_id, user_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
@@ -984,7 +1013,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn put_check_in(&mut self, ci: &CheckIn) -> Result<(), StoreError> {
-        self.c.execute(
+        self.c.exec(
             "INSERT INTO check_ins (visit_id, user_id, started_at_ms, lat, lon) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (visit_id) DO UPDATE SET user_id = excluded.user_id, started_at_ms = excluded.started_at_ms, lat = excluded.lat, lon = excluded.lon",
             params![ci.visit_id.to_string(), ci.user_id.to_string(), ci.started_at_ms, ci.at.lat, ci.at.lon],

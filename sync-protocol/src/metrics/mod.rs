@@ -18,8 +18,15 @@
 //!
 //! A metric with no data is [`MetricValue::NoData`]; nothing divides by zero.
 
+pub mod effect;
+pub mod evaluation;
+mod facts;
+mod goal;
+pub mod incentive;
 mod period;
 
+pub use facts::{FactIndex, PlainRecord, facts_for};
+pub use goal::{GoalProgress, GoalSpec, GoalSubject, PACE_TOLERANCE, Pace, pace, progress};
 pub use period::{Period, PeriodError};
 
 use crate::id::RecordId;

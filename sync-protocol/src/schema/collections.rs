@@ -26,6 +26,8 @@ const HQ: Role = Role::Hq;
 const ADMIN: Role = Role::Admin;
 const FIELD_ROLES: &[Role] = &[REP, SUP, HQ, ADMIN];
 const MANAGERS: &[Role] = &[SUP, HQ, ADMIN];
+/// HQ calibrates evaluations (and so makes them final).
+const CALIBRATORS: &[Role] = &[HQ, ADMIN];
 
 const fn access(role: Role, create: Reach, change: Reach) -> Access {
     Access {
@@ -172,14 +174,14 @@ const EVALUATION_STATUS: Machine = Machine {
         Move {
             from: "acknowledged",
             to: "final",
-            by: MANAGERS,
-            requires: &[],
+            by: CALIBRATORS,
+            requires: &["calibration_reason"],
         },
         Move {
             from: "disputed",
             to: "final",
-            by: MANAGERS,
-            requires: &[],
+            by: CALIBRATORS,
+            requires: &["calibration_reason"],
         },
     ],
 };
@@ -362,6 +364,33 @@ pub static GOALS: Collection = Collection {
     ],
 };
 
+/// One change of a goal (its creation included): who, when, old → new.
+/// Written by the same command, in the same local transaction, as the goal.
+pub static GOAL_CHANGES: Collection = Collection {
+    name: "goal_changes",
+    kind: Kind::Fact,
+    anchor: Anchor::UserOrTeam("rep_id", "team_id"),
+    fields: &[
+        field("goal_id", Ref("goals"), Fact).required(),
+        field("rep_id", Ref("users"), Fact),
+        field("team_id", Ref("teams"), Fact),
+        field("changed_by", Ref("users"), Fact).required(),
+        field("changed_at", Timestamp, Fact).required(),
+        field("old_target", Number(0.0, 1e12), Fact),
+        field("new_target", Number(0.0, 1e12), Fact),
+        field("old_stretch", Number(0.0, 1e12), Fact),
+        field("new_stretch", Number(0.0, 1e12), Fact),
+        field("old_note", Text(1000), Fact),
+        field("new_note", Text(1000), Fact),
+    ],
+    access: &[
+        access(REP, Reach::None, Reach::None),
+        access(SUP, Reach::Team, Reach::None),
+        access(HQ, Reach::Any, Reach::None),
+        access(ADMIN, Reach::Any, Reach::None),
+    ],
+};
+
 /// Training courses.
 pub static COURSES: Collection = Collection {
     name: "courses",
@@ -450,6 +479,23 @@ pub static ONE_ON_ONES: Collection = Collection {
     access: MANAGED,
 };
 
+/// An action item agreed in a one-on-one: owner, due date and done state.
+pub static ONE_ON_ONE_ACTIONS: Collection = Collection {
+    name: "one_on_one_actions",
+    kind: Kind::Entity,
+    anchor: Anchor::User("rep_id"),
+    fields: &[
+        field("one_on_one_id", Ref("one_on_ones"), Fact).required(),
+        field("rep_id", Ref("users"), Fact).required(),
+        field("text", Text(500), Lww).required(),
+        field("owner_id", Ref("users"), Lww).required(),
+        field("due", Date, Lww).required(),
+        field("done", Bool, Lww),
+        field("done_at", Timestamp, Lww),
+    ],
+    access: MANAGED,
+};
+
 /// A period's performance evaluation.
 pub static EVALUATIONS: Collection = Collection {
     name: "evaluations",
@@ -459,8 +505,10 @@ pub static EVALUATIONS: Collection = Collection {
         field("rep_id", Ref("users"), Fact).required(),
         field("period", PERIOD, Fact).required(),
         field("template_version", Int(1, 1_000_000), Fact),
+        field("template_id", Ref("evaluation_templates"), Fact),
         field("lines", LONG, Lww),
         field("metric_score", Number(0.0, 100.0), Lww),
+        field("attainment", Number(0.0, 1e9), Lww),
         field("rating", Int(1, 5), Lww),
         field("comment", LONG, Lww),
         field("rep_comment", LONG, Lww),
@@ -512,8 +560,32 @@ pub static INCENTIVE_PLANS: Collection = Collection {
         field("basis", Enum(&["score", "attainment"]), Lww).required(),
         field("tiers", List(&Text(200), 20), Lww).required(),
         field("active", Bool, Lww),
+        field("target", Number(0.0, 1e9), Lww),
+        field("currency", Text(3), Lww),
     ],
     access: HQ_ONLY,
+};
+
+/// Evaluation templates: the weighted metric lines (`METRIC:WEIGHT[:RULE[:TARGET]]`)
+/// and the rating's weight, for one team or (without `team_id`) the default.
+/// Every edit is a new record with the next version, so an evaluation keeps
+/// exactly the template it used.
+pub static EVALUATION_TEMPLATES: Collection = Collection {
+    name: "evaluation_templates",
+    kind: Kind::Fact,
+    anchor: Anchor::Public,
+    fields: &[
+        field("team_id", Ref("teams"), Fact),
+        field("version", Int(1, 1_000_000), Fact).required(),
+        field("lines", List(&Text(200), 12), Fact).required(),
+        field("rating_weight", Number(0.0, 100.0), Fact).required(),
+        field("note", Text(1000), Fact),
+        field("created_at", Timestamp, Fact).required(),
+    ],
+    access: &[
+        access(HQ, Reach::Any, Reach::None),
+        access(ADMIN, Reach::Any, Reach::None),
+    ],
 };
 
 /// Improvement actions, checked for effect.
@@ -533,6 +605,9 @@ pub static IMPROVEMENT_ACTIONS: Collection = Collection {
         field("check_on", Date, Lww),
         field("measured", Number(-1e12, 1e12), Lww),
         field("verdict", Enum(&["improved", "no_change", "worse"]), Lww),
+        field("window_days", Int(1, 366), Fact),
+        field("created_at", Timestamp, Fact),
+        field("reviewed_at", Timestamp, Lww),
         field(
             "status",
             Enum(&["open", "closed"]),
@@ -578,11 +653,14 @@ pub static ALL: &[&Collection] = &[
     &FEEDBACK,
     &SALES,
     &GOALS,
+    &GOAL_CHANGES,
     &COURSES,
     &TRAINING_ASSIGNMENTS,
     &WORK_REPORTS,
     &ONE_ON_ONES,
+    &ONE_ON_ONE_ACTIONS,
     &EVALUATIONS,
+    &EVALUATION_TEMPLATES,
     &REWARDS,
     &INCENTIVE_PLANS,
     &IMPROVEMENT_ACTIONS,

@@ -1,0 +1,160 @@
+//! The fieldsync benchmark: runs the real `fieldsync-server` on a loopback
+//! port with a temporary data directory and the real `fieldsync` binary
+//! with its own profiles, creates its own data, and measures the figures
+//! of `BENCHMARKS.md` — each the median of several runs, with min and max —
+//! against their targets, the SQLite limit and the peers. It asserts
+//! nothing about time; it does check that every op arrived exactly once.
+
+pub mod api;
+pub mod device;
+pub mod fleet;
+pub mod limit;
+pub mod proc;
+pub mod results;
+pub mod stats;
+pub mod workload;
+
+use anyhow::Result;
+use proc::{Bins, ServerProc, ServerStore};
+use results::{Check, Figure, Machine, Results, Target};
+use serde::{Deserialize, Serialize};
+
+/// Workload sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sizes {
+    /// Runs per figure.
+    pub runs: usize,
+    /// Visits on the one laptop (push, pull, incremental, CLI write, limit).
+    pub visits: usize,
+    /// `visit log` processes timed.
+    pub cli_writes: usize,
+    /// Simulated laptops in the fleet.
+    pub fleet_devices: usize,
+    /// Teams they belong to.
+    pub fleet_teams: usize,
+    /// Ops each laptop pushes per run.
+    pub fleet_ops: usize,
+    /// Laptops syncing at a time.
+    pub fleet_concurrency: usize,
+}
+
+impl Sizes {
+    /// The sizes of the issue.
+    pub const FULL: Sizes = Sizes {
+        runs: 3,
+        visits: 100_000,
+        cli_writes: 21,
+        fleet_devices: 1_000,
+        fleet_teams: 50,
+        fleet_ops: 20,
+        fleet_concurrency: 64,
+    };
+
+    /// Small sizes that exercise every path in well under a minute.
+    pub const QUICK: Sizes = Sizes {
+        runs: 3,
+        visits: 300,
+        cli_writes: 3,
+        fleet_devices: 24,
+        fleet_teams: 3,
+        fleet_ops: 5,
+        fleet_concurrency: 8,
+    };
+}
+
+/// Which figures to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// Everything.
+    All,
+    /// Push, bootstrap pull, incremental sync, CLI write and the limit.
+    Device,
+    /// The fleet.
+    Fleet,
+    /// The SQLite limit only.
+    Limit,
+    /// The HQ scorecard report.
+    Report,
+}
+
+/// Measure `selection` and return the results (every figure and check).
+pub fn run(
+    bins: &Bins,
+    store: &ServerStore,
+    sizes: Sizes,
+    quick: bool,
+    selection: Selection,
+) -> Result<Results> {
+    let date = sync_protocol::time::format_ts(chrono::Utc::now());
+    let mut figures = Vec::new();
+    let mut checks = Vec::new();
+    let all = selection == Selection::All;
+    if all || selection == Selection::Device {
+        figures.extend(device::figures(bins, store, &sizes, &mut checks)?);
+    }
+    if all || selection == Selection::Device || selection == Selection::Limit {
+        figures.push(limit_figure(&sizes)?);
+    }
+    if all || selection == Selection::Fleet {
+        figures.extend(fleet::figures(bins, store, &sizes, &mut checks)?);
+    }
+    if all || selection == Selection::Report {
+        figures.push(report_figure(bins, store)?);
+    }
+    let mut results = Results {
+        date,
+        machine: Machine::describe(),
+        quick,
+        server_store: store.label().to_owned(),
+        sizes,
+        figures,
+        push_over_limit: None,
+        peers: Vec::new(),
+        checks,
+    };
+    results.compute_ratios();
+    Ok(results)
+}
+
+fn limit_figure(sizes: &Sizes) -> Result<Figure> {
+    let rows = workload::visits(sizes.visits, chrono::Utc::now(), 1);
+    let runs = (0..sizes.runs)
+        .map(|_| limit::insert_rate(&rows))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Figure::measured(
+        "limit",
+        &format!(
+            "the same {} visits inserted straight into a SQLite file (WAL, synchronous=FULL), one transaction, one prepared statement",
+            sizes.visits
+        ),
+        "records/s",
+        runs,
+        None,
+    ))
+}
+
+const REPORT_WORKLOAD: &str =
+    "HQ scorecard for a quarter over 1,000,000 visits, 100,000 feedback entries, 2,000 reps";
+
+fn report_figure(bins: &Bins, store: &ServerStore) -> Result<Figure> {
+    let server = ServerProc::start(bins, store)?;
+    let (admin, _) =
+        api::Api::new(server.url())?.login("admin", proc::ADMIN_PASSWORD, "bench admin")?;
+    let reason = if admin.status("/v1/reports/scorecard")? == 404 {
+        "this server has no HQ scorecard endpoint (/v1/reports/scorecard) yet"
+    } else {
+        "the scorecard endpoint exists, but this benchmark does not yet seed its 1,000,000-visit workload"
+    };
+    Ok(Figure::unavailable(
+        "report",
+        REPORT_WORKLOAD,
+        "ms",
+        Some(Target::at_most(1000.0)),
+        reason,
+    ))
+}
+
+/// Whether every check passed.
+pub fn checks_passed(checks: &[Check]) -> bool {
+    checks.iter().all(|c| c.passed)
+}

@@ -1,0 +1,99 @@
+//! The quick benchmark runs end to end on the binaries of this build and
+//! writes a complete results file whose correctness checks all pass.
+//! Nothing here is about time.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin_dir() -> PathBuf {
+    // Integration tests live in target/<profile>/deps; the binaries one level up.
+    let exe = std::env::current_exe().expect("test executable");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory")
+        .to_path_buf()
+}
+
+#[test]
+fn quick_benchmark_writes_every_figure_and_passes_every_check() {
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let out = out_dir.path().join("results.json");
+    let run = Command::new(env!("CARGO_BIN_EXE_fieldsync-bench"))
+        .args(["all", "--quick", "--out"])
+        .arg(&out)
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .output()
+        .expect("run fieldsync-bench");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "fieldsync-bench failed: {stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("| push |"), "no table printed: {stdout}");
+
+    let results: fieldsync_bench::results::Results =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("results file"))
+            .expect("results parse");
+    assert!(results.quick);
+    let sizes = results.sizes;
+    for name in [
+        "push",
+        "bootstrap pull",
+        "bootstrap pull peak memory",
+        "incremental sync",
+        "CLI write",
+        "limit",
+        "fleet p99 sync",
+        "fleet server peak memory",
+    ] {
+        let f = results
+            .figures
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("figure {name} missing"));
+        let spread = f
+            .spread
+            .unwrap_or_else(|| panic!("figure {name} has no spread"));
+        assert!(f.runs.len() >= 3, "{name}: {} runs", f.runs.len());
+        assert!(
+            f.runs.iter().all(|r| r.is_finite() && *r > 0.0),
+            "{name}: {:?}",
+            f.runs
+        );
+        assert!(
+            spread.min <= spread.median && spread.median <= spread.max,
+            "{name}"
+        );
+        assert_eq!(f.met.is_some(), f.target.is_some(), "{name}");
+    }
+    let write = results
+        .figures
+        .iter()
+        .find(|f| f.name == "CLI write")
+        .expect("CLI write");
+    assert_eq!(write.runs.len(), sizes.cli_writes);
+    let report = results
+        .figures
+        .iter()
+        .find(|f| f.name == "report")
+        .expect("report");
+    assert!(
+        report.spread.is_some() || report.not_available.is_some(),
+        "the report figure is neither measured nor explained"
+    );
+    assert!(results.push_over_limit.is_some_and(|r| r > 0.0));
+    assert!(!results.peers.is_empty());
+    let names: Vec<&str> = results.checks.iter().map(|c| c.name.as_str()).collect();
+    for name in [
+        "push: every imported visit applied",
+        "bootstrap pull: every visit arrived",
+        "fleet: every op applied exactly once",
+    ] {
+        assert!(names.contains(&name), "check {name} missing: {names:?}");
+    }
+    for c in &results.checks {
+        assert!(c.passed, "check failed: {} ({})", c.name, c.detail);
+    }
+}

@@ -1,0 +1,247 @@
+//! What a report reads: the reps in view ([`Audience`]) and the records in
+//! the caller's scope as plain values ([`Data`]).
+
+use crate::error::ApiError;
+use crate::scope::scope_filter;
+use crate::store::{ReadTx, TeamRow, UserRow};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use sync_protocol::metrics::{FactIndex, PlainRecord};
+use sync_protocol::schema::Role;
+use sync_protocol::time::parse_ts;
+use sync_protocol::{ErrorCode, RecordId, TeamId, UserId};
+
+/// Collections reports read; the others are skipped while loading.
+const READ: &[&str] = &[
+    "customers",
+    "visits",
+    "sales",
+    "feedback",
+    "courses",
+    "training_assignments",
+    "users",
+    "teams",
+    "goals",
+    "work_reports",
+    "evaluations",
+];
+
+/// The reps a report covers, and the teams they belong to.
+#[derive(Clone, Debug, Default)]
+pub struct Audience {
+    /// Reps in view, by username.
+    pub reps: Vec<UserRow>,
+    /// Every team, by id.
+    pub teams: HashMap<TeamId, TeamRow>,
+    /// Teams in view (whose team goals and team rows show).
+    pub team_ids: HashSet<TeamId>,
+}
+
+impl Audience {
+    /// Who `actor` may report on, narrowed to the team named `team`.
+    pub fn resolve(
+        tx: &mut dyn ReadTx,
+        actor: &UserRow,
+        team: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        super::require_report_role(actor)?;
+        let teams: HashMap<TeamId, TeamRow> = tx.teams()?.into_iter().map(|t| (t.id, t)).collect();
+        let wanted = match team {
+            None => None,
+            Some(name) => Some(
+                teams
+                    .values()
+                    .find(|t| t.name == name)
+                    .map(|t| t.id)
+                    .ok_or_else(|| ApiError::not_found(format!("no team named {name:?}")))?,
+            ),
+        };
+        let users = tx.users()?;
+        let reps: Vec<UserRow> = match actor.role {
+            Role::Supervisor => {
+                if wanted.is_some() && wanted != actor.team_id {
+                    return Err(ApiError::new(
+                        ErrorCode::Forbidden,
+                        "a supervisor sees reports of their own team only",
+                    ));
+                }
+                users
+                    .into_iter()
+                    .filter(|u| {
+                        u.role == Role::Rep
+                            && ((actor.team_id.is_some() && u.team_id == actor.team_id)
+                                || u.supervisor_id == Some(actor.id))
+                    })
+                    .collect()
+            }
+            _ => users
+                .into_iter()
+                .filter(|u| u.role == Role::Rep && (wanted.is_none() || u.team_id == wanted))
+                .collect(),
+        };
+        let team_ids = match (actor.role, wanted) {
+            (_, Some(t)) => HashSet::from([t]),
+            (Role::Supervisor, None) => actor.team_id.into_iter().collect(),
+            _ => teams.keys().copied().collect(),
+        };
+        Ok(Audience {
+            reps,
+            teams,
+            team_ids,
+        })
+    }
+
+    /// Ids of the reps in view.
+    pub fn rep_ids(&self) -> HashSet<UserId> {
+        self.reps.iter().map(|r| r.id).collect()
+    }
+
+    /// A rep's team name, if any.
+    pub fn team_name(&self, team: Option<TeamId>) -> Option<&str> {
+        team.and_then(|t| self.teams.get(&t))
+            .map(|t| t.name.as_str())
+    }
+}
+
+/// One record as plain values.
+#[derive(Clone, Debug)]
+pub struct Owned {
+    /// Collection.
+    pub collection: String,
+    /// Id.
+    pub id: RecordId,
+    /// Current values.
+    pub fields: Map<String, Value>,
+}
+
+impl Owned {
+    /// A text field.
+    pub fn str(&self, f: &str) -> Option<&str> {
+        self.fields.get(f).and_then(Value::as_str)
+    }
+
+    /// A timestamp field.
+    pub fn ts(&self, f: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.str(f).and_then(parse_ts)
+    }
+
+    /// A record reference.
+    pub fn rec(&self, f: &str) -> Option<RecordId> {
+        self.str(f).and_then(|s| s.parse().ok())
+    }
+
+    /// A user reference.
+    pub fn user(&self, f: &str) -> Option<UserId> {
+        self.str(f).and_then(|s| s.parse().ok())
+    }
+
+    fn plain(&self) -> PlainRecord<'_> {
+        PlainRecord {
+            collection: &self.collection,
+            id: self.id,
+            archived: false,
+            fields: &self.fields,
+        }
+    }
+}
+
+/// The part of a stored `RecordState` reports read: values without their
+/// clocks (decoded straight into the map, skipping the HLC registers).
+#[derive(serde::Deserialize)]
+struct ValuesOnly {
+    id: RecordId,
+    fields: BTreeMap<String, FieldValue>,
+    #[serde(default)]
+    archived: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct FieldValue {
+    value: Value,
+}
+
+/// The records in the caller's scope that reports read (archived ones left
+/// out), grouped by collection, with the metric fact index built once.
+pub struct Data {
+    /// Records by collection.
+    pub by_collection: BTreeMap<String, Vec<Owned>>,
+    /// Current owner of each customer.
+    pub owner_of: HashMap<RecordId, UserId>,
+    /// The metric facts, per rep.
+    pub facts: FactIndex,
+}
+
+impl Data {
+    /// Read every record in `actor`'s scope in one pass.
+    pub fn load(tx: &mut dyn ReadTx, actor: &UserRow) -> Result<Self, ApiError> {
+        let scope = scope_filter(tx, actor)?;
+        let mut by_collection: BTreeMap<String, Vec<Owned>> = BTreeMap::new();
+        let mut bad: Option<String> = None;
+        tx.scope_records(&scope, &mut |collection, state| {
+            if !READ.contains(&collection) || bad.is_some() {
+                return;
+            }
+            match serde_json::from_str::<ValuesOnly>(state) {
+                Ok(s) if s.archived.is_none() => {
+                    let fields = s
+                        .fields
+                        .into_iter()
+                        .filter(|(_, f)| !f.value.is_null())
+                        .map(|(k, f)| (k, f.value))
+                        .collect();
+                    by_collection
+                        .entry(collection.to_owned())
+                        .or_default()
+                        .push(Owned {
+                            collection: collection.to_owned(),
+                            id: s.id,
+                            fields,
+                        });
+                }
+                Ok(_) => {}
+                Err(e) => bad = Some(format!("record state: {e}")),
+            }
+        })?;
+        if let Some(e) = bad {
+            return Err(ApiError::internal(anyhow::anyhow!(e)));
+        }
+        let facts = FactIndex::new(by_collection.values().flatten().map(Owned::plain), None);
+        let owner_of = by_collection
+            .get("customers")
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.user("owner_id").map(|o| (c.id, o)))
+            .collect();
+        Ok(Data {
+            by_collection,
+            owner_of,
+            facts,
+        })
+    }
+
+    /// The records of one collection.
+    pub fn of(&self, collection: &str) -> &[Owned] {
+        self.by_collection
+            .get(collection)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The rep a customer-anchored record belongs to (its customer's owner).
+    pub fn owner(&self, r: &Owned) -> Option<UserId> {
+        r.rec("customer_id")
+            .and_then(|c| self.owner_of.get(&c).copied())
+    }
+
+    /// Plain records, for `sync_protocol::metrics` functions.
+    pub fn plain<'a>(&'a self, collection: &str) -> impl Iterator<Item = PlainRecord<'a>> {
+        self.of(collection).iter().map(Owned::plain)
+    }
+
+    /// Names of records by id (customers, courses), for display.
+    pub fn names(&self, collection: &str, field: &str) -> HashMap<RecordId, String> {
+        self.of(collection)
+            .iter()
+            .filter_map(|r| r.str(field).map(|n| (r.id, n.to_owned())))
+            .collect()
+    }
+}

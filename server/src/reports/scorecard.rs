@@ -1,0 +1,261 @@
+//! The scorecard: one row per rep, team or region, plus a totals row over
+//! everything in view.
+
+use super::data::{Audience, Data};
+use super::{GroupBy, Table, count, metric_cell, opt_num, text};
+use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+use sync_protocol::metrics::{GoalSpec, GoalSubject, Metric, Period, compute, progress};
+use sync_protocol::{TeamId, UserId};
+
+/// Metric columns, in order, after the group columns.
+const METRICS: [Metric; 12] = [
+    Metric::Visits,
+    Metric::CustomersVisited,
+    Metric::Coverage,
+    Metric::Sales,
+    Metric::NewCustomers,
+    Metric::Csat,
+    Metric::Nps,
+    Metric::ComplaintsOpened,
+    Metric::ComplaintsResolved,
+    Metric::ResolutionHours,
+    Metric::TrainingHours,
+    Metric::TrainingCompletion,
+];
+
+/// Columns after the metrics.
+const EXTRA: [&str; 5] = [
+    "goal_attainment_pct",
+    "work_reports_submitted",
+    "work_reports_missing",
+    "evaluation_score",
+    "evaluation_tier",
+];
+
+struct Group {
+    label: String,
+    team: Option<String>,
+    reps: Vec<UserId>,
+    teams: HashSet<TeamId>,
+}
+
+pub(super) fn build(
+    data: &Data,
+    audience: &Audience,
+    period: &Period,
+    by: GroupBy,
+    now: DateTime<Utc>,
+) -> Vec<Table> {
+    let first = match by {
+        GroupBy::Rep => "rep",
+        GroupBy::Team => "team",
+        GroupBy::Region => "region",
+    };
+    let mut columns: Vec<&str> = vec![
+        first,
+        if by == GroupBy::Region {
+            "teams"
+        } else {
+            "team"
+        },
+    ];
+    columns.extend(METRICS.iter().map(Metric::as_str));
+    columns.extend(EXTRA);
+    let mut table = Table::new("rows", &columns);
+
+    let groups = groups(audience, by);
+    let ctx = Ctx::new(data, period, now);
+    for g in &groups {
+        let mut row = vec![
+            text(g.label.clone()),
+            g.team.clone().map_or(Value::Null, text),
+        ];
+        row.extend(ctx.cells(&g.reps, &g.teams, by == GroupBy::Rep));
+        table.rows.push(row);
+    }
+    let all: Vec<UserId> = audience.reps.iter().map(|r| r.id).collect();
+    let mut totals = vec![text("total"), Value::Null];
+    totals.extend(ctx.cells(&all, &audience.team_ids, false));
+    table.totals = Some(totals);
+    vec![table]
+}
+
+fn groups(audience: &Audience, by: GroupBy) -> Vec<Group> {
+    match by {
+        GroupBy::Rep => audience
+            .reps
+            .iter()
+            .map(|r| Group {
+                label: r.username.clone(),
+                team: audience.team_name(r.team_id).map(str::to_owned),
+                reps: vec![r.id],
+                teams: HashSet::new(),
+            })
+            .collect(),
+        GroupBy::Team | GroupBy::Region => {
+            let mut out: BTreeMap<String, Group> = BTreeMap::new();
+            for r in &audience.reps {
+                let team = r.team_id.and_then(|t| audience.teams.get(&t));
+                let key = match by {
+                    GroupBy::Team => {
+                        team.map_or_else(|| "(no team)".to_owned(), |t| t.name.clone())
+                    }
+                    _ => team
+                        .and_then(|t| t.region.clone())
+                        .unwrap_or_else(|| "(no region)".to_owned()),
+                };
+                let g = out.entry(key.clone()).or_insert_with(|| Group {
+                    label: key,
+                    team: None,
+                    reps: Vec::new(),
+                    teams: HashSet::new(),
+                });
+                g.reps.push(r.id);
+                if let Some(t) = team {
+                    g.teams.insert(t.id);
+                }
+            }
+            for g in out.values_mut() {
+                let mut names: Vec<&str> = g
+                    .teams
+                    .iter()
+                    .filter_map(|t| audience.teams.get(t).map(|t| t.name.as_str()))
+                    .collect();
+                names.sort_unstable();
+                g.team = Some(names.join(", "));
+            }
+            out.into_values().collect()
+        }
+    }
+}
+
+struct Ctx<'a> {
+    data: &'a Data,
+    period: &'a Period,
+    today: NaiveDate,
+    goals: Vec<(GoalSubject, GoalSpec)>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(data: &'a Data, period: &'a Period, now: DateTime<Utc>) -> Self {
+        let goals = data
+            .plain("goals")
+            .filter_map(|r| GoalSpec::from_record(&r))
+            .filter(|(_, g)| g.period.start() == period.start() && g.period.end() == period.end())
+            .collect();
+        Ctx {
+            data,
+            period,
+            today: now.date_naive(),
+            goals,
+        }
+    }
+
+    fn cells(&self, reps: &[UserId], teams: &HashSet<TeamId>, single: bool) -> Vec<Value> {
+        let facts = self.data.facts.facts_for(reps);
+        let mut row: Vec<Value> = METRICS
+            .iter()
+            .map(|m| metric_cell(compute(*m, self.period, &facts)))
+            .collect();
+        row.push(opt_num(self.attainment(reps, teams)));
+        let (submitted, missing) = self.work_reports(reps);
+        row.push(count(submitted));
+        row.push(count(missing));
+        let evals: Vec<(f64, Option<String>)> =
+            reps.iter().filter_map(|r| self.evaluation(*r)).collect();
+        if single {
+            let e = evals.into_iter().next();
+            row.push(opt_num(e.as_ref().map(|e| e.0)));
+            row.push(e.and_then(|e| e.1).map_or(Value::Null, text));
+        } else {
+            let mean = (!evals.is_empty())
+                .then(|| evals.iter().map(|e| e.0).sum::<f64>() / evals.len() as f64);
+            row.push(opt_num(mean));
+            row.push(Value::Null);
+        }
+        row
+    }
+
+    /// Mean % attained over the goals of these reps (and teams) for exactly this period.
+    fn attainment(&self, reps: &[UserId], teams: &HashSet<TeamId>) -> Option<f64> {
+        let pcts: Vec<f64> = self
+            .goals
+            .iter()
+            .filter_map(|(subject, spec)| {
+                let facts = match subject {
+                    GoalSubject::Rep(r) if reps.contains(r) => self.data.facts.facts_for_rep(*r),
+                    GoalSubject::Team(t) if teams.contains(t) => {
+                        self.data.facts.facts_for(&self.data.facts.team_members(*t))
+                    }
+                    _ => return None,
+                };
+                progress(spec, &facts, self.today).attained_pct
+            })
+            .collect();
+        (!pcts.is_empty()).then(|| pcts.iter().sum::<f64>() / pcts.len() as f64)
+    }
+
+    /// Work reports written in the period, and weekly reports missing for
+    /// ISO weeks that lie wholly inside the period and have ended.
+    fn work_reports(&self, reps: &[UserId]) -> (usize, usize) {
+        let mut submitted = 0;
+        let mut weeks_done: HashSet<(UserId, String)> = HashSet::new();
+        for r in self.data.of("work_reports") {
+            let Some(rep) = r.user("rep_id").filter(|u| reps.contains(u)) else {
+                continue;
+            };
+            if r.ts("written_at").is_some_and(|t| self.period.contains(t)) {
+                submitted += 1;
+            }
+            if r.str("kind") == Some("weekly")
+                && let Some(p) = r.str("period").and_then(|p| Period::parse(p).ok())
+            {
+                weeks_done.insert((rep, p.to_string()));
+            }
+        }
+        let weeks = weeks_in(self.period, self.today);
+        let missing = reps
+            .iter()
+            .map(|rep| {
+                weeks
+                    .iter()
+                    .filter(|w| !weeks_done.contains(&(*rep, w.to_string())))
+                    .count()
+            })
+            .sum();
+        (submitted, missing)
+    }
+
+    /// The latest scored evaluation of a rep for a period starting before this one ends.
+    fn evaluation(&self, rep: UserId) -> Option<(f64, Option<String>)> {
+        self.data
+            .of("evaluations")
+            .iter()
+            .filter(|e| e.user("rep_id") == Some(rep))
+            .filter_map(|e| {
+                let p = Period::parse(e.str("period")?).ok()?;
+                let score = e.fields.get("score").and_then(Value::as_f64)?;
+                (p.start() < self.period.end())
+                    .then(|| (p.start(), score, e.str("tier").map(str::to_owned)))
+            })
+            .max_by_key(|(start, ..)| *start)
+            .map(|(_, s, t)| (s, t))
+    }
+}
+
+/// ISO weeks wholly inside `period` that ended before `today`.
+pub(super) fn weeks_in(period: &Period, today: NaiveDate) -> Vec<Period> {
+    let mut out = Vec::new();
+    let mut day = period.start();
+    while day.weekday() != chrono::Weekday::Mon {
+        day = day + Days::new(1);
+    }
+    while day + Days::new(7) <= period.end() && day + Days::new(7) <= today {
+        let w = day.iso_week();
+        out.push(Period::Week(w.year(), w.week()));
+        day = day + Days::new(7);
+    }
+    out
+}

@@ -1,0 +1,1103 @@
+//! The PostgreSQL store, for several stateless server instances over one
+//! database.
+//!
+//! * Reads run in `REPEATABLE READ READ ONLY` transactions: one snapshot per
+//!   closure, concurrent with everything.
+//! * Writes run in `READ COMMITTED` transactions that first take one
+//!   transaction-scoped advisory lock ([`WRITE_LOCK`]), held until commit.
+//!   Writers on every instance are therefore serialised exactly like the
+//!   SQLite store's single writer, and change numbers become visible in
+//!   commit order: when a reader's snapshot shows head `h`, every change up
+//!   to `h` is committed and visible in it, so a pull never moves its cursor
+//!   past a change it has not seen. (See ARCHITECTURE.md, "Sequence
+//!   visibility".)
+//! * Connections come from a small blocking pool; a broken connection is
+//!   dropped and replaced on the next checkout.
+
+use super::{
+    ChangeRow, CheckIn, ConflictRow, DeviceRow, OpRow, ProblemRow, ReadFn, ReadTx, RecordRow,
+    RecordScope, ScopeFilter, Store, StoreError, TeamRow, UserRow, WriteFn, WriteTx,
+};
+use postgres::error::SqlState;
+use postgres::types::{FromSql, ToSql};
+use postgres::{Client, IsolationLevel, NoTls, Row, Statement, Transaction};
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use sync_protocol::geo::LatLon;
+use sync_protocol::schema::Role;
+use sync_protocol::{DeviceId, RecordId, TeamId, UserId};
+
+/// Key of the transaction-scoped advisory lock every write transaction holds
+/// until it commits or rolls back.
+pub const WRITE_LOCK: i64 = 0x6673_5f77_7269_7465; // "fs_write"
+
+/// Connections per server instance.
+const DEFAULT_POOL_SIZE: usize = 8;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Prepared statements kept per connection before the cache is cleared.
+const STATEMENT_CACHE: usize = 256;
+
+/// Why opening the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The URL is not a PostgreSQL connection string.
+    #[error("invalid PostgreSQL URL")]
+    Url(#[source] postgres::Error),
+    /// The database could not be reached.
+    #[error("cannot connect to PostgreSQL at {target}")]
+    Connect {
+        /// Host and database, without credentials.
+        target: String,
+        /// Why.
+        #[source]
+        source: postgres::Error,
+    },
+    /// Migrating failed (including a database newer than this binary).
+    #[error(transparent)]
+    Migrate(#[from] migrations::MigrationError),
+}
+
+fn backend(e: postgres::Error) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        backend(e)
+    }
+}
+
+/// One pooled connection with its prepared statements.
+struct Conn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+struct PoolState {
+    idle: Vec<Conn>,
+    open: usize,
+}
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    config: postgres::Config,
+    target: String,
+    max: usize,
+    state: Mutex<PoolState>,
+    returned: Condvar,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Host, port and database name of a config, for messages (never the password).
+pub fn describe(config: &postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map_or_else(String::new, |h| match h {
+            postgres::config::Host::Tcp(h) => h.clone(),
+            #[cfg(unix)]
+            postgres::config::Host::Unix(p) => p.display().to_string(),
+        });
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or_default();
+    format!("{host}:{port}/{db}")
+}
+
+/// Parse a `postgres://` URL (or key=value string).
+pub fn parse_url(url: &str) -> Result<postgres::Config, OpenError> {
+    let mut config: postgres::Config = url.parse().map_err(OpenError::Url)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("fieldsync-server");
+    }
+    Ok(config)
+}
+
+/// Connect once (no pool), for migrations and tools.
+pub fn connect(config: &postgres::Config) -> Result<Client, OpenError> {
+    config.connect(NoTls).map_err(|source| OpenError::Connect {
+        target: describe(config),
+        source,
+    })
+}
+
+fn lock(m: &Mutex<PoolState>) -> MutexGuard<'_, PoolState> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl PostgresStore {
+    /// Connect to `url`, apply migrations (refusing a newer schema), and keep
+    /// a pool of up to 8 connections.
+    pub fn open(url: &str) -> Result<Self, OpenError> {
+        Self::open_with_pool(url, DEFAULT_POOL_SIZE)
+    }
+
+    /// [`PostgresStore::open`] with a pool of `max` connections (at least 1).
+    pub fn open_with_pool(url: &str, max: usize) -> Result<Self, OpenError> {
+        let config = parse_url(url)?;
+        let mut client = connect(&config)?;
+        migrations::apply_postgres(&mut client, migrations::SERVER_POSTGRES)?;
+        Ok(Self {
+            target: describe(&config),
+            config,
+            max: max.max(1),
+            state: Mutex::new(PoolState {
+                idle: vec![Conn {
+                    client,
+                    statements: HashMap::new(),
+                }],
+                open: 1,
+            }),
+            returned: Condvar::new(),
+        })
+    }
+
+    /// Take a connection, opening one when the pool is not full, or wait for one.
+    fn checkout(&self) -> Result<Pooled<'_>, StoreError> {
+        let mut st = lock(&self.state);
+        loop {
+            if let Some(conn) = st.idle.pop() {
+                if conn.client.is_closed() {
+                    st.open -= 1;
+                    continue;
+                }
+                return Ok(Pooled {
+                    store: self,
+                    conn: Some(conn),
+                });
+            }
+            if st.open < self.max {
+                st.open += 1;
+                drop(st);
+                return match self.config.connect(NoTls) {
+                    Ok(client) => Ok(Pooled {
+                        store: self,
+                        conn: Some(Conn {
+                            client,
+                            statements: HashMap::new(),
+                        }),
+                    }),
+                    Err(e) => {
+                        lock(&self.state).open -= 1;
+                        self.returned.notify_one();
+                        Err(backend(e))
+                    }
+                };
+            }
+            st = self
+                .returned
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // Closing a `postgres::Client` blocks on its own runtime, which
+        // panics on a thread that drives an async runtime (the server drops
+        // its state there on shutdown): close the idle connections on a
+        // plain thread.
+        let idle = std::mem::take(&mut lock(&self.state).idle);
+        if !idle.is_empty() {
+            let _ = std::thread::spawn(move || drop(idle)).join();
+        }
+    }
+}
+
+/// A checked-out connection, returned to the pool when dropped.
+struct Pooled<'a> {
+    store: &'a PostgresStore,
+    conn: Option<Conn>,
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let mut st = lock(&self.store.state);
+            if conn.client.is_closed() {
+                st.open -= 1;
+            } else {
+                st.idle.push(conn);
+            }
+            drop(st);
+            self.store.returned.notify_one();
+        }
+    }
+}
+
+impl Pooled<'_> {
+    fn parts(&mut self) -> Result<(&mut Client, &mut HashMap<String, Statement>), StoreError> {
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Corrupt("pooled connection already returned".into()))?;
+        Ok((&mut conn.client, &mut conn.statements))
+    }
+}
+
+impl Store for PostgresStore {
+    fn read(&self, f: &mut ReadFn<'_>) -> Result<(), StoreError> {
+        let mut pooled = self.checkout()?;
+        let (client, statements) = pooled.parts()?;
+        let t = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let mut tx = Tx { t, statements };
+        f(&mut tx)?;
+        tx.t.commit()?;
+        Ok(())
+    }
+
+    fn write(&self, f: &mut WriteFn<'_>) -> Result<(), StoreError> {
+        let mut pooled = self.checkout()?;
+        let (client, statements) = pooled.parts()?;
+        let t = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .start()?;
+        let mut tx = Tx { t, statements };
+        tx.exec("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+        match f(&mut tx) {
+            Ok(()) => {
+                tx.t.commit()?;
+                Ok(())
+            }
+            Err(e) => {
+                tx.t.rollback()?;
+                Err(e)
+            }
+        }
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        let mut pooled = self.checkout()?;
+        let (client, _) = pooled.parts()?;
+        client.query_one("SELECT head FROM change_seq WHERE id = 1", &[])?;
+        Ok(())
+    }
+}
+
+struct Tx<'a> {
+    t: Transaction<'a>,
+    statements: &'a mut HashMap<String, Statement>,
+}
+
+impl Tx<'_> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.t.prepare(sql)?;
+        if self.statements.len() >= STATEMENT_CACHE {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    fn query(&mut self, sql: &str, args: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+        let s = self.statement(sql)?;
+        Ok(self.t.query(&s, args)?)
+    }
+
+    fn opt(&mut self, sql: &str, args: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, StoreError> {
+        let s = self.statement(sql)?;
+        Ok(self.t.query_opt(&s, args)?)
+    }
+
+    fn one(&mut self, sql: &str, args: &[&(dyn ToSql + Sync)]) -> Result<Row, StoreError> {
+        let s = self.statement(sql)?;
+        Ok(self.t.query_one(&s, args)?)
+    }
+
+    fn exec(&mut self, sql: &str, args: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let s = self.statement(sql)?;
+        Ok(self.t.execute(&s, args)?)
+    }
+}
+
+/// Column `i` of a row, as `T`.
+fn col<'r, T: FromSql<'r>>(r: &'r Row, i: usize) -> Result<T, StoreError> {
+    r.try_get(i)
+        .map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
+}
+
+fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("bad {what}: {s:?}")))
+}
+
+fn parse_opt<T: std::str::FromStr>(s: Option<String>, what: &str) -> Result<Option<T>, StoreError> {
+    s.map(|s| parse(&s, what)).transpose()
+}
+
+fn seq(n: u64) -> i64 {
+    n as i64
+}
+
+fn is_unique_violation(e: &StoreError) -> bool {
+    match e {
+        StoreError::Backend(b) => b
+            .downcast_ref::<postgres::Error>()
+            .and_then(postgres::Error::code)
+            .is_some_and(|c| *c == SqlState::UNIQUE_VIOLATION),
+        _ => false,
+    }
+}
+
+const USER_COLS: &str =
+    "id, username, password_hash, role, team_id, supervisor_id, active, created_at";
+
+fn user_row(r: &Row) -> Result<UserRow, StoreError> {
+    let role: String = col(r, 3)?;
+    Ok(UserRow {
+        id: parse(&col::<String>(r, 0)?, "user id")?,
+        username: col(r, 1)?,
+        password_hash: col(r, 2)?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad role {role:?}")))?,
+        team_id: parse_opt(col(r, 4)?, "team id")?,
+        supervisor_id: parse_opt(col(r, 5)?, "user id")?,
+        active: col(r, 6)?,
+        created_at: col(r, 7)?,
+    })
+}
+
+const DEVICE_COLS: &str = "id, user_id, name, created_at, last_seen_at, revoked_at, logged_out_at, acked_through, clock_drift_ms";
+
+fn device_row(r: &Row) -> Result<DeviceRow, StoreError> {
+    Ok(DeviceRow {
+        id: parse(&col::<String>(r, 0)?, "device id")?,
+        user_id: parse(&col::<String>(r, 1)?, "user id")?,
+        name: col(r, 2)?,
+        created_at: col(r, 3)?,
+        last_seen_at: col(r, 4)?,
+        revoked_at: col(r, 5)?,
+        logged_out_at: col(r, 6)?,
+        acked_through: col::<i64>(r, 7)? as u64,
+        clock_drift_ms: col(r, 8)?,
+    })
+}
+
+fn team_row(r: &Row) -> Result<TeamRow, StoreError> {
+    Ok(TeamRow {
+        id: parse(&col::<String>(r, 0)?, "team id")?,
+        name: col(r, 1)?,
+        region: col(r, 2)?,
+        created_at: col(r, 3)?,
+    })
+}
+
+fn ids<T: ToString>(list: &[T]) -> Vec<String> {
+    list.iter().map(ToString::to_string).collect()
+}
+
+/// The scope condition over `records r` joined to `customer_owners o`, with
+/// the users as `$U` and the teams as `$T` (text arrays).
+fn scope_cond(scope: &ScopeFilter, u: usize, t: usize) -> String {
+    if scope.all {
+        "TRUE".into()
+    } else {
+        format!(
+            "(r.public OR r.subject_user = ANY(${u}) OR o.owner_id = ANY(${u}) OR r.subject_team = ANY(${t}))"
+        )
+    }
+}
+
+impl ReadTx for Tx<'_> {
+    fn meta(&mut self, key: &str) -> Result<Option<String>, StoreError> {
+        self.opt("SELECT value FROM meta WHERE key = $1", &[&key])?
+            .map(|r| col(&r, 0))
+            .transpose()
+    }
+
+    fn head_seq(&mut self) -> Result<u64, StoreError> {
+        let r = self.one("SELECT head FROM change_seq WHERE id = 1", &[])?;
+        Ok(col::<i64>(&r, 0)? as u64)
+    }
+
+    fn user_count(&mut self) -> Result<u64, StoreError> {
+        let r = self.one("SELECT count(*) FROM users", &[])?;
+        Ok(col::<i64>(&r, 0)? as u64)
+    }
+
+    fn user_by_name(&mut self, username: &str) -> Result<Option<UserRow>, StoreError> {
+        self.opt(
+            &format!("SELECT {USER_COLS} FROM users WHERE username = $1"),
+            &[&username],
+        )?
+        .map(|r| user_row(&r))
+        .transpose()
+    }
+
+    fn user(&mut self, id: UserId) -> Result<Option<UserRow>, StoreError> {
+        self.opt(
+            &format!("SELECT {USER_COLS} FROM users WHERE id = $1"),
+            &[&id.to_string()],
+        )?
+        .map(|r| user_row(&r))
+        .transpose()
+    }
+
+    fn users(&mut self) -> Result<Vec<UserRow>, StoreError> {
+        self.query(
+            &format!("SELECT {USER_COLS} FROM users ORDER BY username COLLATE \"C\""),
+            &[],
+        )?
+        .iter()
+        .map(user_row)
+        .collect()
+    }
+
+    fn team_members(
+        &mut self,
+        team: Option<TeamId>,
+        supervisor: Option<UserId>,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let rows = self.query(
+            "SELECT id FROM users WHERE ($1::text IS NOT NULL AND team_id = $1) OR ($2::text IS NOT NULL AND supervisor_id = $2) ORDER BY id COLLATE \"C\"",
+            &[&team.map(|t| t.to_string()), &supervisor.map(|s| s.to_string())],
+        )?;
+        rows.iter()
+            .map(|r| parse(&col::<String>(r, 0)?, "user id"))
+            .collect()
+    }
+
+    fn team_by_name(&mut self, name: &str) -> Result<Option<TeamRow>, StoreError> {
+        self.opt(
+            "SELECT id, name, region, created_at FROM teams WHERE name = $1",
+            &[&name],
+        )?
+        .map(|r| team_row(&r))
+        .transpose()
+    }
+
+    fn team(&mut self, id: TeamId) -> Result<Option<TeamRow>, StoreError> {
+        self.opt(
+            "SELECT id, name, region, created_at FROM teams WHERE id = $1",
+            &[&id.to_string()],
+        )?
+        .map(|r| team_row(&r))
+        .transpose()
+    }
+
+    fn teams(&mut self) -> Result<Vec<TeamRow>, StoreError> {
+        self.query(
+            "SELECT id, name, region, created_at FROM teams ORDER BY name COLLATE \"C\"",
+            &[],
+        )?
+        .iter()
+        .map(team_row)
+        .collect()
+    }
+
+    fn device(&mut self, id: DeviceId) -> Result<Option<DeviceRow>, StoreError> {
+        self.opt(
+            &format!("SELECT {DEVICE_COLS} FROM devices WHERE id = $1"),
+            &[&id.to_string()],
+        )?
+        .map(|r| device_row(&r))
+        .transpose()
+    }
+
+    fn device_by_token(&mut self, token_hash: &[u8]) -> Result<Option<DeviceRow>, StoreError> {
+        self.opt(
+            &format!("SELECT {DEVICE_COLS} FROM devices WHERE token_hash = $1"),
+            &[&token_hash],
+        )?
+        .map(|r| device_row(&r))
+        .transpose()
+    }
+
+    fn devices(&mut self, user: Option<UserId>) -> Result<Vec<DeviceRow>, StoreError> {
+        self.query(
+            &format!("SELECT {DEVICE_COLS} FROM devices WHERE $1::text IS NULL OR user_id = $1 ORDER BY created_at COLLATE \"C\", id COLLATE \"C\""),
+            &[&user.map(|u| u.to_string())],
+        )?
+        .iter()
+        .map(device_row)
+        .collect()
+    }
+
+    fn active_device_count(&mut self) -> Result<u64, StoreError> {
+        let r = self.one("SELECT count(*) FROM devices d JOIN users u ON u.id = d.user_id WHERE d.revoked_at IS NULL AND u.active", &[])?;
+        Ok(col::<i64>(&r, 0)? as u64)
+    }
+
+    fn login_failures(
+        &mut self,
+        username: &str,
+        address: &str,
+        since_ms: i64,
+    ) -> Result<(u64, u64), StoreError> {
+        let r = self.one(
+            "SELECT (SELECT count(*) FROM login_failures WHERE username = $1 AND at_ms >= $3), \
+                    (SELECT count(*) FROM login_failures WHERE address = $2 AND at_ms >= $3)",
+            &[&username, &address, &since_ms],
+        )?;
+        Ok((col::<i64>(&r, 0)? as u64, col::<i64>(&r, 1)? as u64))
+    }
+
+    fn record(&mut self, id: RecordId) -> Result<Option<RecordRow>, StoreError> {
+        let Some(r) = self.opt(
+            "SELECT collection, seq, state, customer_id, subject_user, subject_team, public FROM records WHERE id = $1",
+            &[&id.to_string()],
+        )?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(RecordRow {
+            id,
+            collection: col(&r, 0)?,
+            seq: col::<i64>(&r, 1)? as u64,
+            state: col(&r, 2)?,
+            scope: RecordScope {
+                customer_id: parse_opt(col(&r, 3)?, "customer id")?,
+                subject_user: parse_opt(col(&r, 4)?, "user id")?,
+                subject_team: parse_opt(col(&r, 5)?, "team id")?,
+                public: col(&r, 6)?,
+            },
+        }))
+    }
+
+    fn customer_owner(&mut self, customer: RecordId) -> Result<Option<UserId>, StoreError> {
+        let s: Option<String> = self
+            .opt(
+                "SELECT owner_id FROM customer_owners WHERE customer_id = $1",
+                &[&customer.to_string()],
+            )?
+            .map(|r| col(&r, 0))
+            .transpose()?;
+        parse_opt(s, "user id")
+    }
+
+    fn customer_unit(&mut self, customer: RecordId) -> Result<Vec<RecordId>, StoreError> {
+        self.query(
+            "SELECT id FROM records WHERE customer_id = $1 ORDER BY seq",
+            &[&customer.to_string()],
+        )?
+        .iter()
+        .map(|r| parse(&col::<String>(r, 0)?, "record id"))
+        .collect()
+    }
+
+    fn changes(
+        &mut self,
+        scope: &ScopeFilter,
+        cursor: u64,
+        head: u64,
+        limit: u32,
+    ) -> Result<Vec<ChangeRow>, StoreError> {
+        let users = ids(&scope.users);
+        let teams = ids(&scope.teams);
+        let limit = i64::from(limit);
+        let (cursor, head) = (seq(cursor), seq(head));
+        let mut out = Vec::new();
+        let rows = if scope.all {
+            self.query(
+                "SELECT r.seq, r.state FROM records r WHERE r.seq > $1 AND r.seq <= $2 ORDER BY r.seq LIMIT $3",
+                &[&cursor, &head, &limit],
+            )?
+        } else {
+            let sql = format!(
+                "SELECT r.seq, r.state FROM records r LEFT JOIN customer_owners o ON o.customer_id = r.customer_id \
+                 WHERE r.seq > $1 AND r.seq <= $2 AND {} ORDER BY r.seq LIMIT $3",
+                scope_cond(scope, 4, 5)
+            );
+            self.query(&sql, &[&cursor, &head, &limit, &users, &teams])?
+        };
+        for r in &rows {
+            out.push(ChangeRow::Upsert {
+                seq: col::<i64>(r, 0)? as u64,
+                state: col(r, 1)?,
+            });
+        }
+        if !scope.all && !users.is_empty() {
+            let rows = self.query(
+                "SELECT e.seq, e.customer_id FROM evictions e LEFT JOIN customer_owners o ON o.customer_id = e.customer_id \
+                 WHERE e.seq > $1 AND e.seq <= $2 AND e.from_owner = ANY($4) AND (o.owner_id IS NULL OR NOT (o.owner_id = ANY($4))) \
+                 ORDER BY e.seq LIMIT $3",
+                &[&cursor, &head, &limit, &users],
+            )?;
+            for r in &rows {
+                out.push(ChangeRow::Evict {
+                    seq: col::<i64>(r, 0)? as u64,
+                    customer_id: parse(&col::<String>(r, 1)?, "customer id")?,
+                });
+            }
+            out.sort_by_key(ChangeRow::seq);
+            out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        }
+        Ok(out)
+    }
+
+    fn scope_records(
+        &mut self,
+        scope: &ScopeFilter,
+        f: &mut dyn FnMut(&str, &str),
+    ) -> Result<(), StoreError> {
+        let users = ids(&scope.users);
+        let teams = ids(&scope.teams);
+        let sql = format!(
+            "SELECT r.collection, r.state FROM records r LEFT JOIN customer_owners o ON o.customer_id = r.customer_id WHERE {}",
+            scope_cond(scope, 1, 2)
+        );
+        let s = self.statement(&sql)?;
+        let args: Vec<&(dyn ToSql + Sync)> = if scope.all {
+            vec![]
+        } else {
+            vec![&users, &teams]
+        };
+        let mut rows = self.t.query_raw(&s, args)?;
+        while let Some(r) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)? {
+            let c: &str = col(&r, 0)?;
+            let st: &str = col(&r, 1)?;
+            f(c, st);
+        }
+        Ok(())
+    }
+
+    fn op(&mut self, device: DeviceId, device_seq: u64) -> Result<Option<OpRow>, StoreError> {
+        let Some(r) = self.opt(
+            "SELECT op_id, user_id, op, outcome, at FROM ops WHERE device_id = $1 AND device_seq = $2",
+            &[&device.to_string(), &seq(device_seq)],
+        )?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(OpRow {
+            device_id: device,
+            device_seq,
+            op_id: parse(&col::<String>(&r, 0)?, "op id")?,
+            user_id: parse(&col::<String>(&r, 1)?, "user id")?,
+            op: col(&r, 2)?,
+            outcome: col(&r, 3)?,
+            at: col(&r, 4)?,
+        }))
+    }
+
+    fn problems(&mut self, users: Option<&[UserId]>) -> Result<Vec<ProblemRow>, StoreError> {
+        const COLS: &str =
+            "SELECT id, user_id, device_id, op, code, message, field, created_at FROM problems";
+        let rows = match users {
+            None => self.query(&format!("{COLS} ORDER BY id DESC"), &[])?,
+            Some([]) => return Ok(vec![]),
+            Some(users) => self.query(
+                &format!("{COLS} WHERE user_id = ANY($1) ORDER BY id DESC"),
+                &[&ids(users)],
+            )?,
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(ProblemRow {
+                    id: col(r, 0)?,
+                    user_id: parse(&col::<String>(r, 1)?, "user id")?,
+                    device_id: parse(&col::<String>(r, 2)?, "device id")?,
+                    op: col(r, 3)?,
+                    code: col(r, 4)?,
+                    message: col(r, 5)?,
+                    field: col(r, 6)?,
+                    created_at: col(r, 7)?,
+                })
+            })
+            .collect()
+    }
+
+    fn conflicts(&mut self, record: RecordId) -> Result<Vec<ConflictRow>, StoreError> {
+        self.query(
+            "SELECT collection, op_id, user_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at FROM conflicts WHERE record_id = $1 ORDER BY id",
+            &[&record.to_string()],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(ConflictRow {
+                record_id: record,
+                collection: col(r, 0)?,
+                op_id: parse(&col::<String>(r, 1)?, "op id")?,
+                user_id: parse(&col::<String>(r, 2)?, "user id")?,
+                field: col(r, 3)?,
+                losing_value: col(r, 4)?,
+                winning_value: col(r, 5)?,
+                losing_hlc: col(r, 6)?,
+                winning_hlc: col(r, 7)?,
+                created_at: col(r, 8)?,
+            })
+        })
+        .collect()
+    }
+
+    fn previous_check_in(
+        &mut self,
+        user: UserId,
+        before_ms: i64,
+        exclude: RecordId,
+    ) -> Result<Option<CheckIn>, StoreError> {
+        self.opt(
+            "SELECT visit_id, started_at_ms, lat, lon FROM check_ins WHERE user_id = $1 AND started_at_ms < $2 AND visit_id <> $3 ORDER BY started_at_ms DESC LIMIT 1",
+            &[&user.to_string(), &before_ms, &exclude.to_string()],
+        )?
+        .map(|r| {
+            Ok(CheckIn {
+                visit_id: parse(&col::<String>(&r, 0)?, "visit id")?,
+                user_id: user,
+                started_at_ms: col(&r, 1)?,
+                at: LatLon {
+                    lat: col(&r, 2)?,
+                    lon: col(&r, 3)?,
+                },
+            })
+        })
+        .transpose()
+    }
+}
+
+impl Tx<'_> {
+    /// Run `sql` inside a savepoint so a unique violation can be answered
+    /// with [`StoreError::Taken`] and the transaction stays usable.
+    fn insert_unique(
+        &mut self,
+        sql: &str,
+        args: &[&(dyn ToSql + Sync)],
+        taken: impl FnOnce() -> String,
+    ) -> Result<(), StoreError> {
+        self.t.batch_execute("SAVEPOINT fs_unique")?;
+        match self.exec(sql, args) {
+            Ok(_) => {
+                self.t.batch_execute("RELEASE SAVEPOINT fs_unique")?;
+                Ok(())
+            }
+            Err(e) if is_unique_violation(&e) => {
+                self.t.batch_execute("ROLLBACK TO SAVEPOINT fs_unique")?;
+                Err(StoreError::Taken(taken()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl WriteTx for Tx<'_> {
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&key, &value],
+        )?;
+        Ok(())
+    }
+
+    fn next_seq(&mut self) -> Result<u64, StoreError> {
+        // The write transaction holds WRITE_LOCK until it ends, so this
+        // number becomes visible only after every smaller one.
+        let r = self.one(
+            "UPDATE change_seq SET head = head + 1 WHERE id = 1 RETURNING head",
+            &[],
+        )?;
+        Ok(col::<i64>(&r, 0)? as u64)
+    }
+
+    fn insert_user(&mut self, u: &UserRow) -> Result<(), StoreError> {
+        self.insert_unique(
+            &format!("INSERT INTO users ({USER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
+            &[
+                &u.id.to_string(),
+                &u.username,
+                &u.password_hash,
+                &u.role.as_str(),
+                &u.team_id.map(|t| t.to_string()),
+                &u.supervisor_id.map(|s| s.to_string()),
+                &u.active,
+                &u.created_at,
+            ],
+            || format!("username {:?}", u.username),
+        )
+    }
+
+    fn set_user_active(&mut self, id: UserId, active: bool) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE users SET active = $2 WHERE id = $1",
+            &[&id.to_string(), &active],
+        )?;
+        Ok(())
+    }
+
+    fn set_password(&mut self, id: UserId, password_hash: &str) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE users SET password_hash = $2 WHERE id = $1",
+            &[&id.to_string(), &password_hash],
+        )?;
+        Ok(())
+    }
+
+    fn insert_team(&mut self, t: &TeamRow) -> Result<(), StoreError> {
+        self.insert_unique(
+            "INSERT INTO teams (id, name, region, created_at) VALUES ($1, $2, $3, $4)",
+            &[&t.id.to_string(), &t.name, &t.region, &t.created_at],
+            || format!("team name {:?}", t.name),
+        )
+    }
+
+    fn upsert_device(&mut self, d: &DeviceRow, token_hash: &[u8]) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO devices (id, user_id, name, token_hash, created_at, last_seen_at, revoked_at, acked_through, clock_drift_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, token_hash = excluded.token_hash, last_seen_at = excluded.last_seen_at, logged_out_at = NULL",
+            &[
+                &d.id.to_string(),
+                &d.user_id.to_string(),
+                &d.name,
+                &token_hash,
+                &d.created_at,
+                &d.last_seen_at,
+                &seq(d.acked_through),
+                &d.clock_drift_ms,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn revoke_device(&mut self, id: DeviceId, at: &str) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            &[&id.to_string(), &at],
+        )?;
+        Ok(())
+    }
+
+    fn log_out_device(&mut self, id: DeviceId, at: &str) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE devices SET logged_out_at = $2 WHERE id = $1 AND logged_out_at IS NULL",
+            &[&id.to_string(), &at],
+        )?;
+        Ok(())
+    }
+
+    fn touch_device(&mut self, id: DeviceId, at: &str) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE devices SET last_seen_at = $2 WHERE id = $1",
+            &[&id.to_string(), &at],
+        )?;
+        Ok(())
+    }
+
+    fn set_acked_through(&mut self, id: DeviceId, s: u64) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE devices SET acked_through = $2 WHERE id = $1",
+            &[&id.to_string(), &seq(s)],
+        )?;
+        Ok(())
+    }
+
+    fn set_clock_drift(&mut self, id: DeviceId, drift_ms: i64) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE devices SET clock_drift_ms = $2 WHERE id = $1",
+            &[&id.to_string(), &drift_ms],
+        )?;
+        Ok(())
+    }
+
+    fn add_login_failure(
+        &mut self,
+        username: &str,
+        address: &str,
+        at_ms: i64,
+        prune_before_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "DELETE FROM login_failures WHERE at_ms < $1",
+            &[&prune_before_ms],
+        )?;
+        self.exec(
+            "INSERT INTO login_failures (username, address, at_ms) VALUES ($1, $2, $3)",
+            &[&username, &address, &at_ms],
+        )?;
+        Ok(())
+    }
+
+    fn put_record(&mut self, r: &RecordRow) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO records (id, collection, seq, state, customer_id, subject_user, subject_team, public) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, seq = excluded.seq, state = excluded.state, customer_id = excluded.customer_id, \
+             subject_user = excluded.subject_user, subject_team = excluded.subject_team, public = excluded.public",
+            &[
+                &r.id.to_string(),
+                &r.collection,
+                &seq(r.seq),
+                &r.state,
+                &r.scope.customer_id.map(|c| c.to_string()),
+                &r.scope.subject_user.map(|u| u.to_string()),
+                &r.scope.subject_team.map(|t| t.to_string()),
+                &r.scope.public,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_record_seq(&mut self, id: RecordId, s: u64) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE records SET seq = $2 WHERE id = $1",
+            &[&id.to_string(), &seq(s)],
+        )?;
+        Ok(())
+    }
+
+    fn set_customer_owner(&mut self, customer: RecordId, owner: UserId) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO customer_owners (customer_id, owner_id) VALUES ($1, $2) ON CONFLICT (customer_id) DO UPDATE SET owner_id = excluded.owner_id",
+            &[&customer.to_string(), &owner.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn add_eviction(
+        &mut self,
+        s: u64,
+        customer: RecordId,
+        from: UserId,
+        to: UserId,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO evictions (seq, customer_id, from_owner, to_owner, at) VALUES ($1, $2, $3, $4, $5)",
+            &[&seq(s), &customer.to_string(), &from.to_string(), &to.to_string(), &at],
+        )?;
+        Ok(())
+    }
+
+    fn add_op(&mut self, o: &OpRow) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO ops (device_id, device_seq, op_id, user_id, op, outcome, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &o.device_id.to_string(),
+                &seq(o.device_seq),
+                &o.op_id.to_string(),
+                &o.user_id.to_string(),
+                &o.op,
+                &o.outcome,
+                &o.at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn add_problem(&mut self, p: &ProblemRow) -> Result<i64, StoreError> {
+        let r = self.one(
+            "INSERT INTO problems (user_id, device_id, op, code, message, field, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            &[
+                &p.user_id.to_string(),
+                &p.device_id.to_string(),
+                &p.op,
+                &p.code,
+                &p.message,
+                &p.field,
+                &p.created_at,
+            ],
+        )?;
+        col(&r, 0)
+    }
+
+    fn add_conflict(&mut self, c: &ConflictRow) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO conflicts (record_id, collection, op_id, user_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &c.record_id.to_string(),
+                &c.collection,
+                &c.op_id.to_string(),
+                &c.user_id.to_string(),
+                &c.field,
+                &c.losing_value,
+                &c.winning_value,
+                &c.losing_hlc,
+                &c.winning_hlc,
+                &c.created_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn put_check_in(&mut self, ci: &CheckIn) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO check_ins (visit_id, user_id, started_at_ms, lat, lon) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (visit_id) DO UPDATE SET user_id = excluded.user_id, started_at_ms = excluded.started_at_ms, lat = excluded.lat, lon = excluded.lon",
+            &[
+                &ci.visit_id.to_string(),
+                &ci.user_id.to_string(),
+                &ci.started_at_ms,
+                &ci.at.lat,
+                &ci.at.lon,
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// Throwaway PostgreSQL databases for tests: created with a unique name,
+/// dropped (even with connections left open) when the guard is dropped.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// The maintenance connection (override with `FIELDSYNC_TEST_POSTGRES`).
+    pub fn admin_url() -> String {
+        std::env::var("FIELDSYNC_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    }
+
+    /// A database that exists while this lives.
+    pub struct TempDatabase {
+        name: String,
+    }
+
+    impl TempDatabase {
+        /// Create a fresh, empty database.
+        pub fn new() -> Self {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos();
+            let name = format!(
+                "fs_test_{}_{}_{nanos}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            );
+            let mut c = postgres::Client::connect(&admin_url(), postgres::NoTls)
+                .expect("PostgreSQL must answer at 127.0.0.1:5432 (pg_ctlcluster 15 main start)");
+            c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+            Self { name }
+        }
+
+        /// Its URL.
+        pub fn url(&self) -> String {
+            let admin = admin_url();
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            format!("{base}/{}", self.name)
+        }
+    }
+
+    impl Drop for TempDatabase {
+        fn drop(&mut self) {
+            if let Ok(mut c) = postgres::Client::connect(&admin_url(), postgres::NoTls) {
+                let _ = c.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,557 @@
+//! Building [`Facts`] from plain record values.
+//!
+//! Both the CLI's local view and the server's stored record states can
+//! produce, per record, its collection, id, archived flag and current field
+//! values ([`crate::RecordState::values`]). [`FactIndex`] reads those once and
+//! then answers "the facts of this rep" or "of this set of reps" (a team)
+//! without further I/O.
+//!
+//! Attribution, written down once:
+//! - a customer, and every visit, sale and feedback entry on it, belongs to
+//!   the customer's current owner (`owner_id`). A customer created offline has
+//!   no owner yet; [`FactIndex::new`] attributes such customers to the
+//!   `unowned_to` user (the signed-in user on a laptop, `None` on the server);
+//! - a training assignment belongs to its `rep_id`; its hours and whether it
+//!   is required (`required_for` contains `rep`) come from its course;
+//! - archived records and waived assignments count for nothing;
+//! - a complaint counts as resolved only while its status is `resolved` or
+//!   `closed`;
+//! - a sale is voided once it has `voided_at`.
+//!
+//! Values that cannot be read (a damaged timestamp, an unknown course) drop
+//! the one fact rather than failing the whole computation.
+
+use super::{Facts, FeedbackFact, SaleFact, TrainingFact, VisitFact};
+use crate::id::{RecordId, TeamId, UserId};
+use crate::money::Currency;
+use crate::time::{parse_date, parse_ts};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use std::collections::{BTreeSet, HashMap};
+
+/// One record as plain values: what metrics are computed from.
+#[derive(Clone, Copy, Debug)]
+pub struct PlainRecord<'a> {
+    /// Collection name, e.g. `visits`.
+    pub collection: &'a str,
+    /// Record id.
+    pub id: RecordId,
+    /// Whether the record is archived.
+    pub archived: bool,
+    /// Current field values (absent or `null` when unset).
+    pub fields: &'a Map<String, Value>,
+}
+
+impl PlainRecord<'_> {
+    fn str(&self, field: &str) -> Option<&str> {
+        self.fields.get(field).and_then(Value::as_str)
+    }
+
+    fn ts(&self, field: &str) -> Option<DateTime<Utc>> {
+        self.str(field).and_then(parse_ts)
+    }
+
+    fn record_ref(&self, field: &str) -> Option<RecordId> {
+        self.str(field).and_then(|s| s.parse().ok())
+    }
+
+    fn user_ref(&self, field: &str) -> Option<UserId> {
+        self.str(field).and_then(|s| s.parse().ok())
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Course {
+    hours: f64,
+    required: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Assignment {
+    rep: UserId,
+    course: RecordId,
+    due: chrono::NaiveDate,
+    completed_at: Option<DateTime<Utc>>,
+}
+
+/// Facts of every user, indexed by owner, ready to be combined per rep or team.
+#[derive(Clone, Debug, Default)]
+pub struct FactIndex {
+    owner_of: HashMap<RecordId, UserId>,
+    customers: HashMap<UserId, Vec<DateTime<Utc>>>,
+    assigned: HashMap<UserId, u64>,
+    visits: HashMap<UserId, Vec<VisitFact>>,
+    sales: HashMap<UserId, Vec<SaleFact>>,
+    feedback: HashMap<UserId, Vec<FeedbackFact>>,
+    courses: HashMap<RecordId, Course>,
+    assignments: Vec<Assignment>,
+    teams: HashMap<TeamId, BTreeSet<UserId>>,
+}
+
+impl FactIndex {
+    /// Index records of any collections (others are ignored). Customers
+    /// without an owner are attributed to `unowned_to`, if given.
+    pub fn new<'a>(
+        records: impl IntoIterator<Item = PlainRecord<'a>>,
+        unowned_to: Option<UserId>,
+    ) -> Self {
+        let records: Vec<PlainRecord<'a>> = records.into_iter().filter(|r| !r.archived).collect();
+        let mut ix = FactIndex::default();
+        for r in &records {
+            match r.collection {
+                "customers" => {
+                    let Some(owner) = r.user_ref("owner_id").or(unowned_to) else {
+                        continue;
+                    };
+                    ix.owner_of.insert(r.id, owner);
+                    *ix.assigned.entry(owner).or_default() += 1;
+                    if let Some(t) = r.ts("created_at") {
+                        ix.customers.entry(owner).or_default().push(t);
+                    }
+                }
+                "courses" => {
+                    let hours = r.fields.get("hours").and_then(Value::as_f64);
+                    let required = r
+                        .fields
+                        .get("required_for")
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| a.iter().any(|v| v.as_str() == Some("rep")));
+                    if let Some(hours) = hours {
+                        ix.courses.insert(r.id, Course { hours, required });
+                    }
+                }
+                "users" => {
+                    if let Some(team) = r.str("team_id").and_then(|s| s.parse::<TeamId>().ok()) {
+                        ix.teams.entry(team).or_default().insert(UserId(r.id.0));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for r in &records {
+            match r.collection {
+                "visits" => ix.add_visit(r),
+                "sales" => ix.add_sale(r),
+                "feedback" => ix.add_feedback(r),
+                "training_assignments" => ix.add_assignment(r),
+                _ => {}
+            }
+        }
+        ix
+    }
+
+    fn owner(&self, r: &PlainRecord<'_>) -> Option<UserId> {
+        r.record_ref("customer_id")
+            .and_then(|c| self.owner_of.get(&c).copied())
+    }
+
+    fn add_visit(&mut self, r: &PlainRecord<'_>) {
+        let (Some(owner), Some(customer_id), Some(started_at)) = (
+            self.owner(r),
+            r.record_ref("customer_id"),
+            r.ts("started_at"),
+        ) else {
+            return;
+        };
+        self.visits.entry(owner).or_default().push(VisitFact {
+            id: r.id,
+            customer_id,
+            started_at,
+            amends: r.record_ref("amends"),
+        });
+    }
+
+    fn add_sale(&mut self, r: &PlainRecord<'_>) {
+        let amount = r.fields.get("amount");
+        let minor = amount.and_then(|a| a.get("minor")).and_then(Value::as_i64);
+        let currency = amount
+            .and_then(|a| a.get("currency"))
+            .and_then(Value::as_str)
+            .and_then(|c| Currency::parse(c).ok());
+        let (Some(owner), Some(minor), Some(currency), Some(sold_at)) =
+            (self.owner(r), minor, currency, r.ts("sold_at"))
+        else {
+            return;
+        };
+        self.sales.entry(owner).or_default().push(SaleFact {
+            minor,
+            minor_digits: currency.minor_digits(),
+            sold_at,
+            voided: r.str("voided_at").is_some(),
+        });
+    }
+
+    fn add_feedback(&mut self, r: &PlainRecord<'_>) {
+        let (Some(owner), Some(kind), Some(opened_at)) =
+            (self.owner(r), r.str("kind"), r.ts("opened_at"))
+        else {
+            return;
+        };
+        let resolved = matches!(r.str("status"), Some("resolved" | "closed"));
+        self.feedback.entry(owner).or_default().push(FeedbackFact {
+            kind: kind.to_owned(),
+            csat: r.fields.get("csat").and_then(Value::as_i64),
+            nps: r.fields.get("nps").and_then(Value::as_i64),
+            opened_at,
+            resolved_at: if resolved { r.ts("resolved_at") } else { None },
+        });
+    }
+
+    fn add_assignment(&mut self, r: &PlainRecord<'_>) {
+        if r.str("status") == Some("waived") {
+            return;
+        }
+        let (Some(rep), Some(course), Some(due)) = (
+            r.user_ref("rep_id"),
+            r.record_ref("course_id"),
+            r.str("due").and_then(parse_date),
+        ) else {
+            return;
+        };
+        let completed_at = if r.str("status") == Some("completed") {
+            r.ts("completed_at")
+        } else {
+            None
+        };
+        self.assignments.push(Assignment {
+            rep,
+            course,
+            due,
+            completed_at,
+        });
+    }
+
+    /// The members of a team, from the user directory.
+    pub fn team_members(&self, team: TeamId) -> Vec<UserId> {
+        self.teams
+            .get(&team)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The facts of one rep.
+    pub fn facts_for_rep(&self, rep: UserId) -> Facts {
+        self.facts_for(&[rep])
+    }
+
+    /// The facts of a set of reps together (a team rolls up its members).
+    pub fn facts_for(&self, reps: &[UserId]) -> Facts {
+        let reps: BTreeSet<UserId> = reps.iter().copied().collect();
+        let mut f = Facts::default();
+        for rep in &reps {
+            f.visits
+                .extend(self.visits.get(rep).into_iter().flatten().cloned());
+            f.sales
+                .extend(self.sales.get(rep).into_iter().flatten().cloned());
+            f.feedback
+                .extend(self.feedback.get(rep).into_iter().flatten().cloned());
+            f.customers_created
+                .extend(self.customers.get(rep).into_iter().flatten().copied());
+            f.customers_assigned += self.assigned.get(rep).copied().unwrap_or(0);
+        }
+        for a in self.assignments.iter().filter(|a| reps.contains(&a.rep)) {
+            let Some(course) = self.courses.get(&a.course) else {
+                continue;
+            };
+            f.training.push(TrainingFact {
+                hours: course.hours,
+                required: course.required,
+                due: a.due,
+                completed_at: a.completed_at,
+            });
+        }
+        f
+    }
+}
+
+/// The facts of `reps` from plain records, in one call (see [`FactIndex`]).
+pub fn facts_for<'a>(
+    records: impl IntoIterator<Item = PlainRecord<'a>>,
+    reps: &[UserId],
+    unowned_to: Option<UserId>,
+) -> Facts {
+    FactIndex::new(records, unowned_to).facts_for(reps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{Metric, MetricValue, Period, compute};
+    use serde_json::json;
+    use uuid::Uuid;
+
+    fn rid(n: u128) -> RecordId {
+        RecordId(Uuid::from_u128(n))
+    }
+
+    fn uid(n: u128) -> UserId {
+        UserId(Uuid::from_u128(n))
+    }
+
+    struct Owned {
+        collection: &'static str,
+        id: RecordId,
+        archived: bool,
+        fields: Map<String, Value>,
+    }
+
+    fn rec(collection: &'static str, id: u128, fields: Value) -> Owned {
+        let Value::Object(fields) = fields else {
+            panic!("fields must be an object")
+        };
+        Owned {
+            collection,
+            id: rid(id),
+            archived: false,
+            fields,
+        }
+    }
+
+    fn plain(all: &[Owned]) -> impl Iterator<Item = PlainRecord<'_>> {
+        all.iter().map(|o| PlainRecord {
+            collection: o.collection,
+            id: o.id,
+            archived: o.archived,
+            fields: &o.fields,
+        })
+    }
+
+    fn sample() -> Vec<Owned> {
+        let (a, b) = (uid(100).to_string(), uid(200).to_string());
+        let mut archived = rec(
+            "customers",
+            3,
+            json!({"name": "Gone", "owner_id": a, "created_at": "2026-11-01T00:00:00Z"}),
+        );
+        archived.archived = true;
+        vec![
+            rec(
+                "users",
+                100,
+                json!({"username": "ann", "role": "rep", "team_id": uid(900).to_string()}),
+            ),
+            rec(
+                "users",
+                200,
+                json!({"username": "bob", "role": "rep", "team_id": uid(900).to_string()}),
+            ),
+            rec(
+                "customers",
+                1,
+                json!({"name": "A", "owner_id": a, "created_at": "2026-11-02T00:00:00Z"}),
+            ),
+            rec(
+                "customers",
+                2,
+                json!({"name": "B", "owner_id": b, "created_at": "2026-10-02T00:00:00Z"}),
+            ),
+            archived,
+            rec(
+                "customers",
+                4,
+                json!({"name": "Offline", "created_at": "2026-11-03T00:00:00Z"}),
+            ),
+            rec(
+                "visits",
+                10,
+                json!({"customer_id": rid(1).to_string(), "started_at": "2026-11-04T08:00:00Z"}),
+            ),
+            rec(
+                "visits",
+                11,
+                json!({"customer_id": rid(2).to_string(), "started_at": "2026-11-04T08:00:00Z"}),
+            ),
+            rec(
+                "visits",
+                12,
+                json!({"customer_id": rid(4).to_string(), "started_at": "2026-11-05T08:00:00Z"}),
+            ),
+            rec(
+                "sales",
+                20,
+                json!({"customer_id": rid(1).to_string(), "amount": {"minor": 12_345, "currency": "CNY"},
+                       "product": "x", "sold_at": "2026-11-04T09:00:00Z"}),
+            ),
+            rec(
+                "sales",
+                21,
+                json!({"customer_id": rid(1).to_string(), "amount": {"minor": 500, "currency": "JPY"},
+                       "product": "x", "sold_at": "2026-11-04T09:00:00Z"}),
+            ),
+            rec(
+                "sales",
+                22,
+                json!({"customer_id": rid(1).to_string(), "amount": {"minor": 999, "currency": "CNY"},
+                       "product": "x", "sold_at": "2026-11-04T09:00:00Z", "voided_at": "2026-11-05T00:00:00Z"}),
+            ),
+            rec(
+                "feedback",
+                30,
+                json!({"customer_id": rid(1).to_string(), "kind": "complaint", "text": "t",
+                       "opened_at": "2026-11-04T00:00:00Z", "status": "resolved",
+                       "resolved_at": "2026-11-04T06:00:00Z"}),
+            ),
+            rec(
+                "feedback",
+                31,
+                json!({"customer_id": rid(1).to_string(), "kind": "complaint", "text": "t",
+                       "opened_at": "2026-11-04T00:00:00Z", "status": "open",
+                       "resolved_at": "2026-11-04T06:00:00Z"}),
+            ),
+            rec(
+                "feedback",
+                32,
+                json!({"customer_id": rid(2).to_string(), "kind": "survey", "text": "t", "csat": 4, "nps": 9,
+                       "opened_at": "2026-11-04T00:00:00Z", "status": "open"}),
+            ),
+            rec(
+                "courses",
+                40,
+                json!({"title": "Onboarding", "kind": "onboarding", "hours": 3.5, "required_for": ["rep"]}),
+            ),
+            rec(
+                "courses",
+                41,
+                json!({"title": "Seminar", "kind": "seminar", "hours": 2.0}),
+            ),
+            rec(
+                "training_assignments",
+                50,
+                json!({"rep_id": a, "course_id": rid(40).to_string(), "due": "2026-11-10",
+                       "status": "completed", "completed_at": "2026-11-09T10:00:00Z"}),
+            ),
+            rec(
+                "training_assignments",
+                51,
+                json!({"rep_id": a, "course_id": rid(41).to_string(), "due": "2026-11-10",
+                       "status": "waived"}),
+            ),
+            rec(
+                "training_assignments",
+                52,
+                json!({"rep_id": b, "course_id": rid(40).to_string(), "due": "2026-11-10",
+                       "status": "assigned"}),
+            ),
+        ]
+    }
+
+    #[test]
+    fn attributes_records_to_the_customer_owner_and_the_assignee() {
+        let all = sample();
+        let ix = FactIndex::new(plain(&all), None);
+        let a = ix.facts_for_rep(uid(100));
+        assert_eq!(a.visits.len(), 1);
+        assert_eq!(
+            a.customers_assigned, 1,
+            "archived and unowned customers do not count"
+        );
+        assert_eq!(a.sales.len(), 3);
+        assert_eq!(a.sales[1].minor_digits, 0);
+        assert_eq!(a.sales.iter().filter(|s| s.voided).count(), 1);
+        assert_eq!(a.feedback.len(), 2);
+        assert!(
+            a.feedback[1].resolved_at.is_none(),
+            "a reopened complaint is not resolved"
+        );
+        assert_eq!(a.training.len(), 1, "waived assignments count for nothing");
+        assert!(a.training[0].required);
+        let b = ix.facts_for_rep(uid(200));
+        assert_eq!(b.visits.len(), 1);
+        assert_eq!(b.training[0].completed_at, None);
+    }
+
+    #[test]
+    fn unowned_customers_go_to_the_local_user() {
+        let all = sample();
+        let ix = FactIndex::new(plain(&all), Some(uid(100)));
+        let a = ix.facts_for_rep(uid(100));
+        assert_eq!(a.customers_assigned, 2);
+        assert_eq!(a.visits.len(), 2);
+    }
+
+    #[test]
+    fn record_states_give_plain_values() {
+        use crate::{DeviceId, Hlc, Op, OpId, OpKind, RecordState};
+        let at = parse_ts("2026-11-04T08:00:00Z").unwrap();
+        let device = DeviceId(Uuid::from_u128(7));
+        let mut customer = RecordState::new(rid(1), "customers");
+        let mut visit = RecordState::new(rid(10), "visits");
+        for (state, fields) in [
+            (
+                &mut customer,
+                json!({"name": "A", "owner_id": uid(100).to_string(), "created_at": "2026-11-02T00:00:00Z", "phone": null}),
+            ),
+            (
+                &mut visit,
+                json!({"customer_id": rid(1).to_string(), "started_at": "2026-11-04T08:00:00Z"}),
+            ),
+        ] {
+            let Value::Object(fields) = fields else {
+                unreachable!()
+            };
+            state.apply(&Op {
+                op_id: OpId::new_v7(at),
+                device_id: device,
+                device_seq: 1,
+                hlc: Hlc::from_wall(at, device),
+                schema_version: crate::version::SCHEMA_VERSION,
+                collection: state.collection.clone(),
+                record_id: state.id,
+                kind: OpKind::Create,
+                fields: fields.into_iter().collect(),
+                transition: None,
+            });
+        }
+        let values = customer.values();
+        assert!(!values.contains_key("phone"), "null fields are left out");
+        let states = [customer, visit];
+        let plain: Vec<(RecordState, Map<String, Value>)> =
+            states.iter().map(|s| (s.clone(), s.values())).collect();
+        let ix = FactIndex::new(
+            plain.iter().map(|(s, v)| PlainRecord {
+                collection: &s.collection,
+                id: s.id,
+                archived: s.archived.is_some(),
+                fields: v,
+            }),
+            None,
+        );
+        let f = ix.facts_for_rep(uid(100));
+        assert_eq!(f.visits.len(), 1);
+        assert_eq!(f.visits[0].started_at, at);
+        assert_eq!(f.customers_assigned, 1);
+    }
+
+    #[test]
+    fn a_team_rolls_up_its_members() {
+        let all = sample();
+        let ix = FactIndex::new(plain(&all), None);
+        let members = ix.team_members(TeamId(Uuid::from_u128(900)));
+        assert_eq!(members, vec![uid(100), uid(200)]);
+        let team = ix.facts_for(&members);
+        let p = Period::parse("2026-11").unwrap();
+        assert_eq!(compute(Metric::Visits, &p, &team), MetricValue::Value(2.0));
+        assert_eq!(
+            compute(Metric::Coverage, &p, &team),
+            MetricValue::Value(1.0)
+        );
+        assert_eq!(
+            compute(Metric::Sales, &p, &team),
+            MetricValue::Value(123.45 + 500.0)
+        );
+        assert_eq!(compute(Metric::Csat, &p, &team), MetricValue::Value(4.0));
+        assert_eq!(
+            compute(Metric::ResolutionHours, &p, &team),
+            MetricValue::Value(6.0)
+        );
+        assert_eq!(
+            compute(Metric::TrainingCompletion, &p, &team),
+            MetricValue::Value(0.5)
+        );
+        assert_eq!(
+            compute(Metric::TrainingHours, &p, &team),
+            MetricValue::Value(3.5)
+        );
+        assert_eq!(team, facts_for(plain(&all), &members, None));
+    }
+}

@@ -1,0 +1,157 @@
+//! `fieldsync visit import`: every line is checked like `visit log`; one bad
+//! line means nothing is imported; a good file lands in one transaction
+//! and syncs like logged visits.
+
+use fieldsync_e2e::{ADMIN_PASSWORD, Device, TestServer, code, stderr};
+use serde_json::Value;
+
+const PW: &str = "correct horse battery";
+
+fn rep_with_customer(server: &TestServer) -> Device {
+    let admin = Device::new("admin").unwrap();
+    admin.login(&server.url(), "admin", ADMIN_PASSWORD);
+    admin.ok(&["admin", "team", "add", "north"]);
+    let out = admin.run_with_stdin(
+        &[
+            "admin",
+            "user",
+            "add",
+            "li.wei",
+            "--role",
+            "rep",
+            "--team",
+            "north",
+            "--password-stdin",
+        ],
+        Some(PW),
+    );
+    assert!(out.status.success(), "user add: {}", stderr(&out));
+    let rep = Device::new("rep").unwrap();
+    rep.login(&server.url(), "li.wei", PW);
+    rep.ok(&[
+        "customer",
+        "add",
+        "Acme Trading",
+        "--lat",
+        "31.2304",
+        "--lon",
+        "121.4737",
+    ]);
+    rep
+}
+
+fn line(at: &str, extra: &str) -> String {
+    format!(
+        r#"{{"customer": "acme", "at": "{at}", "minutes": 45, "purpose": "demo", "outcome": "trial agreed"{extra}}}"#
+    )
+}
+
+fn pending(d: &Device) -> u64 {
+    d.json(&["status"])["pending_ops"].as_u64().unwrap()
+}
+
+#[test]
+fn one_bad_line_imports_nothing_and_names_every_bad_line() {
+    let server = TestServer::start().unwrap();
+    let rep = rep_with_customer(&server);
+    let file = rep.home().join("visits.jsonl");
+    let long = "x".repeat(501);
+    let lines = [
+        line("2026-01-05T09:00:00Z", r#", "lat": 31.2305, "lon": 121.4738"#),
+        line("yesterday-ish", r#", "lat": 31.2305, "lon": 121.4738"#),
+        line("2026-01-05T10:00:00Z", ""),
+        line("2026-01-05T11:00:00Z", r#", "lat": 95.0, "lon": 121.4738"#),
+        r#"{"customer": "nobody", "at": "2026-01-05T12:00:00Z", "minutes": 5, "purpose": "p", "outcome": "o", "reason": "no GPS"}"#.to_owned(),
+        format!(r#"{{"customer": "acme", "at": "2026-01-05T13:00:00Z", "minutes": 5, "purpose": "{long}", "outcome": "o", "reason": "no GPS"}}"#),
+        "not json".to_owned(),
+    ];
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let before = pending(&rep);
+
+    let out = rep.run(&["visit", "import", file.to_str().unwrap()]);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("6 lines in") && err.contains("are bad; nothing was imported"),
+        "{err}"
+    );
+    for n in 2..=7 {
+        assert!(
+            err.contains(&format!("line {n}:")),
+            "line {n} not named: {err}"
+        );
+    }
+    assert!(!err.contains("line 1:"), "{err}");
+    assert!(err.contains("needs a reason"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+
+    let visits: Value = rep.json(&["visit", "list"]);
+    assert_eq!(
+        visits.as_array().unwrap().len(),
+        0,
+        "half-written data: {visits}"
+    );
+    assert_eq!(pending(&rep), before);
+}
+
+#[test]
+fn a_good_file_is_imported_and_synced_like_logged_visits() {
+    let server = TestServer::start().unwrap();
+    let rep = rep_with_customer(&server);
+    let file = rep.home().join("visits.jsonl");
+    let body = [
+        line(
+            "2026-01-05T09:00:00Z",
+            r#", "lat": 31.2305, "lon": 121.4738"#,
+        ),
+        String::new(),
+        line("2026-01-06T09:00:00+08:00", r#", "reason": "GPS was off""#),
+        line("2026-01-07 09:30", r#", "lat": 31.2305, "lon": 121.4738"#),
+    ]
+    .join("\n");
+    std::fs::write(&file, body).unwrap();
+
+    let out = rep.json(&["visit", "import", file.to_str().unwrap()]);
+    assert_eq!(out["imported"], 3);
+    let visits = rep.json(&["visit", "list"]);
+    let visits = visits.as_array().unwrap();
+    assert_eq!(visits.len(), 3);
+    assert!(
+        visits
+            .iter()
+            .all(|v| v["pending"] == true && v["minutes"] == 45)
+    );
+    assert!(
+        visits
+            .iter()
+            .any(|v| v["no_location_reason"] == "GPS was off")
+    );
+
+    let sync = rep.json(&["sync"]);
+    assert_eq!(sync["applied"], 4, "customer and three visits: {sync}");
+    assert_eq!(sync["rejected"], 0);
+    let visits = rep.json(&["visit", "list"]);
+    assert!(
+        visits
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["pending"] == false && v["verdict_source"] == "server")
+    );
+}
+
+#[test]
+fn import_reads_stdin_with_a_dash() {
+    let server = TestServer::start().unwrap();
+    let rep = rep_with_customer(&server);
+    let out = rep.run_with_stdin(
+        &["visit", "import", "-"],
+        Some(&line("2026-01-05T09:00:00Z", r#", "reason": "no GPS""#)),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Imported 1 visit"),
+        "{}",
+        stderr(&out)
+    );
+}
