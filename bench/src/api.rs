@@ -45,6 +45,13 @@ impl Api {
         Ok(api)
     }
 
+    /// The same token on another server instance (on the same database).
+    pub fn at(&self, base: &str) -> Result<Self> {
+        let mut api = Self::new(base)?;
+        api.token.clone_from(&self.token);
+        Ok(api)
+    }
+
     fn prepare(&self, rb: RequestBuilder) -> RequestBuilder {
         let rb = rb
             .header(SCHEMA_HEADER, SCHEMA_VERSION.to_string())

@@ -163,10 +163,16 @@ fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
 }
 
 /// Figures: p99 sync latency and the server's peak memory; checks: exactly once.
+///
+/// With `instances` 2 (PostgreSQL only) a second server process runs on the
+/// same database for the measured runs and every other laptop syncs with it;
+/// the exactly-once check adds up both processes' counters and audits the
+/// database through the API.
 pub fn figures(
     bins: &Bins,
     store: &ServerStore,
     sizes: &Sizes,
+    instances: usize,
     checks: &mut Vec<Check>,
 ) -> Result<Vec<Figure>> {
     let mut server = ServerProc::start(bins, store)?;
@@ -269,11 +275,23 @@ pub fn figures(
     let setup_peak = server.peak_mib()?;
     let applied_in_setup = counter(&admin.get_text("/metrics")?, "applied");
     server.restart()?;
+    let second = if instances > 1 {
+        Some(
+            server
+                .second_instance()?
+                .context("two server instances need a PostgreSQL database")?,
+        )
+    } else {
+        None
+    };
     let admin = admin.reconnect()?;
     let anon = anon.reconnect()?;
-    for l in &laptops {
+    for (i, l) in laptops.iter().enumerate() {
         let mut l = lock(l)?;
-        l.api = l.api.reconnect()?;
+        l.api = match &second {
+            Some(s) if i % 2 == 1 => l.api.at(s.url())?,
+            _ => l.api.reconnect()?,
+        };
     }
     let expected: Mutex<HashSet<RecordId>> = Mutex::new(HashSet::new());
     let mut p99s = Vec::new();
@@ -297,7 +315,11 @@ pub fn figures(
             .map_err(|_| anyhow::anyhow!("poisoned"))?;
         p99s.push(percentile(&lat, 99.0));
         p50s.push(percentile(&lat, 50.0));
-        peaks.push(server.peak_mib()?);
+        let mut peak = server.peak_mib()?;
+        if let Some(s) = &second {
+            peak = peak.max(s.peak_mib()?);
+        }
+        peaks.push(peak);
     }
 
     // Exactly once: replaying every laptop's last batch (a lost answer)
@@ -324,11 +346,20 @@ pub fn figures(
     let visits = expected.len() as u64;
     let total_ops = visits + customers;
     // ... the server counted each op applied once ...
-    let metrics = admin.get_text("/metrics")?;
-    let applied = counter(&metrics, "applied")
+    let mut metrics = vec![admin.get_text("/metrics")?];
+    if let Some(s) = &second {
+        metrics.push(admin.at(s.url())?.get_text("/metrics")?);
+    }
+    let sum = |outcome: &str| {
+        metrics
+            .iter()
+            .map(|m| counter(m, outcome))
+            .sum::<Option<u64>>()
+    };
+    let applied = sum("applied")
         .zip(applied_in_setup)
         .map(|(runs, setup)| runs + setup);
-    let replayed = counter(&metrics, "replayed");
+    let replayed = sum("replayed");
     // ... and an administrator pulling everything finds each visit once.
     let (admin_dev, _) = anon.login("admin", ADMIN_PASSWORD, "bench auditor")?;
     let mut seen = HashSet::new();
@@ -367,8 +398,13 @@ pub fn figures(
             replayed.map_or_else(|| "?".to_owned(), |a| a.to_string()),
         ),
     ));
+    let spread_over = if second.is_some() {
+        ", every other laptop on a second server process"
+    } else {
+        ""
+    };
     let workload = format!(
-        "{devices} laptops ({teams} teams, a supervisor in each) each push {} visits and pull, {} at a time",
+        "{devices} laptops ({teams} teams, a supervisor in each) each push {} visits and pull, {} at a time{spread_over}",
         sizes.fleet_ops, sizes.fleet_concurrency
     );
     Ok(vec![
@@ -382,7 +418,7 @@ pub fn figures(
         Figure::measured("fleet p50 sync", &workload, "ms", p50s, None),
         Figure::measured(
             "fleet server peak memory",
-            "peak resident memory (VmHWM) of the server during the fleet sync runs (read after each run; the server is restarted after account set-up)",
+            "peak resident memory (VmHWM) of the server (the larger of the two processes, with two) during the fleet sync runs (read after each run; the server is restarted after account set-up)",
             "MiB",
             peaks,
             Some(Target::at_most(200.0)),

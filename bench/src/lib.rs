@@ -77,14 +77,19 @@ pub enum Selection {
     Report,
 }
 
-/// Measure `selection` and return the results (every figure and check).
+/// Measure `selection` and return the results (every figure and check):
+/// on SQLite, then — when `postgres` (an administrator URL) is given — push,
+/// bootstrap pull and the fleet on PostgreSQL with one and with two server
+/// instances, each server start on a fresh database. An unreachable
+/// PostgreSQL server gives a "skipped" figure, not an error.
 pub fn run(
     bins: &Bins,
-    store: &ServerStore,
+    postgres: Option<&str>,
     sizes: Sizes,
     quick: bool,
     selection: Selection,
 ) -> Result<Results> {
+    let store = &ServerStore::Sqlite;
     let date = sync_protocol::time::format_ts(chrono::Utc::now());
     let mut figures = Vec::new();
     let mut checks = Vec::new();
@@ -96,7 +101,27 @@ pub fn run(
         figures.push(limit_figure(&sizes)?);
     }
     if all || selection == Selection::Fleet {
-        figures.extend(fleet::figures(bins, store, &sizes, &mut checks)?);
+        figures.extend(fleet::figures(bins, store, &sizes, 1, &mut checks)?);
+    }
+    let on_postgres = all || selection == Selection::Device || selection == Selection::Fleet;
+    if let Some(admin) = postgres.filter(|_| on_postgres) {
+        if proc::postgres_reachable(admin) {
+            figures.extend(postgres_figures(
+                bins,
+                admin,
+                &sizes,
+                selection,
+                &mut checks,
+            )?);
+        } else {
+            figures.push(Figure::unavailable(
+                "postgres",
+                "push, bootstrap pull and the fleet on PostgreSQL, one and two server instances",
+                "",
+                None,
+                &format!("skipped: PostgreSQL not reachable at {admin}"),
+            ));
+        }
     }
     if all || selection == Selection::Report {
         figures.push(report_figure(bins, store)?);
@@ -105,7 +130,11 @@ pub fn run(
         date,
         machine: Machine::describe(),
         quick,
-        server_store: store.label().to_owned(),
+        server_store: if postgres.is_some() {
+            "sqlite+postgres".to_owned()
+        } else {
+            store.label().to_owned()
+        },
         sizes,
         figures,
         push_over_limit: None,
@@ -114,6 +143,53 @@ pub fn run(
     };
     results.compute_ratios();
     Ok(results)
+}
+
+/// Label figures measured on PostgreSQL with the instance count.
+fn labelled(
+    figures: Vec<Figure>,
+    instances: usize,
+    checks: &mut [Check],
+    from: usize,
+) -> Vec<Figure> {
+    for c in &mut checks[from..] {
+        c.name = format!("postgres ×{instances} {}", c.name);
+    }
+    figures
+        .into_iter()
+        .map(|mut f| {
+            f.name = format!("postgres ×{instances} {}", f.name);
+            f
+        })
+        .collect()
+}
+
+fn postgres_figures(
+    bins: &Bins,
+    admin: &str,
+    sizes: &Sizes,
+    selection: Selection,
+    checks: &mut Vec<Check>,
+) -> Result<Vec<Figure>> {
+    let store = ServerStore::Postgres(admin.to_owned());
+    let all = selection == Selection::All;
+    let mut figures = Vec::new();
+    if all || selection == Selection::Device {
+        let from = checks.len();
+        let device = device::figures(bins, &store, sizes, checks)?
+            .into_iter()
+            .filter(|f| f.name == "push" || f.name == "bootstrap pull")
+            .collect();
+        figures.extend(labelled(device, 1, checks, from));
+    }
+    if all || selection == Selection::Fleet {
+        for instances in [1, 2] {
+            let from = checks.len();
+            let fleet = fleet::figures(bins, &store, sizes, instances, checks)?;
+            figures.extend(labelled(fleet, instances, checks, from));
+        }
+    }
+    Ok(figures)
 }
 
 fn limit_figure(sizes: &Sizes) -> Result<Figure> {

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
-use fieldsync_bench::proc::{Bins, ServerStore};
+use fieldsync_bench::proc::Bins;
 use fieldsync_bench::{Selection, Sizes, checks_passed, run};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,9 +33,19 @@ struct Args {
     /// Visits on the one laptop (default 100000, quick 300).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     visits: Option<u32>,
-    /// Run the server on this PostgreSQL database instead of SQLite.
-    #[arg(long, value_name = "URL")]
-    database: Option<String>,
+    /// PostgreSQL administrator URL: push, bootstrap pull and the fleet are
+    /// also measured there (one and two server instances), each server on a
+    /// fresh `fsbench_…` database that is dropped afterwards. Skipped with a
+    /// note when the server does not answer.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres: String,
+    /// Measure on SQLite only.
+    #[arg(long)]
+    no_postgres: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -75,9 +85,7 @@ fn try_main() -> Result<ExitCode> {
             .to_path_buf(),
     };
     let bins = Bins::in_dir(&dir)?;
-    let store = args
-        .database
-        .map_or(ServerStore::Sqlite, ServerStore::Postgres);
+    let postgres = (!args.no_postgres).then_some(args.postgres.as_str());
     let mut sizes = if args.quick {
         Sizes::QUICK
     } else {
@@ -96,7 +104,7 @@ fn try_main() -> Result<ExitCode> {
         What::Limit => Selection::Limit,
         What::Report => Selection::Report,
     };
-    let results = run(&bins, &store, sizes, args.quick, selection)?;
+    let results = run(&bins, postgres, sizes, args.quick, selection)?;
     print!("{}", results.table());
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;

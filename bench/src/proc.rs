@@ -6,6 +6,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -21,8 +22,68 @@ const START_LIMIT: Duration = Duration::from_mins(1);
 pub enum ServerStore {
     /// SQLite in a fresh temporary data directory (the default).
     Sqlite,
-    /// A PostgreSQL database URL (`fieldsync-server serve --database URL`).
+    /// A PostgreSQL server, given by an administrator URL: every server
+    /// start gets a fresh database `fsbench_<unique>` on it, dropped
+    /// afterwards.
     Postgres(String),
+}
+
+/// A database created on a PostgreSQL server for one benchmark server,
+/// dropped (with any connections still on it) when this value goes.
+struct FreshDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+/// Distinguishes the databases one benchmark process creates.
+static DB_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl FreshDb {
+    fn create(admin: &str) -> Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = format!(
+            "fsbench_{}_{nanos}_{}",
+            std::process::id(),
+            DB_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut url = reqwest::Url::parse(admin)
+            .with_context(|| format!("reading the PostgreSQL URL {admin}"))?;
+        url.set_path(&format!("/{name}"));
+        let mut client = postgres::Client::connect(admin, postgres::NoTls)
+            .with_context(|| format!("connecting to PostgreSQL at {admin}"))?;
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .with_context(|| format!("creating database {name}"))?;
+        Ok(Self {
+            admin: admin.to_owned(),
+            name,
+            url: url.to_string(),
+        })
+    }
+}
+
+impl Drop for FreshDb {
+    fn drop(&mut self) {
+        let dropped = postgres::Client::connect(&self.admin, postgres::NoTls).and_then(|mut c| {
+            c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+        });
+        if let Err(e) = dropped {
+            eprintln!("warning: could not drop database {}: {e}", self.name);
+        }
+    }
+}
+
+/// Whether a PostgreSQL server answers at this administrator URL.
+pub fn postgres_reachable(admin: &str) -> bool {
+    postgres::Client::connect(admin, postgres::NoTls)
+        .and_then(|mut c| c.batch_execute("SELECT 1"))
+        .is_ok()
 }
 
 impl ServerStore {
@@ -63,17 +124,52 @@ impl Bins {
     }
 }
 
-/// A running `fieldsync-server`, killed when dropped.
+/// A running `fieldsync-server`, killed when dropped (and its fresh
+/// PostgreSQL database dropped after it).
 pub struct ServerProc {
     child: Child,
     data: TempDir,
     url: String,
     server: PathBuf,
-    store: ServerStore,
+    database: Option<String>,
+    // Declared last: dropped after the process is killed.
+    db: Option<FreshDb>,
+}
+
+/// A second `fieldsync-server` process on the same database as a
+/// [`ServerProc`], killed when dropped (before that one).
+pub struct Instance {
+    child: Child,
+    _data: TempDir,
+    url: String,
+}
+
+impl Instance {
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Peak resident memory of this process so far (VmHWM), in MiB.
+    pub fn peak_mib(&self) -> Result<f64> {
+        vm_hwm_mib(self.child.id())?.context("the second server has exited")
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Spawn the server and wait for its `listening on` line.
-fn spawn(server: &Path, store: &ServerStore, data: &Path, bind: &str) -> Result<(Child, String)> {
+fn spawn(
+    server: &Path,
+    database: Option<&str>,
+    data: &Path,
+    bind: &str,
+) -> Result<(Child, String)> {
     let mut cmd = Command::new(server);
     cmd.args(["serve", "--bind", bind, "--data"])
         .arg(data)
@@ -82,7 +178,7 @@ fn spawn(server: &Path, store: &ServerStore, data: &Path, bind: &str) -> Result<
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    if let ServerStore::Postgres(url) = store {
+    if let Some(url) = database {
         cmd.args(["--database", url]);
     }
     let mut child = cmd.spawn().context("starting fieldsync-server")?;
@@ -110,14 +206,45 @@ impl ServerProc {
     /// Start a server on `127.0.0.1:0` with a fresh data directory.
     pub fn start(bins: &Bins, store: &ServerStore) -> Result<Self> {
         let data = tempfile::tempdir().context("creating the server's data directory")?;
-        let (child, url) = spawn(&bins.server, store, data.path(), "127.0.0.1:0")?;
+        let db = match store {
+            ServerStore::Sqlite => None,
+            ServerStore::Postgres(admin) => Some(FreshDb::create(admin)?),
+        };
+        let database = db.as_ref().map(|d| d.url.clone());
+        let (child, url) = spawn(
+            &bins.server,
+            database.as_deref(),
+            data.path(),
+            "127.0.0.1:0",
+        )?;
         Ok(Self {
             child,
             data,
             url,
             server: bins.server.clone(),
-            store: store.clone(),
+            database,
+            db,
         })
+    }
+
+    /// Start another server process on this one's PostgreSQL database
+    /// (`None` on SQLite, whose file belongs to one process).
+    pub fn second_instance(&self) -> Result<Option<Instance>> {
+        let Some(database) = &self.database else {
+            return Ok(None);
+        };
+        let data = tempfile::tempdir().context("creating the server's data directory")?;
+        let (child, url) = spawn(&self.server, Some(database), data.path(), "127.0.0.1:0")?;
+        Ok(Some(Instance {
+            child,
+            _data: data,
+            url,
+        }))
+    }
+
+    /// Whether this server runs on a fresh PostgreSQL database.
+    pub fn on_postgres(&self) -> bool {
+        self.db.is_some()
     }
 
     /// Stop the server and start it again on the same data and address
@@ -130,7 +257,12 @@ impl ServerProc {
             .strip_prefix("http://")
             .context("server address")?
             .to_owned();
-        let (child, url) = spawn(&self.server, &self.store, self.data.path(), &bind)?;
+        let (child, url) = spawn(
+            &self.server,
+            self.database.as_deref(),
+            self.data.path(),
+            &bind,
+        )?;
         self.child = child;
         self.url = url;
         Ok(())

@@ -96,4 +96,37 @@ fn quick_benchmark_writes_every_figure_and_passes_every_check() {
     for c in &results.checks {
         assert!(c.passed, "check failed: {} ({})", c.name, c.detail);
     }
+
+    // PostgreSQL (default administrator URL): measured with one and two
+    // server instances when the server answers, otherwise said so.
+    if let Some(skipped) = results.figures.iter().find(|f| f.name == "postgres") {
+        assert!(
+            skipped
+                .not_available
+                .as_deref()
+                .is_some_and(|r| r.starts_with("skipped: PostgreSQL not reachable")),
+            "{skipped:?}"
+        );
+    } else {
+        for name in [
+            "postgres ×1 push",
+            "postgres ×1 bootstrap pull",
+            "postgres ×1 fleet p99 sync",
+            "postgres ×2 fleet p99 sync",
+        ] {
+            let f = results
+                .figures
+                .iter()
+                .find(|f| f.name == name)
+                .unwrap_or_else(|| panic!("figure {name} missing"));
+            assert!(f.runs.len() >= 3, "{name}: {} runs", f.runs.len());
+            assert!(f.runs.iter().all(|r| r.is_finite() && *r > 0.0), "{name}");
+        }
+        for name in [
+            "postgres ×1 fleet: every op applied exactly once",
+            "postgres ×2 fleet: every op applied exactly once",
+        ] {
+            assert!(names.contains(&name), "check {name} missing: {names:?}");
+        }
+    }
 }

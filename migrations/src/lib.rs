@@ -23,15 +23,29 @@ pub static CLIENT: &[Migration] = &[Migration {
 }];
 
 /// The server's SQLite store.
-pub static SERVER_SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../server/sqlite/0001_init.sql"),
-}];
+pub static SERVER_SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../server/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "pull_indexes",
+        sql: include_str!("../server/sqlite/0002_pull_indexes.sql"),
+    },
+];
 
 /// The server's PostgreSQL store (the same tables as [`SERVER_SQLITE`]).
-pub static SERVER_POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../server/postgres/0001_init.sql"),
-}];
+pub static SERVER_POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../server/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "pull_indexes",
+        sql: include_str!("../server/postgres/0002_pull_indexes.sql"),
+    },
+];

@@ -615,12 +615,18 @@ impl ReadTx for Tx<'_> {
                 &[&cursor, &head, &limit],
             )?
         } else {
-            let sql = format!(
-                "SELECT r.seq, r.state FROM records r LEFT JOIN customer_owners o ON o.customer_id = r.customer_id \
-                 WHERE r.seq > $1 AND r.seq <= $2 AND {} ORDER BY r.seq LIMIT $3",
-                scope_cond(scope, 4, 5)
-            );
-            self.query(&sql, &[&cursor, &head, &limit, &users, &teams])?
+            // One index seek per scope branch, each bounded by the seq range,
+            // merged in seq order and cut at the limit before the states are read.
+            self.query(
+                "SELECT r.seq, r.state FROM (\
+                 (SELECT seq FROM records WHERE public AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) \
+                 UNION (SELECT seq FROM records WHERE subject_user = ANY($4) AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) \
+                 UNION (SELECT r.seq FROM customer_owners o JOIN records r ON r.customer_id = o.customer_id \
+                        WHERE o.owner_id = ANY($4) AND r.seq > $1 AND r.seq <= $2 ORDER BY r.seq LIMIT $3) \
+                 UNION (SELECT seq FROM records WHERE subject_team = ANY($5) AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) \
+                 ORDER BY 1 LIMIT $3) s JOIN records r ON r.seq = s.seq ORDER BY r.seq",
+                &[&cursor, &head, &limit, &users, &teams],
+            )?
         };
         for r in &rows {
             out.push(ChangeRow::Upsert {

@@ -316,6 +316,50 @@ fn scope_sql(scope: &ScopeFilter) -> (String, Vec<String>) {
     (sql, params)
 }
 
+/// The pull query: one index seek per scope branch (public records, records
+/// about a scope user or team, records of customers a scope user owns), each
+/// bounded by the seq range `?1 < seq <= ?2`, merged in seq order and cut at
+/// `?3` before the states are read. Users are bound from `?4`, then teams.
+fn changes_sql(scope: &ScopeFilter) -> String {
+    if scope.all {
+        return "SELECT r.seq, r.state FROM records r WHERE r.seq > ?1 AND r.seq <= ?2 \
+                ORDER BY r.seq LIMIT ?3"
+            .into();
+    }
+    let numbered = |from: usize, n: usize| {
+        (from..from + n)
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let users = numbered(4, scope.users.len());
+    let teams = numbered(4 + scope.users.len(), scope.teams.len());
+    let mut branches =
+        vec!["SELECT seq FROM records WHERE public = 1 AND seq > ?1 AND seq <= ?2".to_owned()];
+    if !scope.users.is_empty() {
+        branches.push(format!(
+            "SELECT seq FROM records WHERE subject_user IN ({users}) AND seq > ?1 AND seq <= ?2"
+        ));
+        branches.push(format!(
+            "SELECT r.seq FROM customer_owners o JOIN records r ON r.customer_id = o.customer_id \
+             WHERE o.owner_id IN ({users}) AND r.seq > ?1 AND r.seq <= ?2"
+        ));
+    }
+    if !scope.teams.is_empty() {
+        branches.push(format!(
+            "SELECT seq FROM records WHERE subject_team IN ({teams}) AND seq > ?1 AND seq <= ?2"
+        ));
+    }
+    format!(
+        "SELECT r.seq, r.state FROM ({} ORDER BY 1 LIMIT ?3) s JOIN records r ON r.seq = s.seq ORDER BY r.seq",
+        branches
+            .iter()
+            .map(|b| format!("SELECT seq FROM ({b} ORDER BY 1 LIMIT ?3)"))
+            .collect::<Vec<_>>()
+            .join(" UNION ")
+    )
+}
+
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
@@ -543,17 +587,28 @@ impl ReadTx for Tx<'_> {
         head: u64,
         limit: u32,
     ) -> Result<Vec<ChangeRow>, StoreError> {
-        let (cond, sp) = scope_sql(scope);
         let mut out = Vec::new();
         {
-            let sql = format!(
-                "SELECT r.seq, r.state FROM records r LEFT JOIN customer_owners o ON o.customer_id = r.customer_id \
-                 WHERE r.seq > ? AND r.seq <= ? AND {cond} ORDER BY r.seq LIMIT ?"
-            );
-            let mut args: Vec<rusqlite::types::Value> =
-                vec![(cursor as i64).into(), (head as i64).into()];
-            args.extend(sp.into_iter().map(rusqlite::types::Value::from));
-            args.push(i64::from(limit).into());
+            let sql = changes_sql(scope);
+            let mut args: Vec<rusqlite::types::Value> = vec![
+                (cursor as i64).into(),
+                (head as i64).into(),
+                i64::from(limit).into(),
+            ];
+            if !scope.all {
+                args.extend(
+                    scope
+                        .users
+                        .iter()
+                        .map(|u| rusqlite::types::Value::from(u.to_string())),
+                );
+                args.extend(
+                    scope
+                        .teams
+                        .iter()
+                        .map(|t| rusqlite::types::Value::from(t.to_string())),
+                );
+            }
             let mut st = self.c.prepare_cached(&sql)?;
             let rows = st.query_map(params_from_iter(args), |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
@@ -1019,5 +1074,49 @@ impl WriteTx for Tx<'_> {
             params![ci.visit_id.to_string(), ci.user_id.to_string(), ci.started_at_ms, ci.at.lat, ci.at.lon],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 7: a pull walked every change after the cursor and tested scope
+    /// per row. Its plan must seek indexes only, never scan `records`.
+    #[test]
+    fn pull_query_seeks_indexes_instead_of_scanning_records() {
+        let mut c = Connection::open_in_memory().expect("open");
+        migrations::apply(&mut c, migrations::SERVER_SQLITE).expect("migrate");
+        let now = chrono::Utc::now();
+        let scope = ScopeFilter {
+            all: false,
+            users: vec![UserId::new_v7(now), UserId::new_v7(now)],
+            teams: vec![TeamId::new_v7(now)],
+        };
+        let mut args: Vec<rusqlite::types::Value> = vec![0_i64.into(), 10_i64.into(), 5_i64.into()];
+        args.extend(scope.users.iter().map(|u| u.to_string().into()));
+        args.extend(scope.teams.iter().map(|t| t.to_string().into()));
+        let sql = format!("EXPLAIN QUERY PLAN {}", changes_sql(&scope));
+        let mut st = c.prepare(&sql).expect("prepare");
+        let plan: Vec<String> = st
+            .query_map(params_from_iter(args), |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        for index in [
+            "records_public_seq",
+            "records_subject_user_seq",
+            "records_subject_team_seq",
+            "records_customer_seq",
+        ] {
+            assert!(plan.iter().any(|d| d.contains(index)), "{index}: {plan:#?}");
+        }
+        // The old plan walked the whole seq range of `records`
+        // (`SEARCH r USING INDEX sqlite_autoindex_records_2 (seq>? AND seq<?)`).
+        assert!(
+            !plan.iter().any(|d| d.starts_with("SCAN r")
+                || (d.contains("sqlite_autoindex_records_2") && d.contains("seq>?"))),
+            "{plan:#?}"
+        );
     }
 }
