@@ -326,7 +326,11 @@ pub fn figures(
     // returns the stored outcomes and applies nothing new ...
     let replay_ok = AtomicUsize::new(0);
     parallel(devices, sizes.fleet_concurrency, |i| {
-        let l = lock(&laptops[i])?;
+        let mut l = lock(&laptops[i])?;
+        // On a new connection: the server has closed the idle one from the
+        // sync by now, and a request racing that close fails with
+        // "connection closed before message completed".
+        l.api = l.api.reconnect()?;
         if let Some(req) = &l.last_batch {
             let resp = l.api.push(req)?;
             let same =

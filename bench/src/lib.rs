@@ -10,13 +10,14 @@ pub mod device;
 pub mod fleet;
 pub mod limit;
 pub mod proc;
+pub mod report;
 pub mod results;
 pub mod stats;
 pub mod workload;
 
 use anyhow::Result;
-use proc::{Bins, ServerProc, ServerStore};
-use results::{Check, Figure, Machine, Results, Target};
+use proc::{Bins, ServerStore};
+use results::{Check, Figure, Machine, Results};
 use serde::{Deserialize, Serialize};
 
 /// Workload sizes.
@@ -124,7 +125,12 @@ pub fn run(
         }
     }
     if all || selection == Selection::Report {
-        figures.push(report_figure(bins, store)?);
+        let report_sizes = if quick {
+            report::ReportSizes::QUICK
+        } else {
+            report::ReportSizes::FULL
+        };
+        figures.push(report::figure(bins, report_sizes, sizes.runs, &mut checks)?);
     }
     let mut results = Results {
         date,
@@ -206,27 +212,6 @@ fn limit_figure(sizes: &Sizes) -> Result<Figure> {
         "records/s",
         runs,
         None,
-    ))
-}
-
-const REPORT_WORKLOAD: &str =
-    "HQ scorecard for a quarter over 1,000,000 visits, 100,000 feedback entries, 2,000 reps";
-
-fn report_figure(bins: &Bins, store: &ServerStore) -> Result<Figure> {
-    let server = ServerProc::start(bins, store)?;
-    let (admin, _) =
-        api::Api::new(server.url())?.login("admin", proc::ADMIN_PASSWORD, "bench admin")?;
-    let reason = if admin.status("/v1/reports/scorecard")? == 404 {
-        "this server has no HQ scorecard endpoint (/v1/reports/scorecard) yet"
-    } else {
-        "the scorecard endpoint exists, but this benchmark does not yet seed its 1,000,000-visit workload"
-    };
-    Ok(Figure::unavailable(
-        "report",
-        REPORT_WORKLOAD,
-        "ms",
-        Some(Target::at_most(1000.0)),
-        reason,
     ))
 }
 

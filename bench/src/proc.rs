@@ -206,6 +206,12 @@ impl ServerProc {
     /// Start a server on `127.0.0.1:0` with a fresh data directory.
     pub fn start(bins: &Bins, store: &ServerStore) -> Result<Self> {
         let data = tempfile::tempdir().context("creating the server's data directory")?;
+        Self::start_in(bins, store, data)
+    }
+
+    /// Start a server on `127.0.0.1:0` on the data directory `data` (for
+    /// SQLite, one whose `server.db` the caller may have filled already).
+    pub fn start_in(bins: &Bins, store: &ServerStore, data: TempDir) -> Result<Self> {
         let db = match store {
             ServerStore::Sqlite => None,
             ServerStore::Postgres(admin) => Some(FreshDb::create(admin)?),

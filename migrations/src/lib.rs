@@ -34,6 +34,11 @@ pub static SERVER_SQLITE: &[Migration] = &[
         name: "pull_indexes",
         sql: include_str!("../server/sqlite/0002_pull_indexes.sql"),
     },
+    Migration {
+        version: 3,
+        name: "report_facts",
+        sql: include_str!("../server/sqlite/0003_report_facts.sql"),
+    },
 ];
 
 /// The server's PostgreSQL store (the same tables as [`SERVER_SQLITE`]).
@@ -47,5 +52,10 @@ pub static SERVER_POSTGRES: &[Migration] = &[
         version: 2,
         name: "pull_indexes",
         sql: include_str!("../server/postgres/0002_pull_indexes.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "report_facts",
+        sql: include_str!("../server/postgres/0003_report_facts.sql"),
     },
 ];

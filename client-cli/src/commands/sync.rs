@@ -197,7 +197,7 @@ fn push(ctx: &Ctx, store: &mut Store, remote: &Remote, sum: &mut Summary) -> Res
         let resp: PushResponse = remote
             .post_gzip("/v1/sync/push", &req)
             .map_err(|e| remote::fail(e, remote.base(), store.pending().unwrap_or(0)))?;
-        let rec = store.record_outcomes(&resp)?;
+        let rec = store.record_outcomes(&req.ops, &resp)?;
         let answered = rec.applied + rec.superseded + rec.rejected;
         sum.pushed += answered;
         sum.applied += rec.applied;

@@ -5,7 +5,7 @@ use super::{Store, issues, key, load_clock, observe, save_clock, set_meta, view}
 use crate::error::Failure;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use sync_protocol::integrity::{Tally, canonical_json};
 use sync_protocol::wire::{Change, Outcome, PullResponse, PushResponse};
 use sync_protocol::{Op, RecordState};
@@ -32,12 +32,13 @@ pub struct PageApplied {
     pub evicted: u64,
 }
 
-fn upsert_server(conn: &Connection, state: &RecordState) -> Result<()> {
+/// Store a record's server state; `json` is its canonical JSON.
+fn upsert_server(conn: &Connection, state: &RecordState, json: &str) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO server_records (id, collection, customer_id, state) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, customer_id = excluded.customer_id, state = excluded.state",
     )?
-    .execute(params![state.id.to_string(), state.collection, view::customer_of(state), canonical_json(state)])?;
+    .execute(params![state.id.to_string(), state.collection, view::customer_of(state), json])?;
     Ok(())
 }
 
@@ -56,54 +57,81 @@ fn server_state(conn: &Connection, id: &str) -> Result<Option<RecordState>> {
 /// in the middle of a transaction.
 const SYNC_CACHE_KIB: i64 = 32 * 1024;
 
+/// WAL pages before an automatic checkpoint during a sync (the default is 1000).
+const SYNC_WAL_PAGES: i64 = 16_000;
+
 impl Store {
     /// Size the page cache for a sync (bulk writes to every table).
     pub fn prepare_for_sync(&self) -> Result<()> {
         self.conn
             .pragma_update(None, "cache_size", -SYNC_CACHE_KIB)?;
+        // Checkpoint the WAL less often while syncing: pages that every page
+        // of a bulk pull touches again (index interiors, meta) are then
+        // copied to the database once instead of after every commit.
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", SYNC_WAL_PAGES)?;
         Ok(())
     }
 
     /// Record the outcomes of one push in one transaction: answered ops
     /// leave the outbox; applied ones are folded into the server state (the
     /// next pull replaces it with the server's own), superseded ones leave
-    /// conflict rows, rejected ones become problems.
-    pub fn record_outcomes(&mut self, resp: &PushResponse) -> Result<OutcomesRecorded> {
+    /// conflict rows, rejected ones become problems. `sent` are the ops of
+    /// the push (answers for ops not among them are looked up in the outbox).
+    pub fn record_outcomes(
+        &mut self,
+        sent: &[Op],
+        resp: &PushResponse,
+    ) -> Result<OutcomesRecorded> {
         let device = self
             .identity
             .map(|i| i.device)
             .ok_or_else(Failure::not_logged_in)?;
         let tx = self.conn.transaction()?;
         let mut out = OutcomesRecorded::default();
+        let by_seq: HashMap<u64, &Op> = sent.iter().map(|op| (op.device_seq, op)).collect();
         for o in &resp.outcomes {
-            let row: Option<String> = tx
-                .prepare_cached("SELECT op FROM outbox WHERE device_seq = ?1")?
-                .query_row([o.device_seq as i64], |r| r.get(0))
-                .optional()?;
-            let Some(text) = row else { continue };
-            let op: Op = serde_json::from_str(&text).context("an op in the outbox is damaged")?;
+            let loaded;
+            let op: &Op = if let Some(op) = by_seq.get(&o.device_seq) {
+                op
+            } else {
+                let row: Option<String> = tx
+                    .prepare_cached("SELECT op FROM outbox WHERE device_seq = ?1")?
+                    .query_row([o.device_seq as i64], |r| r.get(0))
+                    .optional()?;
+                let Some(text) = row else { continue };
+                loaded =
+                    serde_json::from_str::<Op>(&text).context("an op in the outbox is damaged")?;
+                &loaded
+            };
             if op.op_id != o.op_id {
                 // Not the op we sent under this number: leave it for the next push.
                 continue;
             }
-            tx.prepare_cached("DELETE FROM outbox WHERE device_seq = ?1")?
-                .execute([o.device_seq as i64])?;
+            // Only the op still held under this number leaves the outbox.
+            let deleted = tx
+                .prepare_cached("DELETE FROM outbox WHERE device_seq = ?1 AND op_id = ?2")?
+                .execute(params![o.device_seq as i64, o.op_id.to_string()])?;
+            if deleted == 0 {
+                continue;
+            }
             let id = op.record_id.to_string();
             match &o.outcome {
                 Outcome::Applied | Outcome::Superseded { .. } => {
                     let mut state = server_state(&tx, &id)?
                         .unwrap_or_else(|| RecordState::new(op.record_id, &op.collection));
-                    state.apply(&op);
+                    state.apply(op);
                     if state.exists() {
-                        upsert_server(&tx, &state)?;
-                        view::refresh_from(&tx, &state)?;
+                        let json = canonical_json(&state);
+                        upsert_server(&tx, &state, &json)?;
+                        view::refresh_from(&tx, &state, Some(&json), false)?;
                     } else {
                         view::refresh(&tx, &id)?;
                     }
                     if let Outcome::Superseded { conflicts } = &o.outcome {
                         out.superseded += 1;
                         for c in conflicts {
-                            issues::insert_conflict(&tx, &op, c)?;
+                            issues::insert_conflict(&tx, op, c)?;
                             out.conflicts += 1;
                         }
                     } else {
@@ -116,7 +144,7 @@ impl Store {
                     field,
                 } => {
                     out.rejected += 1;
-                    issues::insert_problem(&tx, &op, code.as_str(), message, field.as_deref())?;
+                    issues::insert_problem(&tx, op, code.as_str(), message, field.as_deref())?;
                     view::refresh(&tx, &id)?;
                 }
             }
@@ -143,14 +171,19 @@ impl Store {
         let mut out = PageApplied::default();
         // Observing is taking a maximum: do it in memory, persist once.
         let mut clock = load_clock(&tx, device)?;
+        // A bulk pull (bootstrap, or right after the outbox was pushed)
+        // has no pending op to re-apply: skip the lookup per record. An
+        // eviction below never adds ops, so this holds for the whole page.
+        let outbox_empty = view::outbox_is_empty(&tx)?;
         for change in &page.changes {
             match change {
                 Change::Upsert { record, .. } => {
-                    upsert_server(&tx, record)?;
+                    let json = canonical_json(record);
+                    upsert_server(&tx, record, &json)?;
                     for f in record.fields.values() {
                         clock.observe(&f.hlc);
                     }
-                    view::refresh_from(&tx, record)?;
+                    view::refresh_from(&tx, record, Some(&json), outbox_empty)?;
                     out.upserts += 1;
                 }
                 Change::Evict { customer_id, .. } => {

@@ -130,29 +130,64 @@ pub(crate) fn refresh(conn: &Connection, id: &str) -> Result<()> {
 }
 
 /// Like [`refresh`], for a record whose server state was just written as
-/// `server` (saves reading and parsing it back).
-pub(crate) fn refresh_from(conn: &Connection, server: &RecordState) -> Result<()> {
+/// `server` (saves reading and parsing it back). `json` is the serde form
+/// of `server` when the caller already has it; `outbox_empty` says the
+/// caller knows no op is pending (saves one lookup per record in a bulk
+/// pull).
+pub(crate) fn refresh_from(
+    conn: &Connection,
+    server: &RecordState,
+    json: Option<&str>,
+    outbox_empty: bool,
+) -> Result<()> {
     let id = server.id.to_string();
-    let ops = pending_ops(conn, &id)?;
+    let ops = if outbox_empty {
+        Vec::new()
+    } else {
+        pending_ops(conn, &id)?
+    };
     if ops.is_empty() {
-        return write_view(conn, &id, server, false);
+        return write_view(conn, &id, server, false, json);
     }
     store_view(conn, &id, server.clone(), &ops)
+}
+
+/// Whether the outbox holds no op at all.
+pub(crate) fn outbox_is_empty(conn: &Connection) -> Result<bool> {
+    let any: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM outbox)")?
+        .query_row([], |r| r.get(0))?;
+    Ok(!any)
 }
 
 fn store_view(conn: &Connection, id: &str, mut state: RecordState, ops: &[Op]) -> Result<()> {
     for op in ops {
         state.apply(op);
     }
-    write_view(conn, id, &state, !ops.is_empty())
+    write_view(conn, id, &state, !ops.is_empty(), None)
 }
 
-/// Store one record of the view (or drop it when it does not exist).
-fn write_view(conn: &Connection, id: &str, state: &RecordState, pending: bool) -> Result<()> {
+/// Store one record of the view (or drop it when it does not exist);
+/// `json` is the serde form of `state` when already known.
+fn write_view(
+    conn: &Connection,
+    id: &str,
+    state: &RecordState,
+    pending: bool,
+    json: Option<&str>,
+) -> Result<()> {
     if !state.exists() {
-        conn.execute("DELETE FROM records WHERE id = ?1", [id])?;
+        conn.prepare_cached("DELETE FROM records WHERE id = ?1")?
+            .execute([id])?;
         return Ok(());
     }
+    let encoded;
+    let json = if let Some(j) = json {
+        j
+    } else {
+        encoded = serde_json::to_string(state)?;
+        &encoded
+    };
     conn.prepare_cached(
         "INSERT INTO records (id, collection, customer_id, name, status, at, archived, pending, state)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -169,7 +204,7 @@ fn write_view(conn: &Connection, id: &str, state: &RecordState, pending: bool) -
             at_of(state),
             i64::from(state.archived.is_some()),
             i64::from(pending),
-            serde_json::to_string(state)?
+            json
         ],
     )?;
     Ok(())

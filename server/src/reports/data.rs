@@ -6,7 +6,7 @@ use crate::scope::scope_filter;
 use crate::store::{ReadTx, TeamRow, UserRow};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use sync_protocol::metrics::{FactIndex, PlainRecord};
+use sync_protocol::metrics::{FactIndex, FactIndexBuilder, Period, PlainRecord, RecordFact};
 use sync_protocol::schema::Role;
 use sync_protocol::time::parse_ts;
 use sync_protocol::{ErrorCode, RecordId, TeamId, UserId};
@@ -160,6 +160,46 @@ struct FieldValue {
     value: Value,
 }
 
+/// Collections [`Data::load_for_period`] reads as records (the rest come
+/// from the report facts).
+const SMALL: &[&str] = &[
+    "courses",
+    "training_assignments",
+    "users",
+    "teams",
+    "goals",
+    "work_reports",
+    "evaluations",
+];
+
+/// A period as `[from, to)` in microseconds since the epoch (UTC days, as
+/// [`Period::contains`] counts them).
+fn window_us(period: &Period) -> (i64, i64) {
+    let us = |d: chrono::NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp_micros())
+    };
+    (us(period.start()), us(period.end()))
+}
+
+/// One stored state as plain values (`None` when archived).
+fn decode(collection: &str, state: &str) -> Result<Option<Owned>, String> {
+    match serde_json::from_str::<ValuesOnly>(state) {
+        Ok(s) if s.archived.is_none() => Ok(Some(Owned {
+            collection: collection.to_owned(),
+            id: s.id,
+            fields: s
+                .fields
+                .into_iter()
+                .filter(|(_, f)| !f.value.is_null())
+                .map(|(k, f)| (k, f.value))
+                .collect(),
+        })),
+        Ok(_) => Ok(None),
+        Err(e) => Err(format!("record state: {e}")),
+    }
+}
+
 /// The records in the caller's scope that reports read (archived ones left
 /// out), grouped by collection, with the metric fact index built once.
 pub struct Data {
@@ -181,25 +221,13 @@ impl Data {
             if !READ.contains(&collection) || bad.is_some() {
                 return;
             }
-            match serde_json::from_str::<ValuesOnly>(state) {
-                Ok(s) if s.archived.is_none() => {
-                    let fields = s
-                        .fields
-                        .into_iter()
-                        .filter(|(_, f)| !f.value.is_null())
-                        .map(|(k, f)| (k, f.value))
-                        .collect();
-                    by_collection
-                        .entry(collection.to_owned())
-                        .or_default()
-                        .push(Owned {
-                            collection: collection.to_owned(),
-                            id: s.id,
-                            fields,
-                        });
-                }
-                Ok(_) => {}
-                Err(e) => bad = Some(format!("record state: {e}")),
+            match decode(collection, state) {
+                Ok(Some(o)) => by_collection
+                    .entry(collection.to_owned())
+                    .or_default()
+                    .push(o),
+                Ok(None) => {}
+                Err(e) => bad = Some(e),
             }
         })?;
         if let Some(e) = bad {
@@ -216,6 +244,59 @@ impl Data {
             by_collection,
             owner_of,
             facts,
+        })
+    }
+
+    /// What the scorecard over `period` reads, without decoding visits,
+    /// sales, feedback or customers: the small collections from their
+    /// records, and the metric facts from the store's report facts (every
+    /// customer in scope, and the visits, sales and feedback that matter to
+    /// `period`, see [`ReadTx::report_facts`]). Its fact index gives the same
+    /// metrics over `period` as [`Data::load`]'s.
+    pub fn load_for_period(
+        tx: &mut dyn ReadTx,
+        actor: &UserRow,
+        period: &Period,
+    ) -> Result<Self, ApiError> {
+        let scope = scope_filter(tx, actor)?;
+        let mut by_collection: BTreeMap<String, Vec<Owned>> = BTreeMap::new();
+        let mut bad: Option<String> = None;
+        tx.scope_records_of(&scope, SMALL, &mut |collection, state| {
+            if bad.is_some() {
+                return;
+            }
+            match decode(collection, state) {
+                Ok(Some(o)) => by_collection
+                    .entry(collection.to_owned())
+                    .or_default()
+                    .push(o),
+                Ok(None) => {}
+                Err(e) => bad = Some(e),
+            }
+        })?;
+        if let Some(e) = bad {
+            return Err(ApiError::internal(anyhow::anyhow!(e)));
+        }
+        let mut builder = FactIndexBuilder::new(None);
+        for r in by_collection.values().flatten() {
+            builder.add_record(&r.plain());
+        }
+        let mut owner_of = HashMap::new();
+        tx.report_customers(&scope, &mut |id, fact| {
+            if let RecordFact::Customer {
+                owner: Some(owner), ..
+            } = &fact
+            {
+                owner_of.insert(id, *owner);
+            }
+            builder.add_fact(id, fact);
+        })?;
+        let (from, to) = window_us(period);
+        tx.report_facts(from, to, &mut |id, fact| builder.add_fact(id, fact))?;
+        Ok(Data {
+            by_collection,
+            owner_of,
+            facts: builder.finish(),
         })
     }
 

@@ -21,6 +21,7 @@ pub mod gps_rules;
 mod scorecard;
 mod training;
 mod visits;
+pub mod workload;
 
 pub use data::{Audience, Data};
 pub use visits::VERDICTS;
@@ -183,10 +184,12 @@ pub fn build(
     let freshness = freshness(tx, &audience, now)?;
     let tables = if req.kind == ReportKind::Devices {
         devices::build(tx, &audience, now)?
+    } else if req.kind == ReportKind::Scorecard {
+        let data = Data::load_for_period(tx, actor, &req.period)?;
+        scorecard::build(&data, &audience, &req.period, req.by, now)
     } else {
         let data = Data::load(tx, actor)?;
         match req.kind {
-            ReportKind::Scorecard => scorecard::build(&data, &audience, &req.period, req.by, now),
             ReportKind::Feedback => feedback::build(&data, &audience, &req.period, now),
             ReportKind::Visits => {
                 let mut rules = HashMap::new();
@@ -197,7 +200,7 @@ pub fn build(
             }
             ReportKind::Goals => goals::build(&data, &audience, &req.period, now),
             ReportKind::Training => training::build(&data, &audience, &req.period, now),
-            ReportKind::Devices => Vec::new(),
+            ReportKind::Devices | ReportKind::Scorecard => Vec::new(),
         }
     };
     let last = req.period.end() - chrono::Days::new(1);

@@ -1,6 +1,6 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations.
 
-use super::{admin, auth, health, info, sync};
+use super::{admin, auth, health, info, reports, sync};
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -14,6 +14,7 @@ use utoipa::{Modify, OpenApi};
         auth::login, auth::logout, auth::whoami, sync::push, sync::pull,
         admin::list_teams, admin::create_team, admin::list_users, admin::create_user, admin::deactivate_user,
         admin::reset_password, admin::list_devices, admin::revoke_device, admin::assign_customer, admin::list_problems,
+        reports::report, reports::get_gps_rules, reports::put_gps_rules,
         openapi_json,
     ),
     components(schemas(sync_protocol::wire::ApiError, sync_protocol::ErrorCode)),

@@ -68,6 +68,23 @@ pub fn period_of(q: &ReportQuery) -> Result<Period, ApiError> {
 }
 
 /// One report, as JSON (`reports::Report`) or as CSV of one of its tables.
+#[utoipa::path(get, path = "/v1/reports/{report}", tag = "reports", security(("bearer" = [])),
+    params(
+        ("report" = String, Path, description = "scorecard, feedback, visits, goals, training or devices"),
+        ("period" = Option<String>, Query, description = "2026-11, 2026-Q4, 2026-W48 or 2026 (or give from and to)"),
+        ("from" = Option<String>, Query, description = "first day, YYYY-MM-DD (with to)"),
+        ("to" = Option<String>, Query, description = "last day, included, YYYY-MM-DD (with from)"),
+        ("team" = Option<String>, Query, description = "one team, by name"),
+        ("by" = Option<String>, Query, description = "scorecard rows per rep (default), team or region"),
+        ("format" = Option<String>, Query, description = "json (default) or csv"),
+        ("section" = Option<String>, Query, description = "with format=csv: which table (default the first)"),
+    ),
+    responses(
+        (status = 200, description = "the report: JSON {report, period, freshness, tables}, or one table as RFC 4180 CSV with the freshness line in the fieldsync-freshness header"),
+        (status = 400, body = sync_protocol::wire::ApiError),
+        (status = 403, body = sync_protocol::wire::ApiError, description = "reps cannot pull reports; a supervisor sees their own team only"),
+        (status = 404, body = sync_protocol::wire::ApiError),
+    ))]
 pub async fn report(
     actor: Actor,
     state: web::Data<AppState>,
@@ -171,6 +188,13 @@ fn team_for_rules(
 }
 
 /// `GET /v1/reports/gps-rules/{team}`: the team's field-integrity thresholds.
+#[utoipa::path(get, path = "/v1/reports/gps-rules/{team}", tag = "reports", security(("bearer" = [])),
+    params(("team" = String, Path, description = "team name")),
+    responses(
+        (status = 200, description = "the team's GPS thresholds (radius, speed, minimum visit length, check-out distance)"),
+        (status = 403, body = sync_protocol::wire::ApiError),
+        (status = 404, body = sync_protocol::wire::ApiError),
+    ))]
 pub async fn get_gps_rules(
     actor: Actor,
     state: web::Data<AppState>,
@@ -189,6 +213,15 @@ pub async fn get_gps_rules(
 }
 
 /// `PUT /v1/reports/gps-rules/{team}` (HQ, admin): change some thresholds.
+#[utoipa::path(put, path = "/v1/reports/gps-rules/{team}", tag = "reports", security(("bearer" = [])),
+    params(("team" = String, Path, description = "team name")),
+    request_body(content = Object, description = "the thresholds to change; the others keep their values"),
+    responses(
+        (status = 200, description = "the team's thresholds after the change"),
+        (status = 400, body = sync_protocol::wire::ApiError),
+        (status = 403, body = sync_protocol::wire::ApiError),
+        (status = 404, body = sync_protocol::wire::ApiError),
+    ))]
 pub async fn put_gps_rules(
     actor: Actor,
     state: web::Data<AppState>,

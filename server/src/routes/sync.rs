@@ -5,9 +5,10 @@ use crate::error::{ApiError, blocking};
 use crate::startup::AppState;
 use crate::store;
 use crate::sync::{pull as pull_rules, push as push_rules};
-use actix_web::web;
+use actix_web::http::header::ContentType;
+use actix_web::{HttpResponse, web};
 use sync_protocol::ErrorCode;
-use sync_protocol::wire::{MAX_PUSH_OPS, PullRequest, PullResponse, PushRequest, PushResponse};
+use sync_protocol::wire::{MAX_PUSH_OPS, PullRequest, PushRequest, PushResponse};
 
 /// Push ops; one transaction per request.
 #[utoipa::path(post, path = "/v1/sync/push", tag = "sync", security(("bearer" = [])), request_body = PushRequest,
@@ -43,24 +44,28 @@ pub async fn push(
     Ok(web::Json(pushed.response))
 }
 
-/// Pull one page of changes.
+/// Pull one page of changes (the body is written from the stored states
+/// without decoding them; it is the serde form of `PullResponse`).
 #[utoipa::path(post, path = "/v1/sync/pull", tag = "sync", security(("bearer" = [])), request_body = PullRequest,
-    responses((status = 200, body = PullResponse), (status = 400, body = sync_protocol::wire::ApiError),
+    responses((status = 200, body = sync_protocol::wire::PullResponse), (status = 400, body = sync_protocol::wire::ApiError),
               (status = 401, body = sync_protocol::wire::ApiError)))]
 pub async fn pull(
     actor: Actor,
     state: web::Data<AppState>,
     body: web::Json<PullRequest>,
-) -> Result<web::Json<PullResponse>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let req = body.into_inner();
     let st = state.into_inner();
     let st2 = st.clone();
     let res = blocking(move || {
-        store::read(st.store.as_ref(), |tx| {
-            pull_rules::pull(tx, &actor.user, &req, chrono::Utc::now())
-        })
+        let page = store::read(st.store.as_ref(), |tx| {
+            pull_rules::page(tx, &actor.user, &req, chrono::Utc::now())
+        })?;
+        page.to_json()
     })
     .await?;
     st2.metrics.pulls.inc();
-    Ok(web::Json(res))
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(res))
 }

@@ -64,6 +64,10 @@ pub const ALL: &[(&str, Test)] = &[
         "a_pull_during_concurrent_writes_never_skips_a_change",
         a_pull_during_concurrent_writes_never_skips_a_change,
     ),
+    (
+        "report_facts_follow_puts_archives_and_reassignment",
+        report_facts_follow_puts_archives_and_reassignment,
+    ),
 ];
 
 /// Run every test, each on a fresh store from `make`, and fail naming
@@ -581,6 +585,252 @@ fn a_pull_during_concurrent_writes_never_skips_a_change(s: &dyn Store) {
     });
     assert_eq!(seen.len(), WRITERS * EACH);
     assert_eq!(read(s, |tx| tx.head_seq()).unwrap(), seen.len() as u64);
+}
+
+/// A canonical record state: `fields` written by one create (or patch) op,
+/// archived when asked.
+fn state(
+    prev: Option<sync_protocol::RecordState>,
+    collection: &str,
+    id: RecordId,
+    fields: serde_json::Value,
+    archive: bool,
+    n: i64,
+) -> sync_protocol::RecordState {
+    use sync_protocol::{Hlc, Op, OpKind, RecordState};
+    let device = DeviceId(uuid::Uuid::from_u128(7));
+    let mut st = prev.unwrap_or_else(|| RecordState::new(id, collection));
+    let serde_json::Value::Object(fields) = fields else {
+        panic!("fields must be an object")
+    };
+    let kind = if st.created.is_some() {
+        OpKind::Patch
+    } else {
+        OpKind::Create
+    };
+    for (kind, fields) in [(kind, fields.into_iter().collect())]
+        .into_iter()
+        .chain(archive.then(|| (OpKind::Archive, sync_protocol::Fields::default())))
+    {
+        st.apply(&Op {
+            op_id: OpId::new_v7(at(n)),
+            device_id: device,
+            device_seq: 1,
+            hlc: Hlc::from_wall(at(n), device),
+            schema_version: sync_protocol::version::SCHEMA_VERSION,
+            collection: collection.into(),
+            record_id: id,
+            kind,
+            fields,
+            transition: None,
+        });
+    }
+    st
+}
+
+fn put_state(s: &dyn Store, st: &sync_protocol::RecordState, customer: RecordId) {
+    write(s, |tx| {
+        let seq = tx.next_seq()?;
+        tx.put_record(&RecordRow {
+            id: st.id,
+            collection: st.collection.clone(),
+            seq,
+            state: sync_protocol::integrity::canonical_json(st),
+            scope: RecordScope {
+                customer_id: Some(customer),
+                ..RecordScope::default()
+            },
+        })
+    })
+    .unwrap();
+}
+
+type Facts = Vec<(RecordId, sync_protocol::metrics::RecordFact)>;
+
+fn report_facts(s: &dyn Store, scope: &ScopeFilter) -> (Facts, Facts) {
+    read(s, |tx| {
+        let (mut customers, mut facts) = (Vec::new(), Vec::new());
+        tx.report_customers(scope, &mut |id, f| customers.push((id, f)))?;
+        let (from, to) = (at(0).timestamp_micros(), at(3600).timestamp_micros());
+        tx.report_facts(from, to, &mut |id, f| facts.push((id, f)))?;
+        customers.sort_by_key(|(id, _)| *id);
+        facts.sort_by_key(|(id, _)| *id);
+        Ok::<_, StoreError>((customers, facts))
+    })
+    .unwrap()
+}
+
+fn report_facts_follow_puts_archives_and_reassignment(s: &dyn Store) {
+    use serde_json::json;
+    use sync_protocol::metrics::RecordFact;
+    let (ann, bob) = (UserId::new_v7(at(1)), UserId::new_v7(at(2)));
+    let ts = |n: i64| sync_protocol::time::format_ts(at(n));
+    let customer = RecordId::new_v7(at(3));
+    let c0 = state(
+        None,
+        "customers",
+        customer,
+        json!({"name": "Acme", "owner_id": ann.to_string(), "created_at": ts(10)}),
+        false,
+        10,
+    );
+    put_state(s, &c0, customer);
+    write(s, |tx| tx.set_customer_owner(customer, ann)).unwrap();
+    let visit = RecordId::new_v7(at(4));
+    let v = state(
+        None,
+        "visits",
+        visit,
+        json!({"customer_id": customer.to_string(), "started_at": ts(100)}),
+        false,
+        100,
+    );
+    put_state(s, &v, customer);
+    // An amendment outside the window is still read: it replaces a visit inside.
+    let amendment = RecordId::new_v7(at(5));
+    put_state(
+        s,
+        &state(
+            None,
+            "visits",
+            amendment,
+            json!({"customer_id": customer.to_string(), "started_at": ts(7200), "amends": visit.to_string()}),
+            false,
+            7200,
+        ),
+        customer,
+    );
+    // A visit outside the window, amending nothing, is not.
+    put_state(
+        s,
+        &state(
+            None,
+            "visits",
+            RecordId::new_v7(at(6)),
+            json!({"customer_id": customer.to_string(), "started_at": ts(9000)}),
+            false,
+            9000,
+        ),
+        customer,
+    );
+    let complaint = RecordId::new_v7(at(7));
+    let fb = state(
+        None,
+        "feedback",
+        complaint,
+        json!({"customer_id": customer.to_string(), "kind": "complaint", "text": "late",
+               "opened_at": ts(-7200), "status": "resolved", "resolved_at": ts(200)}),
+        false,
+        200,
+    );
+    put_state(s, &fb, customer);
+    let sale = RecordId::new_v7(at(8));
+    put_state(
+        s,
+        &state(
+            None,
+            "sales",
+            sale,
+            json!({"customer_id": customer.to_string(), "amount": {"minor": 1250, "currency": "CNY"},
+                   "product": "tea", "sold_at": ts(300)}),
+            false,
+            300,
+        ),
+        customer,
+    );
+
+    let all = ScopeFilter {
+        all: true,
+        ..ScopeFilter::default()
+    };
+    let (customers, facts) = report_facts(s, &all);
+    assert_eq!(
+        customers,
+        vec![(
+            customer,
+            RecordFact::Customer {
+                owner: Some(ann),
+                created_at: Some(at(10))
+            }
+        )]
+    );
+    let ids: Vec<RecordId> = facts.iter().map(|(id, _)| *id).collect();
+    let mut want = vec![visit, amendment, complaint, sale];
+    want.sort();
+    assert_eq!(ids, want, "the visit at 9000 s is outside the window");
+    for (id, f) in &facts {
+        let stored = read(s, |tx| tx.record(*id)).unwrap().unwrap();
+        let row = super::facts::derive(&stored.collection, &stored.state);
+        assert_eq!(
+            row,
+            Some((*id, super::facts::FactRow::from_fact(f))),
+            "a stored fact reads back as derived"
+        );
+    }
+
+    // Reassigning the customer rewrites its row only; visits follow it.
+    let c1 = state(
+        Some(c0),
+        "customers",
+        customer,
+        json!({"owner_id": bob.to_string()}),
+        false,
+        20,
+    );
+    put_state(s, &c1, customer);
+    write(s, |tx| tx.set_customer_owner(customer, bob)).unwrap();
+    let bobs = ScopeFilter {
+        users: vec![bob],
+        ..ScopeFilter::default()
+    };
+    let anns = ScopeFilter {
+        users: vec![ann],
+        ..ScopeFilter::default()
+    };
+    let (customers, _) = report_facts(s, &bobs);
+    assert!(
+        matches!(customers.as_slice(), [(c, RecordFact::Customer { owner: Some(o), .. })] if *c == customer && *o == bob)
+    );
+    assert!(
+        report_facts(s, &anns).0.is_empty(),
+        "no longer in ann's scope"
+    );
+
+    // Reopening the complaint drops its resolution; archiving drops rows.
+    put_state(
+        s,
+        &state(
+            Some(fb),
+            "feedback",
+            complaint,
+            json!({"status": "open"}),
+            false,
+            400,
+        ),
+        customer,
+    );
+    put_state(
+        s,
+        &state(Some(v), "visits", visit, json!({}), true, 500),
+        customer,
+    );
+    let (_, facts) = report_facts(s, &all);
+    let ids: Vec<RecordId> = facts.iter().map(|(id, _)| *id).collect();
+    let mut want = vec![amendment, sale];
+    want.sort();
+    assert_eq!(
+        ids, want,
+        "an archived visit has no fact; an open complaint opened before the window is not read"
+    );
+    put_state(
+        s,
+        &state(Some(c1), "customers", customer, json!({}), true, 600),
+        customer,
+    );
+    assert!(
+        report_facts(s, &all).0.is_empty(),
+        "an archived customer has no row"
+    );
 }
 
 #[test]

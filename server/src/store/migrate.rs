@@ -283,6 +283,33 @@ const TABLES: &[Table] = &[
         ],
         key: &["visit_id"],
     },
+    Table {
+        name: "report_customers",
+        cols: &[
+            ("customer_id", Text),
+            ("owner_id", Text),
+            ("created_us", Int),
+        ],
+        key: &["customer_id"],
+    },
+    Table {
+        name: "report_facts",
+        cols: &[
+            ("record_id", Text),
+            ("kind", Text),
+            ("at_us", Int),
+            ("customer_id", Text),
+            ("amends", Text),
+            ("minor", Int),
+            ("minor_digits", Int),
+            ("voided", Int),
+            ("feedback_kind", Text),
+            ("csat", Int),
+            ("nps", Int),
+            ("resolved_us", Int),
+        ],
+        key: &["record_id"],
+    },
 ];
 
 /// Tables whose `id` is a PostgreSQL serial that must continue after the copy.
@@ -766,6 +793,26 @@ mod tests {
                 },
             })?;
             tx.set_customer_owner(cust, rep.id)?;
+            tx.put_report_fact(
+                cust,
+                true,
+                Some(&super::super::facts::FactRow::Customer {
+                    owner_id: Some(rep.id.to_string()),
+                    created_us: Some(1_000),
+                }),
+            )?;
+            tx.put_report_fact(
+                RecordId::new_v7(at(7)),
+                false,
+                Some(&super::super::facts::FactRow::Fact(
+                    super::super::facts::FactColumns {
+                        kind: "visit",
+                        at_us: 5_000_000,
+                        customer_id: cust.to_string(),
+                        ..Default::default()
+                    },
+                )),
+            )?;
             let seq = tx.next_seq()?;
             tx.add_eviction(seq, cust, sup.id, rep.id, "2027-01-02T00:00:00.000Z")?;
             tx.add_op(&OpRow {

@@ -9,6 +9,7 @@
 //! hold for every store. Every method blocks: call stores from
 //! `web::block`/`spawn_blocking`, never on the async executor.
 
+pub mod facts;
 pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
@@ -17,6 +18,7 @@ pub mod sqlite;
 mod conformance;
 
 use sync_protocol::geo::LatLon;
+use sync_protocol::metrics::RecordFact;
 use sync_protocol::schema::Role;
 use sync_protocol::{DeviceId, RecordId, TeamId, UserId};
 
@@ -394,6 +396,31 @@ pub trait ReadTx {
         f: &mut dyn FnMut(&str, &str),
     ) -> Result<(), StoreError>;
 
+    /// Every record of `collections` in scope: calls `f(collection, canonical state)`.
+    fn scope_records_of(
+        &mut self,
+        scope: &ScopeFilter,
+        collections: &[&str],
+        f: &mut dyn FnMut(&str, &str),
+    ) -> Result<(), StoreError>;
+    /// Report facts ([`facts`]) of every customer in scope.
+    fn report_customers(
+        &mut self,
+        scope: &ScopeFilter,
+        f: &mut dyn FnMut(RecordId, RecordFact),
+    ) -> Result<(), StoreError>;
+    /// Report facts of the visits, sales and feedback a report over
+    /// `[from_us, to_us)` (µs since the epoch) needs: those started, sold or
+    /// opened in it, complaints resolved in it, and every amending visit
+    /// ([`facts::FACTS_SQL`]). Not filtered by scope: callers keep the facts
+    /// of customers from [`ReadTx::report_customers`].
+    fn report_facts(
+        &mut self,
+        from_us: i64,
+        to_us: i64,
+        f: &mut dyn FnMut(RecordId, RecordFact),
+    ) -> Result<(), StoreError>;
+
     /// A stored op by device and seq.
     fn op(&mut self, device: DeviceId, device_seq: u64) -> Result<Option<OpRow>, StoreError>;
     /// Problems of these users (all when `None`), newest first.
@@ -453,6 +480,16 @@ pub trait WriteTx: ReadTx {
 
     /// Insert or replace a record (its `seq` from [`WriteTx::next_seq`]).
     fn put_record(&mut self, record: &RecordRow) -> Result<(), StoreError>;
+    /// Replace the report fact row of record `id` (a customer's in
+    /// `report_customers`, others in `report_facts`); `None` removes it.
+    fn put_report_fact(
+        &mut self,
+        id: RecordId,
+        customer: bool,
+        row: Option<&facts::FactRow>,
+    ) -> Result<(), StoreError>;
+    /// Remove every report fact row (before a rebuild).
+    fn clear_report_facts(&mut self) -> Result<(), StoreError>;
     /// Give an existing record a new change number.
     fn set_record_seq(&mut self, id: RecordId, seq: u64) -> Result<(), StoreError>;
     /// Set a customer's owner.

@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use sync_protocol::geo::LatLon;
+use sync_protocol::metrics::RecordFact;
 use sync_protocol::schema::Role;
 use sync_protocol::{DeviceId, RecordId, TeamId, UserId};
 
@@ -56,6 +57,9 @@ pub enum OpenError {
     /// Migrating failed (including a database newer than this binary).
     #[error(transparent)]
     Migrate(#[from] migrations::MigrationError),
+    /// Rebuilding the report facts failed.
+    #[error("rebuilding report facts: {0}")]
+    Facts(#[from] StoreError),
 }
 
 fn backend(e: postgres::Error) -> StoreError {
@@ -150,7 +154,7 @@ impl PostgresStore {
         let config = parse_url(url)?;
         let mut client = connect(&config)?;
         migrations::apply_postgres(&mut client, migrations::SERVER_POSTGRES)?;
-        Ok(Self {
+        let store = Self {
             target: describe(&config),
             config,
             max: max.max(1),
@@ -162,7 +166,9 @@ impl PostgresStore {
                 open: 1,
             }),
             returned: Condvar::new(),
-        })
+        };
+        super::facts::rebuild_if_stale(&store)?;
+        Ok(store)
     }
 
     /// Take a connection, opening one when the pool is not full, or wait for one.
@@ -679,6 +685,94 @@ impl ReadTx for Tx<'_> {
         Ok(())
     }
 
+    fn scope_records_of(
+        &mut self,
+        scope: &ScopeFilter,
+        collections: &[&str],
+        f: &mut dyn FnMut(&str, &str),
+    ) -> Result<(), StoreError> {
+        let users = ids(&scope.users);
+        let teams = ids(&scope.teams);
+        let wanted: Vec<String> = collections.iter().map(|c| (*c).to_owned()).collect();
+        let sql = format!(
+            "SELECT r.collection, r.state FROM records r LEFT JOIN customer_owners o ON o.customer_id = r.customer_id WHERE r.collection = ANY($1) AND {}",
+            scope_cond(scope, 2, 3)
+        );
+        let s = self.statement(&sql)?;
+        let args: Vec<&(dyn ToSql + Sync)> = if scope.all {
+            vec![&wanted]
+        } else {
+            vec![&wanted, &users, &teams]
+        };
+        let mut rows = self.t.query_raw(&s, args)?;
+        while let Some(r) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)? {
+            let c: &str = col(&r, 0)?;
+            let st: &str = col(&r, 1)?;
+            f(c, st);
+        }
+        Ok(())
+    }
+
+    fn report_customers(
+        &mut self,
+        scope: &ScopeFilter,
+        f: &mut dyn FnMut(RecordId, RecordFact),
+    ) -> Result<(), StoreError> {
+        let users = ids(&scope.users);
+        let teams = ids(&scope.teams);
+        let sql = if scope.all {
+            "SELECT customer_id, owner_id, created_us FROM report_customers".to_owned()
+        } else {
+            format!(
+                "SELECT c.customer_id, c.owner_id, c.created_us FROM report_customers c JOIN records r ON r.id = c.customer_id \
+                 LEFT JOIN customer_owners o ON o.customer_id = r.customer_id WHERE {}",
+                scope_cond(scope, 1, 2)
+            )
+        };
+        let s = self.statement(&sql)?;
+        let args: Vec<&(dyn ToSql + Sync)> = if scope.all {
+            vec![]
+        } else {
+            vec![&users, &teams]
+        };
+        let mut rows = self.t.query_raw(&s, args)?;
+        while let Some(r) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)? {
+            let id = super::facts::record_id(col(&r, 0)?)?;
+            let owner: Option<&str> = col(&r, 1)?;
+            f(id, super::facts::customer_fact(owner, col(&r, 2)?)?);
+        }
+        Ok(())
+    }
+
+    fn report_facts(
+        &mut self,
+        from_us: i64,
+        to_us: i64,
+        f: &mut dyn FnMut(RecordId, RecordFact),
+    ) -> Result<(), StoreError> {
+        let s = self.statement(super::facts::FACTS_SQL)?;
+        let args: Vec<&(dyn ToSql + Sync)> = vec![&from_us, &to_us];
+        let mut rows = self.t.query_raw(&s, args)?;
+        while let Some(r) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)? {
+            let id = super::facts::record_id(col(&r, 0)?)?;
+            let cols = super::facts::FactColumns::<&str> {
+                kind: super::facts::kind(col(&r, 1)?)?,
+                at_us: col(&r, 2)?,
+                customer_id: col(&r, 3)?,
+                amends: col(&r, 4)?,
+                minor: col(&r, 5)?,
+                minor_digits: col(&r, 6)?,
+                voided: col(&r, 7)?,
+                feedback_kind: col(&r, 8)?,
+                csat: col(&r, 9)?,
+                nps: col(&r, 10)?,
+                resolved_us: col(&r, 11)?,
+            };
+            f(id, cols.to_fact(id)?);
+        }
+        Ok(())
+    }
+
     fn op(&mut self, device: DeviceId, device_seq: u64) -> Result<Option<OpRow>, StoreError> {
         let Some(r) = self.opt(
             "SELECT op_id, user_id, op, outcome, at FROM ops WHERE device_id = $1 AND device_seq = $2",
@@ -950,6 +1044,63 @@ impl WriteTx for Tx<'_> {
                 &r.scope.public,
             ],
         )?;
+        super::facts::on_put(self, r)
+    }
+
+    fn put_report_fact(
+        &mut self,
+        id: RecordId,
+        customer: bool,
+        row: Option<&super::facts::FactRow>,
+    ) -> Result<(), StoreError> {
+        use super::facts::FactRow;
+        let id = id.to_string();
+        if customer {
+            self.exec(
+                "DELETE FROM report_customers WHERE customer_id = $1",
+                &[&id],
+            )?;
+        } else {
+            self.exec("DELETE FROM report_facts WHERE record_id = $1", &[&id])?;
+        }
+        match row {
+            None => {}
+            Some(FactRow::Customer {
+                owner_id,
+                created_us,
+            }) => {
+                self.exec(
+                    "INSERT INTO report_customers (customer_id, owner_id, created_us) VALUES ($1, $2, $3)",
+                    &[&id, owner_id, created_us],
+                )?;
+            }
+            Some(FactRow::Fact(c)) => {
+                self.exec(
+                    "INSERT INTO report_facts (record_id, kind, at_us, customer_id, amends, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    &[
+                        &id,
+                        &c.kind,
+                        &c.at_us,
+                        &c.customer_id,
+                        &c.amends,
+                        &c.minor,
+                        &c.minor_digits,
+                        &c.voided,
+                        &c.feedback_kind,
+                        &c.csat,
+                        &c.nps,
+                        &c.resolved_us,
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn clear_report_facts(&mut self) -> Result<(), StoreError> {
+        self.exec("DELETE FROM report_customers", &[])?;
+        self.exec("DELETE FROM report_facts", &[])?;
         Ok(())
     }
 

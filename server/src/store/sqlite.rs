@@ -1,6 +1,14 @@
 //! The embedded SQLite store: WAL with `synchronous=FULL` (an acknowledged
-//! push survives a power cut), one writer connection behind a mutex taking
-//! `BEGIN IMMEDIATE`, and a few read connections.
+//! push survives a power cut), one writer connection with group commit, and
+//! a few read connections.
+//!
+//! Group commit: writers still run one at a time on the writer connection,
+//! but each runs inside a `SAVEPOINT` of one shared `BEGIN IMMEDIATE`
+//! transaction (a batch). A failing writer rolls back only its savepoint.
+//! The writer that finishes while nobody is queued behind it (or that fills
+//! the batch) commits once for everyone in it; the others wait for that
+//! COMMIT and return only after it succeeded, or all get its error. One
+//! fsync thus covers every writer that queued up during the previous one.
 
 use super::{
     ChangeRow, CheckIn, ConflictRow, DeviceRow, OpRow, ProblemRow, ReadFn, ReadTx, RecordRow,
@@ -12,13 +20,16 @@ use rusqlite::{
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use sync_protocol::geo::LatLon;
+use sync_protocol::metrics::RecordFact;
 use sync_protocol::schema::Role;
 use sync_protocol::{DeviceId, RecordId, TeamId, UserId};
 
 const READERS: usize = 4;
+/// Most writers one COMMIT covers.
+const MAX_BATCH: usize = 16;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Prepared statements kept per connection: every statement the store runs
 /// fits, so a push or pull never re-parses SQL (parsing was the largest
@@ -66,14 +77,57 @@ pub enum OpenError {
     /// Migrating failed (including a database newer than this binary).
     #[error(transparent)]
     Migrate(#[from] migrations::MigrationError),
+    /// Rebuilding the report facts failed.
+    #[error("rebuilding report facts: {0}")]
+    Facts(#[from] StoreError),
 }
 
 /// The SQLite store.
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
+    /// Signalled whenever a batch ends (committed or failed).
+    batch_ended: Condvar,
+    /// Writers asking for `writer`: while one is, the writer holding it
+    /// leaves the batch open for them instead of committing.
+    queued: AtomicUsize,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
 }
+
+/// The writer connection and its batch.
+struct Writer {
+    conn: Connection,
+    /// A batch (one `BEGIN IMMEDIATE` transaction) is open.
+    open: bool,
+    /// Number of the open batch, or of the last one when none is open.
+    batch: u64,
+    /// Writers whose work is in the open batch, waiting for its COMMIT.
+    members: usize,
+    /// Every batch numbered up to this one has ended.
+    ended: u64,
+    /// Batches that failed and members that have not yet read the error.
+    failed: Vec<FailedBatch>,
+    /// COMMITs run (a batch of one included).
+    commits: u64,
+    /// When the open batch began.
+    opened: Instant,
+    /// What a COMMIT costs here (a moving average): a batch stays open for
+    /// queued writers only while it is younger than this, so the first
+    /// writer in it never waits much longer for the others than one COMMIT
+    /// of its own would have taken.
+    commit_cost: Duration,
+}
+
+struct FailedBatch {
+    batch: u64,
+    error: Arc<rusqlite::Error>,
+    unread: usize,
+}
+
+/// A batch's failure, reported to every writer in it.
+#[derive(Debug, thiserror::Error)]
+#[error("group commit failed: {0}")]
+struct BatchFailed(#[source] Arc<rusqlite::Error>);
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -91,9 +145,9 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    // A panic while holding the lock leaves the connection usable: SQLite
-    // rolls back the unfinished transaction when the next one begins.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing is left half-done while a lock is held across a panic: the
+    // writer catches a panicking closure and ends its batch first.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -119,11 +173,25 @@ impl SqliteStore {
             c.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
             readers.push(Mutex::new(c));
         }
-        Ok(Self {
-            writer: Mutex::new(writer),
+        let store = Self {
+            writer: Mutex::new(Writer {
+                conn: writer,
+                open: false,
+                batch: 0,
+                members: 0,
+                ended: 0,
+                failed: Vec::new(),
+                commits: 0,
+                opened: Instant::now(),
+                commit_cost: Duration::ZERO,
+            }),
+            batch_ended: Condvar::new(),
+            queued: AtomicUsize::new(0),
             readers,
             next_reader: AtomicUsize::new(0),
-        })
+        };
+        super::facts::rebuild_if_stale(&store)?;
+        Ok(store)
     }
 
     fn reader(&self) -> MutexGuard<'_, Connection> {
@@ -146,6 +214,176 @@ fn configure(c: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// How a writer's closure ended inside its savepoint.
+enum Ran {
+    /// Released into the batch.
+    Joined,
+    /// Rolled back to its savepoint; the batch goes on without it.
+    Failed(StoreError),
+    /// Rolled back to its savepoint, then re-raised once the batch is safe.
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+impl SqliteStore {
+    /// Run `f` on the writer connection inside a savepoint of the open batch
+    /// and return once the COMMIT holding its work succeeded (see the module
+    /// documentation). `Err` means nothing of `f`'s was applied.
+    fn write_conn(
+        &self,
+        f: &mut dyn FnMut(&Connection) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let mut w = lock(&self.writer);
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        if !w.open {
+            if !w.conn.is_autocommit() {
+                // Left over from a batch whose ROLLBACK failed.
+                let _ = w.conn.exec("ROLLBACK", []);
+            }
+            w.conn.exec("BEGIN IMMEDIATE", [])?;
+            w.opened = Instant::now();
+            w.open = true;
+            w.batch += 1;
+            w.members = 0;
+        }
+        let batch = w.batch;
+        let (ran, undone) = run_in_savepoint(&w.conn, f);
+        if !undone || w.conn.is_autocommit() {
+            // SQLite rolled the whole transaction back (an I/O error, a full
+            // disk), or a failed writer's work could not be undone alone:
+            // the batch is abandoned whole, earlier members' work with it.
+            if !w.conn.is_autocommit() {
+                let _ = w.conn.exec("ROLLBACK", []);
+            }
+            let error = Arc::new(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("the group transaction was rolled back".into()),
+            ));
+            let waiting = w.members;
+            self.end_batch(&mut w, Some((error.clone(), waiting)));
+            drop(w);
+            return match ran {
+                Ran::Panicked(p) => std::panic::resume_unwind(p),
+                Ran::Failed(e) => Err(e),
+                Ran::Joined => Err(StoreError::Backend(Box::new(BatchFailed(error)))),
+            };
+        }
+        let joined = matches!(ran, Ran::Joined);
+        if joined {
+            w.members += 1;
+        }
+        let last = self.queued.load(Ordering::SeqCst) == 0
+            || w.members >= MAX_BATCH
+            || w.opened.elapsed() >= w.commit_cost;
+        if last || matches!(ran, Ran::Panicked(_)) {
+            let outcome = self.commit_batch(&mut w, joined);
+            drop(w);
+            return match ran {
+                Ran::Panicked(p) => std::panic::resume_unwind(p),
+                Ran::Failed(e) => Err(e),
+                Ran::Joined => outcome.map_err(|e| StoreError::Backend(Box::new(BatchFailed(e)))),
+            };
+        }
+        if let Ran::Failed(e) = ran {
+            return Err(e);
+        }
+        while w.ended < batch {
+            w = self
+                .batch_ended
+                .wait(w)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        let Some(i) = w.failed.iter().position(|b| b.batch == batch) else {
+            return Ok(());
+        };
+        let error = w.failed[i].error.clone();
+        w.failed[i].unread -= 1;
+        if w.failed[i].unread == 0 {
+            w.failed.swap_remove(i);
+        }
+        Err(StoreError::Backend(Box::new(BatchFailed(error))))
+    }
+
+    /// COMMIT the open batch (ROLLBACK when it holds nobody's work) and end
+    /// it; `joined` says whether the caller's own work is in it.
+    fn commit_batch(&self, w: &mut Writer, joined: bool) -> Result<(), Arc<rusqlite::Error>> {
+        let res = if w.members == 0 {
+            w.conn.exec("ROLLBACK", [])
+        } else {
+            w.commits += 1;
+            let start = Instant::now();
+            let res = w.conn.exec("COMMIT", []);
+            w.commit_cost = (w.commit_cost * 7 + start.elapsed()) / 8;
+            res
+        };
+        match res {
+            Ok(_) => {
+                self.end_batch(w, None);
+                Ok(())
+            }
+            Err(e) => {
+                if !w.conn.is_autocommit() {
+                    // A failed COMMIT can leave the transaction open; the
+                    // batch is abandoned whole. If even this fails, the next
+                    // `BEGIN IMMEDIATE` fails and reports it.
+                    let _ = w.conn.exec("ROLLBACK", []);
+                }
+                let e = Arc::new(e);
+                let waiting = w.members - usize::from(joined);
+                self.end_batch(w, Some((e.clone(), waiting)));
+                Err(e)
+            }
+        }
+    }
+
+    /// Mark the open batch ended, keep its error for the `waiting` members
+    /// to read, and wake them.
+    fn end_batch(&self, w: &mut Writer, failure: Option<(Arc<rusqlite::Error>, usize)>) {
+        if let Some((error, waiting)) = failure
+            && waiting > 0
+        {
+            w.failed.push(FailedBatch {
+                batch: w.batch,
+                error,
+                unread: waiting,
+            });
+        }
+        w.open = false;
+        w.members = 0;
+        w.ended = w.batch;
+        self.batch_ended.notify_all();
+    }
+}
+
+/// Run `f` between `SAVEPOINT` and `RELEASE`, rolling back to the savepoint
+/// when it fails or panics. The flag is false when that rollback failed, so
+/// `f`'s work may still be in the transaction.
+fn run_in_savepoint(
+    c: &Connection,
+    f: &mut dyn FnMut(&Connection) -> Result<(), StoreError>,
+) -> (Ran, bool) {
+    if let Err(e) = c.exec("SAVEPOINT w", []) {
+        return (Ran::Failed(e.into()), true);
+    }
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)));
+    let undo = || -> rusqlite::Result<()> {
+        c.exec("ROLLBACK TO w", [])?;
+        c.exec("RELEASE w", [])?;
+        Ok(())
+    };
+    match res {
+        Ok(Ok(())) => match c.exec("RELEASE w", []) {
+            Ok(_) => (Ran::Joined, true),
+            Err(e) => (Ran::Failed(e.into()), undo().is_ok()),
+        },
+        Ok(Err(e)) => (Ran::Failed(e), undo().is_ok()),
+        Err(p) => {
+            let undone = undo().is_ok();
+            (Ran::Panicked(p), undone)
+        }
+    }
+}
+
 impl Store for SqliteStore {
     fn read(&self, f: &mut ReadFn<'_>) -> Result<(), StoreError> {
         let mut conn = self.reader();
@@ -157,20 +395,7 @@ impl Store for SqliteStore {
     }
 
     fn write(&self, f: &mut WriteFn<'_>) -> Result<(), StoreError> {
-        let mut conn = lock(&self.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut t = Tx { c: &tx };
-        let res = f(&mut t);
-        match res {
-            Ok(()) => {
-                tx.commit()?;
-                Ok(())
-            }
-            Err(e) => {
-                tx.rollback()?;
-                Err(e)
-            }
-        }
+        self.write_conn(&mut |c| f(&mut Tx { c }))
     }
 
     fn ping(&self) -> Result<(), StoreError> {
@@ -679,6 +904,99 @@ impl ReadTx for Tx<'_> {
         Ok(())
     }
 
+    fn scope_records_of(
+        &mut self,
+        scope: &ScopeFilter,
+        collections: &[&str],
+        f: &mut dyn FnMut(&str, &str),
+    ) -> Result<(), StoreError> {
+        let (cond, sp) = scope_sql(scope);
+        let sql = format!(
+            "SELECT r.collection, r.state FROM records r LEFT JOIN customer_owners o ON o.customer_id = r.customer_id WHERE r.collection IN ({}) AND {cond}",
+            placeholders(collections.len())
+        );
+        let mut st = self.c.prepare_cached(&sql)?;
+        let all: Vec<String> = collections
+            .iter()
+            .map(|c| (*c).to_owned())
+            .chain(sp)
+            .collect();
+        let mut rows = st.query(params_from_iter(all))?;
+        while let Some(r) = rows.next()? {
+            let c: String = r.get(0)?;
+            let s: String = r.get(1)?;
+            f(&c, &s);
+        }
+        Ok(())
+    }
+
+    fn report_customers(
+        &mut self,
+        scope: &ScopeFilter,
+        f: &mut dyn FnMut(RecordId, RecordFact),
+    ) -> Result<(), StoreError> {
+        let sql = if scope.all {
+            "SELECT customer_id, owner_id, created_us FROM report_customers".to_owned()
+        } else {
+            format!(
+                "SELECT c.customer_id, c.owner_id, c.created_us FROM report_customers c JOIN records r ON r.id = c.customer_id \
+                 LEFT JOIN customer_owners o ON o.customer_id = r.customer_id WHERE {}",
+                scope_sql(scope).0
+            )
+        };
+        let mut st = self.c.prepare_cached(&sql)?;
+        let mut rows = st.query(params_from_iter(scope_sql(scope).1))?;
+        while let Some(r) = rows.next()? {
+            let id =
+                super::facts::record_id(r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?)?;
+            let owner: Option<&str> = r
+                .get_ref(1)?
+                .as_str_or_null()
+                .map_err(rusqlite::Error::from)?;
+            f(id, super::facts::customer_fact(owner, r.get(2)?)?);
+        }
+        Ok(())
+    }
+
+    fn report_facts(
+        &mut self,
+        from_us: i64,
+        to_us: i64,
+        f: &mut dyn FnMut(RecordId, RecordFact),
+    ) -> Result<(), StoreError> {
+        let sql = super::facts::FACTS_SQL.replace('$', "?");
+        let mut st = self.c.prepare_cached(&sql)?;
+        let mut rows = st.query(params![from_us, to_us])?;
+        while let Some(r) = rows.next()? {
+            let id =
+                super::facts::record_id(r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?)?;
+            let kind = super::facts::kind(r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?)?;
+            let text = |i: usize| -> rusqlite::Result<Option<&str>> {
+                Ok(r.get_ref(i)?.as_str_or_null()?)
+            };
+            // Only the columns of the row's kind (visits are most rows).
+            let (sale, feedback) = (kind == "sale", kind == "feedback");
+            let int = |i: usize, wanted: bool| -> rusqlite::Result<Option<i64>> {
+                if wanted { r.get(i) } else { Ok(None) }
+            };
+            let cols = super::facts::FactColumns {
+                kind,
+                at_us: r.get(2)?,
+                customer_id: text(3)?.unwrap_or_default(),
+                amends: if kind == "visit" { text(4)? } else { None },
+                minor: int(5, sale)?,
+                minor_digits: int(6, sale)?,
+                voided: int(7, sale)?,
+                feedback_kind: if feedback { text(8)? } else { None },
+                csat: int(9, feedback)?,
+                nps: int(10, feedback)?,
+                resolved_us: int(11, feedback)?,
+            };
+            f(id, cols.to_fact(id)?);
+        }
+        Ok(())
+    }
+
     fn op(&mut self, device: DeviceId, device_seq: u64) -> Result<Option<OpRow>, StoreError> {
         type Raw = (String, String, String, String, String);
         let raw: Option<Raw> = self
@@ -997,6 +1315,62 @@ impl WriteTx for Tx<'_> {
                 r.scope.public
             ],
         )?;
+        super::facts::on_put(self, r)
+    }
+
+    fn put_report_fact(
+        &mut self,
+        id: RecordId,
+        customer: bool,
+        row: Option<&super::facts::FactRow>,
+    ) -> Result<(), StoreError> {
+        use super::facts::FactRow;
+        let id = id.to_string();
+        if customer {
+            self.c
+                .exec("DELETE FROM report_customers WHERE customer_id = ?1", [&id])?;
+        } else {
+            self.c
+                .exec("DELETE FROM report_facts WHERE record_id = ?1", [&id])?;
+        }
+        match row {
+            None => {}
+            Some(FactRow::Customer {
+                owner_id,
+                created_us,
+            }) => {
+                self.c.exec(
+                    "INSERT INTO report_customers (customer_id, owner_id, created_us) VALUES (?1, ?2, ?3)",
+                    params![id, owner_id, created_us],
+                )?;
+            }
+            Some(FactRow::Fact(c)) => {
+                self.c.exec(
+                    "INSERT INTO report_facts (record_id, kind, at_us, customer_id, amends, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    params![
+                        id,
+                        c.kind,
+                        c.at_us,
+                        c.customer_id,
+                        c.amends,
+                        c.minor,
+                        c.minor_digits,
+                        c.voided,
+                        c.feedback_kind,
+                        c.csat,
+                        c.nps,
+                        c.resolved_us
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn clear_report_facts(&mut self) -> Result<(), StoreError> {
+        self.c.exec("DELETE FROM report_customers", [])?;
+        self.c.exec("DELETE FROM report_facts", [])?;
         Ok(())
     }
 
@@ -1118,5 +1492,176 @@ mod tests {
                 || (d.contains("sqlite_autoindex_records_2") && d.contains("seq>?"))),
             "{plan:#?}"
         );
+    }
+    fn temp_store() -> (tempfile::TempDir, std::path::PathBuf, SqliteStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("server.db");
+        let store = SqliteStore::open(&path).expect("open");
+        (dir, path, store)
+    }
+
+    fn meta_of(store: &SqliteStore, key: &str) -> Option<String> {
+        super::super::read(store, |tx| tx.meta(key)).expect("read")
+    }
+
+    /// Batches stay open for queued writers however long they take.
+    fn keep_batches_open(store: &SqliteStore) {
+        lock(&store.writer).commit_cost = Duration::from_hours(24);
+    }
+
+    fn commits(store: &SqliteStore) -> u64 {
+        lock(&store.writer).commits
+    }
+
+    /// Wait (bounded) until `n` writers queue for the writer connection.
+    fn until_queued(store: &SqliteStore, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while store.queued.load(Ordering::SeqCst) < n {
+            assert!(std::time::Instant::now() < deadline, "writers never queued");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn concurrent_writers_are_all_durable_and_failed_ones_leave_nothing() {
+        let (_dir, path, store) = temp_store();
+        keep_batches_open(&store);
+        let ok: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
+        let failed: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (store, ok, failed) = (&store, &ok, &failed);
+                s.spawn(move || {
+                    for i in 0..40 {
+                        let key = format!("k-{t}-{i}");
+                        let fail = i % 7 == 3;
+                        let res = super::super::write(store, |tx| {
+                            let seq = tx.next_seq()?;
+                            tx.set_meta(&key, &seq.to_string())?;
+                            if fail {
+                                return Err(StoreError::Rollback);
+                            }
+                            Ok(seq)
+                        });
+                        match res {
+                            Ok(seq) => lock(ok).push((key, seq)),
+                            Err(StoreError::Rollback) if fail => lock(failed).push(key),
+                            Err(e) => panic!("{key}: {e}"),
+                        }
+                    }
+                });
+            }
+        });
+        let ok = ok.into_inner().expect("ok");
+        let failed = failed.into_inner().expect("failed");
+        assert_eq!(ok.len(), 8 * 34);
+        assert_eq!(failed.len(), 8 * 6);
+        drop(store);
+        let store = SqliteStore::open(&path).expect("reopen");
+        for (key, seq) in &ok {
+            assert_eq!(meta_of(&store, key), Some(seq.to_string()), "{key}");
+        }
+        for key in &failed {
+            assert_eq!(meta_of(&store, key), None, "{key}");
+        }
+        // Failed writers' numbers were rolled back with them: the committed
+        // ones are exactly 1..=n, each taken once.
+        let mut seqs: Vec<u64> = ok.iter().map(|(_, s)| *s).collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=ok.len() as u64).collect::<Vec<_>>());
+        let head = super::super::read(&store, |tx| tx.head_seq()).expect("head");
+        assert_eq!(head, ok.len() as u64);
+    }
+
+    #[test]
+    fn failing_writer_in_a_shared_batch_rolls_back_only_its_own_work() {
+        let (_dir, path, store) = temp_store();
+        keep_batches_open(&store);
+        let before = commits(&store);
+        let (started_tx, started) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let first = s.spawn(|| {
+                super::super::write(&store, |tx| {
+                    tx.set_meta("a", "1")?;
+                    started_tx.send(()).expect("signal");
+                    // Stay in the batch until both others queue behind it.
+                    until_queued(&store, 2);
+                    Ok::<_, StoreError>(())
+                })
+            });
+            started.recv().expect("first writer started");
+            let failing = s.spawn(|| {
+                super::super::write(&store, |tx| {
+                    tx.set_meta("b", "2")?;
+                    Err::<(), _>(StoreError::Taken("b".into()))
+                })
+            });
+            let third = s.spawn(|| super::super::write(&store, |tx| tx.set_meta("c", "3")));
+            assert!(first.join().expect("first").is_ok());
+            assert!(matches!(
+                failing.join().expect("failing"),
+                Err(StoreError::Taken(_))
+            ));
+            assert!(third.join().expect("third").is_ok());
+        });
+        // One COMMIT covered both successful writers.
+        assert_eq!(commits(&store), before + 1);
+        drop(store);
+        let store = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(meta_of(&store, "a").as_deref(), Some("1"));
+        assert_eq!(meta_of(&store, "b"), None);
+        assert_eq!(meta_of(&store, "c").as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn failed_commit_fails_every_writer_in_the_batch() {
+        let (_dir, path, store) = temp_store();
+        keep_batches_open(&store);
+        lock(&store.writer)
+            .conn
+            .execute_batch(
+                "CREATE TABLE gc_parent (id INTEGER PRIMARY KEY);
+                 CREATE TABLE gc_child (parent INTEGER REFERENCES gc_parent (id) DEFERRABLE INITIALLY DEFERRED);",
+            )
+            .expect("tables");
+        let (started_tx, started) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let first = s.spawn(|| {
+                super::super::write(&store, |tx| {
+                    tx.set_meta("a", "1")?;
+                    started_tx.send(()).expect("signal");
+                    until_queued(&store, 1);
+                    Ok::<_, StoreError>(())
+                })
+            });
+            started.recv().expect("first writer started");
+            // Its deferred foreign key fails only at COMMIT, which it runs
+            // for the batch as the last writer.
+            let orphan = s.spawn(|| {
+                store.write_conn(&mut |c| {
+                    c.execute("INSERT INTO gc_child (parent) VALUES (42)", [])?;
+                    Ok(())
+                })
+            });
+            let first = first.join().expect("first");
+            let orphan = orphan.join().expect("orphan");
+            for res in [first, orphan] {
+                let Err(StoreError::Backend(e)) = res else {
+                    panic!("expected the COMMIT's error, got {res:?}");
+                };
+                assert!(e.to_string().contains("FOREIGN KEY"), "{e}");
+            }
+        });
+        // The store goes on with the next batch.
+        super::super::write(&store, |tx| tx.set_meta("after", "ok")).expect("next write");
+        drop(store);
+        let store = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(meta_of(&store, "a"), None);
+        assert_eq!(meta_of(&store, "after").as_deref(), Some("ok"));
+        let orphans: i64 = lock(&store.writer)
+            .conn
+            .query_row("SELECT count(*) FROM gc_child", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(orphans, 0);
     }
 }

@@ -5,6 +5,7 @@
 use super::decode_state;
 use crate::store::{CheckIn, StoreError, WriteTx};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use sync_protocol::geo::{GpsRules, GpsVerdict, LatLon, judge_check_in};
 use sync_protocol::merge::RecordState;
 use sync_protocol::time::parse_ts;
@@ -20,10 +21,41 @@ fn lat_lon(v: Option<&Value>) -> Option<LatLon> {
 
 /// Compute `gps_verdict`, `gps_distance_m` and `gps_reasons` for a newly
 /// created visit, and remember its check-in for later travel checks.
+/// Customer locations read during one push: a batch of visits at the same
+/// customers reads and decodes each customer once. An entry must be
+/// forgotten when the push writes that customer.
+#[derive(Debug, Default)]
+pub struct Locations(HashMap<RecordId, Option<LatLon>>);
+
+impl Locations {
+    /// The stored location of `customer` (none when it or its location is missing).
+    pub fn get(
+        &mut self,
+        tx: &mut dyn WriteTx,
+        customer: RecordId,
+    ) -> Result<Option<LatLon>, StoreError> {
+        if let Some(l) = self.0.get(&customer) {
+            return Ok(*l);
+        }
+        let loc = match tx.record(customer)? {
+            Some(row) => lat_lon(decode_state(&row.state)?.get("location")),
+            None => None,
+        };
+        self.0.insert(customer, loc);
+        Ok(loc)
+    }
+
+    /// Forget `id` after it was written.
+    pub fn forget(&mut self, id: RecordId) {
+        self.0.remove(&id);
+    }
+}
+
 pub fn judge_visit(
     tx: &mut dyn WriteTx,
     visit: &RecordState,
     rep: UserId,
+    locations: &mut Locations,
 ) -> Result<Fields, StoreError> {
     let rules = GpsRules::default();
     let check_in = lat_lon(visit.get("check_in"));
@@ -32,10 +64,7 @@ pub fn judge_visit(
         .get_str("customer_id")
         .and_then(|s| s.parse::<RecordId>().ok())
     {
-        Some(cid) => match tx.record(cid)? {
-            Some(row) => lat_lon(decode_state(&row.state)?.get("location")),
-            None => None,
-        },
+        Some(cid) => locations.get(tx, cid)?,
         None => None,
     };
     let (mut verdict, distance) = judge_check_in(check_in, accuracy, customer_location, &rules);

@@ -14,6 +14,7 @@ use crate::scope::{covers_user, relation_to_team, relation_to_user, scope_filter
 use crate::store::{ConflictRow, OpRow, ProblemRow, ScopeFilter, StoreError, UserRow, WriteTx};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use sync_protocol::merge::RecordState;
 use sync_protocol::schema::{Anchor, Collection, Relation};
 use sync_protocol::time::format_ts;
@@ -98,6 +99,7 @@ pub fn push(
     let mut outcomes = Vec::with_capacity(req.ops.len());
     let mut counts = Counts::default();
     let mut resend_from = None;
+    let mut seen = Seen::default();
     let at = format_ts(now);
     for op in &req.ops {
         if op.device_seq == 0 {
@@ -138,7 +140,7 @@ pub fn push(
             device: device.id,
             scope: &scope,
         };
-        let outcome = match admit_and_apply(tx, &who, &mut server, op, now) {
+        let outcome = match admit_and_apply(tx, &who, &mut server, &mut seen, op, now) {
             Ok(o) => o,
             Err(OpError::Store(e)) => return Err(e.into()),
             Err(OpError::Reject(e)) => {
@@ -213,6 +215,7 @@ fn id_in<T: From<uuid::Uuid>>(op: &Op, state: Option<&RecordState>, name: &str) 
 /// The relation of the record to `actor`, refusing records out of scope.
 fn relation(
     tx: &mut dyn WriteTx,
+    seen: &mut Seen,
     actor: &UserRow,
     scope: &ScopeFilter,
     coll: &'static Collection,
@@ -260,6 +263,9 @@ fn relation(
                     format!("{f} is required"),
                 ))
             })?;
+            if let Some(rel) = seen.relations.get(&customer) {
+                return Ok(*rel);
+            }
             let exists = tx
                 .record(customer)?
                 .is_some_and(|r| r.collection == "customers");
@@ -270,7 +276,9 @@ fn relation(
                     format!("customer {customer} does not exist"),
                 )));
             }
-            customer_relation(tx, customer)
+            let rel = customer_relation(tx, customer)?;
+            seen.relations.insert(customer, rel);
+            Ok(rel)
         }
         Anchor::User(f) => {
             let user: UserId = id_in(op, state, f).ok_or_else(|| {
@@ -305,6 +313,23 @@ fn relation(
     }
 }
 
+/// What one push has read about customers: the relation of each customer
+/// an op referred to (it exists and is in scope; owners change only by
+/// reassignment, never inside a push) and customer locations for GPS
+/// verdicts. Entries of a record are forgotten when the push writes it.
+#[derive(Debug, Default)]
+struct Seen {
+    relations: HashMap<RecordId, Relation>,
+    locations: gps::Locations,
+}
+
+impl Seen {
+    fn forget(&mut self, id: RecordId) {
+        self.relations.remove(&id);
+        self.locations.forget(id);
+    }
+}
+
 /// Who pushes: the user and the authenticated device.
 struct Pusher<'a> {
     user: &'a UserRow,
@@ -316,6 +341,7 @@ fn admit_and_apply(
     tx: &mut dyn WriteTx,
     who: &Pusher<'_>,
     server: &mut ServerClock,
+    seen: &mut Seen,
     op: &Op,
     now: DateTime<Utc>,
 ) -> Result<Outcome, OpError> {
@@ -331,14 +357,20 @@ fn admit_and_apply(
         ));
     }
     // Clock: a far-future op is kept but re-stamped with the server's clock.
-    let mut op = op.clone();
-    if server
+    let restamped;
+    let op = if server
         .clock
         .observe_bounded(&op.hlc, now, CLOCK_LIMIT_MS)
         .is_err()
     {
-        op.hlc = server.clock.now(now);
-    }
+        restamped = Op {
+            hlc: server.clock.now(now),
+            ..op.clone()
+        };
+        &restamped
+    } else {
+        op
+    };
     let existing = match tx.record(op.record_id)? {
         Some(row) if row.collection != coll.name => {
             return Err(reject(
@@ -358,7 +390,7 @@ fn admit_and_apply(
             format!("{} {} already exists", coll.name, op.record_id),
         ));
     }
-    let rel = relation(tx, actor, scope, coll, &op, existing.as_ref())?;
+    let rel = relation(tx, seen, actor, scope, coll, op, existing.as_ref())?;
     let access = coll.access_for(actor.role);
     let (reach, verb) = if op.kind == OpKind::Create {
         (access.create, "create")
@@ -376,11 +408,11 @@ fn admit_and_apply(
             format!("a {} may not {verb} {whose} {}", actor.role, coll.name),
         ));
     }
-    check_against_state(&op, coll, existing.as_ref(), actor.role)?;
+    check_against_state(op, coll, existing.as_ref(), actor.role)?;
 
     let mut state = existing.unwrap_or_else(|| RecordState::new(op.record_id, coll.name));
     let created = op.kind == OpKind::Create;
-    let applied = state.apply(&op);
+    let applied = state.apply(op);
     if created && state.created_by.is_none() {
         state.created_by = Some(actor.id);
     }
@@ -408,12 +440,13 @@ fn admit_and_apply(
             tx.set_customer_owner(state.id, actor.id)?;
         }
         "visits" if created => {
-            let fields = gps::judge_visit(tx, &state, actor.id)?;
+            let fields = gps::judge_visit(tx, &state, actor.id, &mut seen.locations)?;
             server_write(server, &mut state, OpKind::Patch, fields, now)?;
         }
         _ => {}
     }
     if applied.changed || created {
+        seen.forget(state.id);
         save_record(tx, coll, &state)?;
     }
     Ok(if applied.conflicts.is_empty() {

@@ -239,6 +239,8 @@ fn health_readiness_metrics_and_openapi_are_served() {
         "/v1/auth/login",
         "/v1/admin/customers/{id}/assign",
         "/v1/admin/problems",
+        "/v1/reports/{report}",
+        "/v1/reports/gps-rules/{team}",
         "/healthz",
     ] {
         assert!(doc["paths"].get(p).is_some(), "{p} missing");

@@ -74,6 +74,103 @@ struct Assignment {
     completed_at: Option<DateTime<Utc>>,
 }
 
+/// What one visit, sale, feedback entry or customer contributes to the
+/// metrics, derived from its plain values by [`RecordFact::from_plain`]. The
+/// one derivation both [`FactIndex::new`] and the server's stored report
+/// facts use, so they cannot disagree.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RecordFact {
+    /// A customer: its owner (`None` when it has none yet) and creation instant.
+    Customer {
+        /// `owner_id`.
+        owner: Option<UserId>,
+        /// `created_at`, when readable.
+        created_at: Option<DateTime<Utc>>,
+    },
+    /// A visit on a customer.
+    Visit {
+        /// The customer.
+        customer_id: RecordId,
+        /// The fact.
+        fact: VisitFact,
+    },
+    /// A sale to a customer.
+    Sale {
+        /// The customer.
+        customer_id: RecordId,
+        /// The fact.
+        fact: SaleFact,
+    },
+    /// A feedback entry about a customer.
+    Feedback {
+        /// The customer.
+        customer_id: RecordId,
+        /// The fact.
+        fact: FeedbackFact,
+    },
+}
+
+impl RecordFact {
+    /// Collections whose records give a [`RecordFact`].
+    pub const COLLECTIONS: [&'static str; 4] = ["customers", "visits", "sales", "feedback"];
+
+    /// The fact of one record; `None` for archived records, other
+    /// collections and records whose values cannot be read.
+    pub fn from_plain(r: &PlainRecord<'_>) -> Option<RecordFact> {
+        if r.archived {
+            return None;
+        }
+        match r.collection {
+            "customers" => Some(RecordFact::Customer {
+                owner: r.user_ref("owner_id"),
+                created_at: r.ts("created_at"),
+            }),
+            "visits" => Some(RecordFact::Visit {
+                customer_id: r.record_ref("customer_id")?,
+                fact: VisitFact {
+                    id: r.id,
+                    customer_id: r.record_ref("customer_id")?,
+                    started_at: r.ts("started_at")?,
+                    amends: r.record_ref("amends"),
+                },
+            }),
+            "sales" => {
+                let amount = r.fields.get("amount");
+                let minor = amount
+                    .and_then(|a| a.get("minor"))
+                    .and_then(Value::as_i64)?;
+                let currency = amount
+                    .and_then(|a| a.get("currency"))
+                    .and_then(Value::as_str)
+                    .and_then(|c| Currency::parse(c).ok())?;
+                Some(RecordFact::Sale {
+                    customer_id: r.record_ref("customer_id")?,
+                    fact: SaleFact {
+                        minor,
+                        minor_digits: currency.minor_digits(),
+                        sold_at: r.ts("sold_at")?,
+                        voided: r.str("voided_at").is_some(),
+                    },
+                })
+            }
+            "feedback" => {
+                let resolved = matches!(r.str("status"), Some("resolved" | "closed"));
+                Some(RecordFact::Feedback {
+                    customer_id: r.record_ref("customer_id")?,
+                    fact: FeedbackFact {
+                        kind: r.str("kind")?.to_owned(),
+                        csat: r.fields.get("csat").and_then(Value::as_i64),
+                        nps: r.fields.get("nps").and_then(Value::as_i64),
+                        opened_at: r.ts("opened_at")?,
+                        resolved_at: if resolved { r.ts("resolved_at") } else { None },
+                    },
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Facts of every user, indexed by owner, ready to be combined per rep or team.
 #[derive(Clone, Debug, Default)]
 pub struct FactIndex {
@@ -88,6 +185,98 @@ pub struct FactIndex {
     teams: HashMap<TeamId, BTreeSet<UserId>>,
 }
 
+/// Builds a [`FactIndex`] from records and already derived [`RecordFact`]s,
+/// in any order: facts on a customer are attributed when [`finish`] runs.
+///
+/// [`finish`]: FactIndexBuilder::finish
+#[derive(Debug, Default)]
+pub struct FactIndexBuilder {
+    ix: FactIndex,
+    unowned_to: Option<UserId>,
+    pending: Vec<(RecordId, RecordFact)>,
+}
+
+impl FactIndexBuilder {
+    /// An empty builder; customers without an owner go to `unowned_to`.
+    pub fn new(unowned_to: Option<UserId>) -> Self {
+        FactIndexBuilder {
+            unowned_to,
+            ..FactIndexBuilder::default()
+        }
+    }
+
+    /// Add one record of any collection (others, and archived records, are ignored).
+    pub fn add_record(&mut self, r: &PlainRecord<'_>) {
+        if r.archived {
+            return;
+        }
+        match r.collection {
+            "courses" => {
+                let hours = r.fields.get("hours").and_then(Value::as_f64);
+                let required = r
+                    .fields
+                    .get("required_for")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|v| v.as_str() == Some("rep")));
+                if let Some(hours) = hours {
+                    self.ix.courses.insert(r.id, Course { hours, required });
+                }
+            }
+            "users" => {
+                if let Some(team) = r.str("team_id").and_then(|s| s.parse::<TeamId>().ok()) {
+                    self.ix
+                        .teams
+                        .entry(team)
+                        .or_default()
+                        .insert(UserId(r.id.0));
+                }
+            }
+            "training_assignments" => self.ix.add_assignment(r),
+            _ => {
+                if let Some(f) = RecordFact::from_plain(r) {
+                    self.add_fact(r.id, f);
+                }
+            }
+        }
+    }
+
+    /// Add the fact of record `id`.
+    pub fn add_fact(&mut self, id: RecordId, fact: RecordFact) {
+        match fact {
+            RecordFact::Customer { owner, created_at } => {
+                let Some(owner) = owner.or(self.unowned_to) else {
+                    return;
+                };
+                self.ix.owner_of.insert(id, owner);
+                *self.ix.assigned.entry(owner).or_default() += 1;
+                if let Some(t) = created_at {
+                    self.ix.customers.entry(owner).or_default().push(t);
+                }
+            }
+            RecordFact::Visit { customer_id, .. }
+            | RecordFact::Sale { customer_id, .. }
+            | RecordFact::Feedback { customer_id, .. } => {
+                match self.ix.owner_of.get(&customer_id).copied() {
+                    Some(owner) => self.ix.attribute(owner, fact),
+                    None => self.pending.push((customer_id, fact)),
+                }
+            }
+        }
+    }
+
+    /// Attribute every fact to its customer's owner (facts on customers
+    /// not added are dropped).
+    pub fn finish(mut self) -> FactIndex {
+        let mut ix = self.ix;
+        for (customer, fact) in self.pending.drain(..) {
+            if let Some(owner) = ix.owner_of.get(&customer).copied() {
+                ix.attribute(owner, fact);
+            }
+        }
+        ix
+    }
+}
+
 impl FactIndex {
     /// Index records of any collections (others are ignored). Customers
     /// without an owner are attributed to `unowned_to`, if given.
@@ -95,106 +284,22 @@ impl FactIndex {
         records: impl IntoIterator<Item = PlainRecord<'a>>,
         unowned_to: Option<UserId>,
     ) -> Self {
-        let records: Vec<PlainRecord<'a>> = records.into_iter().filter(|r| !r.archived).collect();
-        let mut ix = FactIndex::default();
-        for r in &records {
-            match r.collection {
-                "customers" => {
-                    let Some(owner) = r.user_ref("owner_id").or(unowned_to) else {
-                        continue;
-                    };
-                    ix.owner_of.insert(r.id, owner);
-                    *ix.assigned.entry(owner).or_default() += 1;
-                    if let Some(t) = r.ts("created_at") {
-                        ix.customers.entry(owner).or_default().push(t);
-                    }
-                }
-                "courses" => {
-                    let hours = r.fields.get("hours").and_then(Value::as_f64);
-                    let required = r
-                        .fields
-                        .get("required_for")
-                        .and_then(Value::as_array)
-                        .is_some_and(|a| a.iter().any(|v| v.as_str() == Some("rep")));
-                    if let Some(hours) = hours {
-                        ix.courses.insert(r.id, Course { hours, required });
-                    }
-                }
-                "users" => {
-                    if let Some(team) = r.str("team_id").and_then(|s| s.parse::<TeamId>().ok()) {
-                        ix.teams.entry(team).or_default().insert(UserId(r.id.0));
-                    }
-                }
-                _ => {}
-            }
+        let mut b = FactIndexBuilder::new(unowned_to);
+        for r in records {
+            b.add_record(&r);
         }
-        for r in &records {
-            match r.collection {
-                "visits" => ix.add_visit(r),
-                "sales" => ix.add_sale(r),
-                "feedback" => ix.add_feedback(r),
-                "training_assignments" => ix.add_assignment(r),
-                _ => {}
+        b.finish()
+    }
+
+    fn attribute(&mut self, owner: UserId, fact: RecordFact) {
+        match fact {
+            RecordFact::Visit { fact, .. } => self.visits.entry(owner).or_default().push(fact),
+            RecordFact::Sale { fact, .. } => self.sales.entry(owner).or_default().push(fact),
+            RecordFact::Feedback { fact, .. } => {
+                self.feedback.entry(owner).or_default().push(fact);
             }
+            RecordFact::Customer { .. } => {}
         }
-        ix
-    }
-
-    fn owner(&self, r: &PlainRecord<'_>) -> Option<UserId> {
-        r.record_ref("customer_id")
-            .and_then(|c| self.owner_of.get(&c).copied())
-    }
-
-    fn add_visit(&mut self, r: &PlainRecord<'_>) {
-        let (Some(owner), Some(customer_id), Some(started_at)) = (
-            self.owner(r),
-            r.record_ref("customer_id"),
-            r.ts("started_at"),
-        ) else {
-            return;
-        };
-        self.visits.entry(owner).or_default().push(VisitFact {
-            id: r.id,
-            customer_id,
-            started_at,
-            amends: r.record_ref("amends"),
-        });
-    }
-
-    fn add_sale(&mut self, r: &PlainRecord<'_>) {
-        let amount = r.fields.get("amount");
-        let minor = amount.and_then(|a| a.get("minor")).and_then(Value::as_i64);
-        let currency = amount
-            .and_then(|a| a.get("currency"))
-            .and_then(Value::as_str)
-            .and_then(|c| Currency::parse(c).ok());
-        let (Some(owner), Some(minor), Some(currency), Some(sold_at)) =
-            (self.owner(r), minor, currency, r.ts("sold_at"))
-        else {
-            return;
-        };
-        self.sales.entry(owner).or_default().push(SaleFact {
-            minor,
-            minor_digits: currency.minor_digits(),
-            sold_at,
-            voided: r.str("voided_at").is_some(),
-        });
-    }
-
-    fn add_feedback(&mut self, r: &PlainRecord<'_>) {
-        let (Some(owner), Some(kind), Some(opened_at)) =
-            (self.owner(r), r.str("kind"), r.ts("opened_at"))
-        else {
-            return;
-        };
-        let resolved = matches!(r.str("status"), Some("resolved" | "closed"));
-        self.feedback.entry(owner).or_default().push(FeedbackFact {
-            kind: kind.to_owned(),
-            csat: r.fields.get("csat").and_then(Value::as_i64),
-            nps: r.fields.get("nps").and_then(Value::as_i64),
-            opened_at,
-            resolved_at: if resolved { r.ts("resolved_at") } else { None },
-        });
     }
 
     fn add_assignment(&mut self, r: &PlainRecord<'_>) {

@@ -25,14 +25,14 @@ mod goal;
 pub mod incentive;
 mod period;
 
-pub use facts::{FactIndex, PlainRecord, facts_for};
+pub use facts::{FactIndex, FactIndexBuilder, PlainRecord, RecordFact, facts_for};
 pub use goal::{GoalProgress, GoalSpec, GoalSubject, PACE_TOLERANCE, Pace, pace, progress};
 pub use period::{Period, PeriodError};
 
 use crate::id::RecordId;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 /// A metric id (the same in flags, JSON keys and CSV headers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -185,39 +185,99 @@ pub struct Facts {
 
 /// Compute one metric over a period.
 pub fn compute(metric: Metric, period: &Period, facts: &Facts) -> MetricValue {
+    compute_with(metric, period, facts, &mut Shared::default())
+}
+
+/// Work several metrics of one period share.
+#[derive(Default)]
+struct Shared<'a> {
+    /// The period's visits ([`visits_in`]).
+    visits: Option<Vec<&'a VisitFact>>,
+    /// Distinct customers among them.
+    customers: Option<usize>,
+}
+
+/// Compute several metrics over one period, in order: the same values as
+/// [`compute`] for each, finding the period's visits once.
+pub fn compute_all(metrics: &[Metric], period: &Period, facts: &Facts) -> Vec<MetricValue> {
+    let mut shared = Shared::default();
+    metrics
+        .iter()
+        .map(|m| compute_with(*m, period, facts, &mut shared))
+        .collect()
+}
+
+fn compute_with<'a>(
+    metric: Metric,
+    period: &Period,
+    facts: &'a Facts,
+    shared: &mut Shared<'a>,
+) -> MetricValue {
     use MetricValue::{NoData, Value};
     let count = |n: usize| Value(n as f64);
+    let (start, end) = (period.start(), period.end());
+    let within = |t: DateTime<Utc>| {
+        let d = t.date_naive();
+        d >= start && d < end
+    };
+    let visited = |shared: &mut Shared<'a>| -> usize {
+        if let Some(n) = shared.customers {
+            return n;
+        }
+        let n = customers_visited(
+            shared
+                .visits
+                .get_or_insert_with(|| visits_in(period, facts)),
+        );
+        shared.customers = Some(n);
+        n
+    };
     match metric {
-        Metric::Visits => count(visits_in(period, facts).len()),
-        Metric::CustomersVisited => count(customers_visited(period, facts)),
+        Metric::Visits => count(
+            shared
+                .visits
+                .get_or_insert_with(|| visits_in(period, facts))
+                .len(),
+        ),
+        Metric::CustomersVisited => count(visited(shared)),
         Metric::Coverage => {
             if facts.customers_assigned == 0 {
                 NoData
             } else {
-                Value(customers_visited(period, facts) as f64 / facts.customers_assigned as f64)
+                Value(visited(shared) as f64 / facts.customers_assigned as f64)
             }
         }
         Metric::Sales => {
-            let minor: f64 = facts
+            // Summed exactly in minor units per currency precision, so the
+            // total does not depend on the order the sales come in.
+            let mut by_digits: std::collections::BTreeMap<u32, i128> =
+                std::collections::BTreeMap::new();
+            for s in facts
                 .sales
                 .iter()
-                .filter(|s| !s.voided && period.contains(s.sold_at))
-                .map(|s| s.minor as f64 / 10f64.powi(s.minor_digits as i32))
-                .sum();
-            Value(minor)
+                .filter(|s| !s.voided && within(s.sold_at))
+            {
+                *by_digits.entry(s.minor_digits).or_default() += i128::from(s.minor);
+            }
+            Value(
+                by_digits
+                    .into_iter()
+                    .map(|(digits, minor)| minor as f64 / 10f64.powi(digits as i32))
+                    .sum(),
+            )
         }
         Metric::NewCustomers => count(
             facts
                 .customers_created
                 .iter()
-                .filter(|t| period.contains(**t))
+                .filter(|t| within(**t))
                 .count(),
         ),
         Metric::Csat => mean(
             facts
                 .feedback
                 .iter()
-                .filter(|f| period.contains(f.opened_at))
+                .filter(|f| within(f.opened_at))
                 .filter_map(|f| f.csat)
                 .map(|v| v as f64),
         ),
@@ -225,7 +285,7 @@ pub fn compute(metric: Metric, period: &Period, facts: &Facts) -> MetricValue {
             let scores: Vec<i64> = facts
                 .feedback
                 .iter()
-                .filter(|f| period.contains(f.opened_at))
+                .filter(|f| within(f.opened_at))
                 .filter_map(|f| f.nps)
                 .collect();
             if scores.is_empty() {
@@ -236,21 +296,26 @@ pub fn compute(metric: Metric, period: &Period, facts: &Facts) -> MetricValue {
             let detractors = scores.iter().filter(|s| **s <= 6).count() as f64;
             Value(100.0 * (promoters - detractors) / n)
         }
-        Metric::ComplaintsOpened => count(
-            complaints(facts)
-                .filter(|f| period.contains(f.opened_at))
-                .count(),
-        ),
+        Metric::ComplaintsOpened => {
+            count(complaints(facts).filter(|f| within(f.opened_at)).count())
+        }
         Metric::ComplaintsResolved => count(resolved_in(period, facts).count()),
-        Metric::ResolutionHours => mean(resolved_in(period, facts).filter_map(|f| {
-            f.resolved_at
-                .map(|r| (r - f.opened_at).num_seconds() as f64 / 3600.0)
-        })),
+        Metric::ResolutionHours => {
+            // Whole seconds summed exactly: the mean does not depend on order.
+            let (secs, n) = resolved_in(period, facts)
+                .filter_map(|f| f.resolved_at.map(|r| (r - f.opened_at).num_seconds()))
+                .fold((0i128, 0u64), |(s, n), v| (s + i128::from(v), n + 1));
+            if n == 0 {
+                NoData
+            } else {
+                Value(secs as f64 / n as f64 / 3600.0)
+            }
+        }
         Metric::TrainingHours => Value(
             facts
                 .training
                 .iter()
-                .filter(|t| t.completed_at.is_some_and(|c| period.contains(c)))
+                .filter(|t| t.completed_at.is_some_and(within))
                 .map(|t| t.hours)
                 .sum(),
         ),
@@ -277,18 +342,22 @@ pub fn compute(metric: Metric, period: &Period, facts: &Facts) -> MetricValue {
 
 fn visits_in<'a>(period: &Period, facts: &'a Facts) -> Vec<&'a VisitFact> {
     let amended: HashSet<RecordId> = facts.visits.iter().filter_map(|v| v.amends).collect();
+    let (start, end) = (period.start(), period.end());
     facts
         .visits
         .iter()
-        .filter(|v| !amended.contains(&v.id) && period.contains(v.started_at))
+        .filter(|v| {
+            let d = v.started_at.date_naive();
+            d >= start && d < end && (amended.is_empty() || !amended.contains(&v.id))
+        })
         .collect()
 }
 
-fn customers_visited(period: &Period, facts: &Facts) -> usize {
-    visits_in(period, facts)
+fn customers_visited(visits: &[&VisitFact]) -> usize {
+    visits
         .iter()
         .map(|v| v.customer_id)
-        .collect::<BTreeSet<_>>()
+        .collect::<HashSet<_>>()
         .len()
 }
 

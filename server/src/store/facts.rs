@@ -1,0 +1,288 @@
+//! Report facts: a narrow, derived copy of what the metrics read from
+//! customers, visits, sales and feedback (tables `report_customers` and
+//! `report_facts`, migration `0003_report_facts`).
+//!
+//! A row is derived from a record's state by
+//! [`sync_protocol::metrics::RecordFact::from_plain`] — the derivation the
+//! laptops' `FactIndex` uses — inside the write transaction that stores the
+//! record ([`on_put`], called by every store's `put_record`), so it never
+//! lags the record. Archived records and unreadable values have no row. A
+//! visit's owner is not stored: it is its customer's owner, joined when the
+//! report is built, so reassigning a customer rewrites only the customer's
+//! row. [`rebuild_if_stale`] derives every row again when the store opens
+//! and the meta key [`VERSION_KEY`] is missing or older than [`VERSION`].
+
+use super::{RecordRow, ScopeFilter, Store, StoreError, WriteTx};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use sync_protocol::metrics::{FeedbackFact, PlainRecord, RecordFact, SaleFact, VisitFact};
+use sync_protocol::{RecordId, UserId};
+
+/// Meta key holding the version of the derivation the stored rows follow.
+pub const VERSION_KEY: &str = "report_facts_version";
+/// Bump when [`RecordFact::from_plain`] or the row layout changes: stores
+/// rebuild their rows on the next start.
+pub const VERSION: &str = "1";
+
+/// One stored row, as the stores read and write it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FactRow {
+    /// `report_customers`.
+    Customer {
+        /// The customer's `owner_id` field.
+        owner_id: Option<String>,
+        /// `created_at` in microseconds since the epoch.
+        created_us: Option<i64>,
+    },
+    /// `report_facts`.
+    Fact(FactColumns),
+}
+
+/// The columns of a `report_facts` row (besides `record_id`); text owned
+/// when written, borrowed from the row when read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FactColumns<S = String> {
+    /// `visit`, `sale` or `feedback`.
+    pub kind: &'static str,
+    /// `started_at`, `sold_at` or `opened_at`, µs.
+    pub at_us: i64,
+    /// The customer.
+    pub customer_id: S,
+    /// Visits: the visit amended.
+    pub amends: Option<S>,
+    /// Sales: amount in minor units.
+    pub minor: Option<i64>,
+    /// Sales: minor digits of the currency.
+    pub minor_digits: Option<i64>,
+    /// Sales: 1 when voided.
+    pub voided: Option<i64>,
+    /// Feedback: its kind.
+    pub feedback_kind: Option<S>,
+    /// Feedback: CSAT.
+    pub csat: Option<i64>,
+    /// Feedback: NPS.
+    pub nps: Option<i64>,
+    /// Feedback: resolved instant (only while resolved), µs.
+    pub resolved_us: Option<i64>,
+}
+
+fn us(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_us(v: i64, what: &str) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+    chrono::DateTime::from_timestamp_micros(v)
+        .ok_or_else(|| StoreError::Corrupt(format!("report fact {what}: {v}")))
+}
+
+impl FactRow {
+    /// The row of a derived fact.
+    pub fn from_fact(fact: &RecordFact) -> FactRow {
+        match fact {
+            RecordFact::Customer { owner, created_at } => FactRow::Customer {
+                owner_id: owner.map(|o| o.to_string()),
+                created_us: created_at.map(us),
+            },
+            RecordFact::Visit { customer_id, fact } => FactRow::Fact(FactColumns {
+                kind: "visit",
+                at_us: us(fact.started_at),
+                customer_id: customer_id.to_string(),
+                amends: fact.amends.map(|a| a.to_string()),
+                ..FactColumns::default()
+            }),
+            RecordFact::Sale { customer_id, fact } => FactRow::Fact(FactColumns {
+                kind: "sale",
+                at_us: us(fact.sold_at),
+                customer_id: customer_id.to_string(),
+                minor: Some(fact.minor),
+                minor_digits: Some(i64::from(fact.minor_digits)),
+                voided: Some(i64::from(fact.voided)),
+                ..FactColumns::default()
+            }),
+            RecordFact::Feedback { customer_id, fact } => FactRow::Fact(FactColumns {
+                kind: "feedback",
+                at_us: us(fact.opened_at),
+                customer_id: customer_id.to_string(),
+                feedback_kind: Some(fact.kind.clone()),
+                csat: fact.csat,
+                nps: fact.nps,
+                resolved_us: fact.resolved_at.map(us),
+                ..FactColumns::default()
+            }),
+        }
+    }
+}
+
+impl<S: AsRef<str>> FactColumns<S> {
+    /// The fact of record `id` stored in this row.
+    pub fn to_fact(&self, id: RecordId) -> Result<RecordFact, StoreError> {
+        let customer_id = record_id(self.customer_id.as_ref())?;
+        let at = from_us(self.at_us, "time")?;
+        Ok(match self.kind {
+            "visit" => RecordFact::Visit {
+                customer_id,
+                fact: VisitFact {
+                    id,
+                    customer_id,
+                    started_at: at,
+                    amends: self
+                        .amends
+                        .as_ref()
+                        .map(|a| record_id(a.as_ref()))
+                        .transpose()?,
+                },
+            },
+            "sale" => RecordFact::Sale {
+                customer_id,
+                fact: SaleFact {
+                    minor: self.minor.unwrap_or_default(),
+                    minor_digits: u32::try_from(self.minor_digits.unwrap_or_default())
+                        .map_err(|_| StoreError::Corrupt("report fact minor digits".into()))?,
+                    sold_at: at,
+                    voided: self.voided.unwrap_or_default() != 0,
+                },
+            },
+            "feedback" => RecordFact::Feedback {
+                customer_id,
+                fact: FeedbackFact {
+                    kind: self
+                        .feedback_kind
+                        .as_ref()
+                        .map_or_else(String::new, |k| k.as_ref().to_owned()),
+                    csat: self.csat,
+                    nps: self.nps,
+                    opened_at: at,
+                    resolved_at: self
+                        .resolved_us
+                        .map(|r| from_us(r, "resolved"))
+                        .transpose()?,
+                },
+            },
+            other => return Err(StoreError::Corrupt(format!("report fact kind {other}"))),
+        })
+    }
+}
+
+/// The part of a stored `RecordState` facts read: values without clocks.
+#[derive(serde::Deserialize)]
+struct ValuesOnly {
+    id: RecordId,
+    #[serde(default)]
+    fields: BTreeMap<String, FieldValue>,
+    #[serde(default)]
+    archived: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct FieldValue {
+    value: Value,
+}
+
+/// Whether records of `collection` have report facts.
+pub fn has_facts(collection: &str) -> bool {
+    RecordFact::COLLECTIONS.contains(&collection)
+}
+
+/// The row of one stored record state, with the record's id: `None` when
+/// it has none (archived, or values that cannot be read: like
+/// `FactIndex`, an unreadable record drops its one fact).
+pub fn derive(collection: &str, state: &str) -> Option<(RecordId, FactRow)> {
+    let s: ValuesOnly = serde_json::from_str(state).ok()?;
+    let fields: Map<String, Value> = s
+        .fields
+        .into_iter()
+        .filter(|(_, f)| !f.value.is_null())
+        .map(|(k, f)| (k, f.value))
+        .collect();
+    let plain = PlainRecord {
+        collection,
+        id: s.id,
+        archived: s.archived.is_some(),
+        fields: &fields,
+    };
+    RecordFact::from_plain(&plain).map(|f| (s.id, FactRow::from_fact(&f)))
+}
+
+/// Keep the facts of `r` in step with it: called by `put_record` of every
+/// store, in the same transaction.
+pub fn on_put(tx: &mut dyn WriteTx, r: &RecordRow) -> Result<(), StoreError> {
+    if !has_facts(&r.collection) {
+        return Ok(());
+    }
+    let row = derive(&r.collection, &r.state).map(|(_, row)| row);
+    tx.put_report_fact(r.id, r.collection == "customers", row.as_ref())
+}
+
+/// Derive every row again when [`VERSION_KEY`] is missing or stale (a
+/// database created before the tables existed, or an older derivation).
+pub fn rebuild_if_stale(store: &dyn Store) -> Result<(), StoreError> {
+    let current = super::read(store, |tx| tx.meta(VERSION_KEY))?;
+    if current.as_deref() == Some(VERSION) {
+        return Ok(());
+    }
+    super::write(store, |tx| {
+        if tx.meta(VERSION_KEY)?.as_deref() == Some(VERSION) {
+            return Ok(());
+        }
+        let mut rows: Vec<(RecordId, bool, FactRow)> = Vec::new();
+        tx.scope_records_of(
+            &ScopeFilter {
+                all: true,
+                ..ScopeFilter::default()
+            },
+            &RecordFact::COLLECTIONS,
+            &mut |collection, state| {
+                if let Some((id, row)) = derive(collection, state) {
+                    rows.push((id, collection == "customers", row));
+                }
+            },
+        )?;
+        tx.clear_report_facts()?;
+        for (id, customer, row) in &rows {
+            tx.put_report_fact(*id, *customer, Some(row))?;
+        }
+        tx.set_meta(VERSION_KEY, VERSION)
+    })
+}
+
+/// Parse a stored customer row.
+pub fn customer_fact(
+    owner_id: Option<&str>,
+    created_us: Option<i64>,
+) -> Result<RecordFact, StoreError> {
+    Ok(RecordFact::Customer {
+        owner: owner_id
+            .map(|o| {
+                o.parse::<UserId>()
+                    .map_err(|_| StoreError::Corrupt(format!("report customer owner {o}")))
+            })
+            .transpose()?,
+        created_at: created_us.map(|c| from_us(c, "created")).transpose()?,
+    })
+}
+
+/// A stored fact kind.
+pub fn kind(s: &str) -> Result<&'static str, StoreError> {
+    ["visit", "sale", "feedback"]
+        .into_iter()
+        .find(|k| *k == s)
+        .ok_or_else(|| StoreError::Corrupt(format!("report fact kind {s}")))
+}
+
+/// Parse a stored record id.
+pub fn record_id(s: &str) -> Result<RecordId, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("report fact record {s}")))
+}
+
+/// The facts query over `[$1, $2)`: visits, sales and feedback that started
+/// in the window, complaints resolved in it, and every amending visit
+/// (an amendment outside the window still replaces a visit inside it).
+/// Written with `$n` placeholders; SQLite runs it with `?n`.
+pub const FACTS_SQL: &str = "SELECT record_id, kind, at_us, customer_id, amends, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us \
+     FROM report_facts WHERE kind IN ('visit', 'sale', 'feedback') AND at_us >= $1 AND at_us < $2 \
+     UNION ALL SELECT record_id, kind, at_us, customer_id, amends, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us \
+     FROM report_facts WHERE resolved_us >= $1 AND resolved_us < $2 AND NOT (at_us >= $1 AND at_us < $2) \
+     UNION ALL SELECT record_id, kind, at_us, customer_id, amends, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us \
+     FROM report_facts WHERE amends IS NOT NULL AND NOT (at_us >= $1 AND at_us < $2) \
+     AND NOT (resolved_us IS NOT NULL AND resolved_us >= $1 AND resolved_us < $2)";
