@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::scope::scope_filter;
-use crate::store::{ReadTx, TeamRow, UserRow};
+use crate::store::{ReadTx, ScopeFilter, TeamRow, UserRow};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use sync_protocol::metrics::{FactIndex, FactIndexBuilder, Period, PlainRecord, RecordFact};
@@ -215,24 +215,7 @@ impl Data {
     /// Read every record in `actor`'s scope in one pass.
     pub fn load(tx: &mut dyn ReadTx, actor: &UserRow) -> Result<Self, ApiError> {
         let scope = scope_filter(tx, actor)?;
-        let mut by_collection: BTreeMap<String, Vec<Owned>> = BTreeMap::new();
-        let mut bad: Option<String> = None;
-        tx.scope_records(&scope, &mut |collection, state| {
-            if !READ.contains(&collection) || bad.is_some() {
-                return;
-            }
-            match decode(collection, state) {
-                Ok(Some(o)) => by_collection
-                    .entry(collection.to_owned())
-                    .or_default()
-                    .push(o),
-                Ok(None) => {}
-                Err(e) => bad = Some(e),
-            }
-        })?;
-        if let Some(e) = bad {
-            return Err(ApiError::internal(anyhow::anyhow!(e)));
-        }
+        let by_collection = records_of(tx, &scope, READ)?;
         let facts = FactIndex::new(by_collection.values().flatten().map(Owned::plain), None);
         let owner_of = by_collection
             .get("customers")
@@ -259,24 +242,7 @@ impl Data {
         period: &Period,
     ) -> Result<Self, ApiError> {
         let scope = scope_filter(tx, actor)?;
-        let mut by_collection: BTreeMap<String, Vec<Owned>> = BTreeMap::new();
-        let mut bad: Option<String> = None;
-        tx.scope_records_of(&scope, SMALL, &mut |collection, state| {
-            if bad.is_some() {
-                return;
-            }
-            match decode(collection, state) {
-                Ok(Some(o)) => by_collection
-                    .entry(collection.to_owned())
-                    .or_default()
-                    .push(o),
-                Ok(None) => {}
-                Err(e) => bad = Some(e),
-            }
-        })?;
-        if let Some(e) = bad {
-            return Err(ApiError::internal(anyhow::anyhow!(e)));
-        }
+        let by_collection = records_of(tx, &scope, SMALL)?;
         let mut builder = FactIndexBuilder::new(None);
         for r in by_collection.values().flatten() {
             builder.add_record(&r.plain());
@@ -324,5 +290,32 @@ impl Data {
             .iter()
             .filter_map(|r| r.str(field).map(|n| (r.id, n.to_owned())))
             .collect()
+    }
+}
+
+/// The unarchived records of `collections` in `scope`, decoded, by collection.
+fn records_of(
+    tx: &mut dyn ReadTx,
+    scope: &ScopeFilter,
+    collections: &[&str],
+) -> Result<BTreeMap<String, Vec<Owned>>, ApiError> {
+    let mut by_collection: BTreeMap<String, Vec<Owned>> = BTreeMap::new();
+    let mut bad: Option<String> = None;
+    tx.scope_records_of(scope, collections, &mut |collection, state| {
+        if bad.is_some() {
+            return;
+        }
+        match decode(collection, state) {
+            Ok(Some(o)) => by_collection
+                .entry(collection.to_owned())
+                .or_default()
+                .push(o),
+            Ok(None) => {}
+            Err(e) => bad = Some(e),
+        }
+    })?;
+    match bad {
+        Some(e) => Err(ApiError::internal(anyhow::anyhow!(e))),
+        None => Ok(by_collection),
     }
 }
