@@ -52,17 +52,6 @@ impl ReportSizes {
         feedback: 200,
         sales: 100,
     };
-
-    /// Visits that amend another (every 500th of a rep's), which the
-    /// scorecard counts once with the visit they replace.
-    fn amendments(&self) -> usize {
-        (0..self.reps)
-            .map(|i| {
-                let mine = self.visits / self.reps + usize::from(i < self.visits % self.reps);
-                mine / 500
-            })
-            .sum()
-    }
 }
 
 /// The quarter containing today (the workload's visits fall in it, up to now).
@@ -92,6 +81,15 @@ pub fn figure(
     );
     let data = tempfile::tempdir().context("creating the server's data directory")?;
     let seeding = Instant::now();
+    let workload_spec = ScorecardWorkload {
+        teams: sizes.teams,
+        reps: sizes.reps,
+        customers_per_rep: sizes.customers_per_rep,
+        visits: sizes.visits,
+        feedback: sizes.feedback,
+        sales: sizes.sales,
+        period,
+    };
     {
         let store =
             fieldsync_server::store::sqlite::SqliteStore::open(&data.path().join("server.db"))?;
@@ -103,20 +101,8 @@ pub fn figure(
             now,
         )
         .map_err(|e| anyhow!("bootstrapping the data directory: {e}"))?;
-        seed_scorecard_workload(
-            &store,
-            &ScorecardWorkload {
-                teams: sizes.teams,
-                reps: sizes.reps,
-                customers_per_rep: sizes.customers_per_rep,
-                visits: sizes.visits,
-                feedback: sizes.feedback,
-                sales: sizes.sales,
-                period,
-            },
-            now,
-        )
-        .map_err(|e| anyhow!("seeding the scorecard workload: {e}"))?;
+        seed_scorecard_workload(&store, &workload_spec, now)
+            .map_err(|e| anyhow!("seeding the scorecard workload: {e}"))?;
     }
     let seeded_s = seeding.elapsed().as_secs_f64();
     eprintln!("report: seeded the workload in {seeded_s:.1} s");
@@ -140,7 +126,7 @@ pub fn figure(
     let total_visits = visits_col
         .and_then(|i| table["totals"][i].as_f64())
         .unwrap_or(-1.0);
-    let want_visits = (sizes.visits - sizes.amendments()) as f64;
+    let want_visits = (sizes.visits - workload_spec.amendments()) as f64;
     checks.push(Check::new(
         "report: one scorecard row per rep, every visit counted",
         rows == sizes.reps && (total_visits - want_visits).abs() < 0.5,

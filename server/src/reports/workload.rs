@@ -31,7 +31,7 @@ pub struct ScorecardWorkload {
     pub reps: usize,
     /// Customers of each rep.
     pub customers_per_rep: usize,
-    /// Visits in total (every 500th amends the rep's previous visit).
+    /// Visits in total (every [`AMEND_EVERY`]th of a rep's amends the rep's previous visit).
     pub visits: usize,
     /// Feedback entries in total: surveys, complaints (half resolved),
     /// suggestions and praise in turn.
@@ -40,6 +40,25 @@ pub struct ScorecardWorkload {
     pub sales: usize,
     /// The period every visit, sale and feedback entry falls in (up to `now`).
     pub period: Period,
+}
+
+/// Every this many visits of a rep, one amends the rep's previous visit.
+pub const AMEND_EVERY: usize = 500;
+
+impl ScorecardWorkload {
+    /// The visits of rep number `i` (0-based) of `self.reps`, when `total`
+    /// are spread over the reps round-robin.
+    fn share(&self, total: usize, i: usize) -> usize {
+        total / self.reps + usize::from(i < total % self.reps)
+    }
+
+    /// Visits that amend another, which the scorecard counts once with the
+    /// visit they replace.
+    pub fn amendments(&self) -> usize {
+        (0..self.reps)
+            .map(|i| self.share(self.visits, i) / AMEND_EVERY)
+            .sum()
+    }
 }
 
 /// What was written.
@@ -175,7 +194,6 @@ pub fn seed_scorecard_workload(
     }
 
     let mut seeded = Seeded::default();
-    let share = |total: usize, i: usize| total / w.reps + usize::from(i < total % w.reps);
     for i in 0..w.reps {
         let req = CreateUserRequest {
             username: format!("rep-{i:05}"),
@@ -219,11 +237,11 @@ pub fn seed_scorecard_workload(
         }
         let customer = |rng: &mut Lcg| customers[rng.below(customers.len() as u64) as usize];
         let mut last_visit: Option<(RecordId, RecordId)> = None;
-        for j in 0..share(w.visits, i) {
+        for j in 0..w.share(w.visits, i) {
             let id = RecordId::new_v7(now);
             let mut f = json!({"started_at": format_ts(at(&mut rng))});
             let c = match last_visit {
-                Some((prev, c)) if j % 500 == 499 => {
+                Some((prev, c)) if j % AMEND_EVERY == AMEND_EVERY - 1 => {
                     f["amends"] = json!(prev.to_string());
                     c
                 }
@@ -233,7 +251,7 @@ pub fn seed_scorecard_workload(
             laptop.op("visits", id, OpKind::Create, f, now);
             last_visit = Some((id, c));
         }
-        for j in 0..share(w.sales, i) {
+        for j in 0..w.share(w.sales, i) {
             let sold = at(&mut rng);
             let mut f = json!({"customer_id": customer(&mut rng).to_string(), "product": "widgets",
                                "amount": {"minor": 1_000 + rng.below(500_000), "currency": "CNY"},
@@ -244,7 +262,7 @@ pub fn seed_scorecard_workload(
             }
             laptop.op("sales", RecordId::new_v7(now), OpKind::Create, f, now);
         }
-        for j in 0..share(w.feedback, i) {
+        for j in 0..w.share(w.feedback, i) {
             let id = RecordId::new_v7(now);
             let opened = at(&mut rng);
             let kind = ["survey", "complaint", "suggestion", "praise"][j % 4];
