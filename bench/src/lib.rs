@@ -89,6 +89,7 @@ pub fn run(
     sizes: Sizes,
     quick: bool,
     selection: Selection,
+    report_data: Option<&std::path::Path>,
 ) -> Result<Results> {
     let store = &ServerStore::Sqlite;
     let date = sync_protocol::time::format_ts(chrono::Utc::now());
@@ -130,7 +131,13 @@ pub fn run(
         } else {
             report::ReportSizes::FULL
         };
-        figures.push(report::figure(bins, report_sizes, sizes.runs, &mut checks)?);
+        figures.push(report::figure(
+            bins,
+            report_sizes,
+            sizes.runs,
+            report_data,
+            &mut checks,
+        )?);
     }
     let mut results = Results {
         date,

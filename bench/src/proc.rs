@@ -128,12 +128,30 @@ impl Bins {
 /// PostgreSQL database dropped after it).
 pub struct ServerProc {
     child: Child,
-    data: TempDir,
+    data: DataDir,
     url: String,
     server: PathBuf,
     database: Option<String>,
     // Declared last: dropped after the process is killed.
     db: Option<FreshDb>,
+}
+
+/// A server's data directory: fresh and removed afterwards, or kept.
+pub enum DataDir {
+    /// A temporary directory, removed when the server is dropped.
+    Fresh(TempDir),
+    /// A directory the caller keeps (a seeded workload reused across runs).
+    Kept(PathBuf),
+}
+
+impl DataDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        match self {
+            DataDir::Fresh(t) => t.path(),
+            DataDir::Kept(p) => p,
+        }
+    }
 }
 
 /// A second `fieldsync-server` process on the same database as a
@@ -206,12 +224,12 @@ impl ServerProc {
     /// Start a server on `127.0.0.1:0` with a fresh data directory.
     pub fn start(bins: &Bins, store: &ServerStore) -> Result<Self> {
         let data = tempfile::tempdir().context("creating the server's data directory")?;
-        Self::start_in(bins, store, data)
+        Self::start_in(bins, store, DataDir::Fresh(data))
     }
 
     /// Start a server on `127.0.0.1:0` on the data directory `data` (for
     /// SQLite, one whose `server.db` the caller may have filled already).
-    pub fn start_in(bins: &Bins, store: &ServerStore, data: TempDir) -> Result<Self> {
+    pub fn start_in(bins: &Bins, store: &ServerStore, data: DataDir) -> Result<Self> {
         let db = match store {
             ServerStore::Sqlite => None,
             ServerStore::Postgres(admin) => Some(FreshDb::create(admin)?),

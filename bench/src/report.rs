@@ -7,11 +7,13 @@
 //! the op log are what devices pushing the same ops would leave.
 
 use crate::api::Api;
-use crate::proc::{self, Bins, ServerProc, ServerStore};
+use crate::proc::{self, Bins, DataDir, ServerProc, ServerStore};
 use crate::results::{Check, Figure, Target};
 use anyhow::{Context, Result, anyhow};
 use chrono::{Datelike, Utc};
+use fieldsync_server::reports::workload::{ScorecardWorkload, seed_scorecard_workload};
 use serde_json::Value;
+use std::path::Path;
 use std::time::Instant;
 use sync_protocol::metrics::Period;
 
@@ -61,14 +63,38 @@ fn this_quarter() -> Result<Period> {
     Period::parse(&format!("{}-Q{q}", today.year())).map_err(|e| anyhow!("{e}"))
 }
 
-/// Seed, start the server, and time `runs` scorecard requests.
+/// The file in a kept data directory naming the workload seeded there.
+const MARKER: &str = "fieldsync-bench-workload.txt";
+
+/// Seed the workload into a new `server.db` in `dir`; the seconds it took.
+fn seed(dir: &Path, spec: &ScorecardWorkload) -> Result<f64> {
+    let seeding = Instant::now();
+    let store = fieldsync_server::store::sqlite::SqliteStore::open(&dir.join("server.db"))?;
+    let now = Utc::now();
+    fieldsync_server::accounts::bootstrap(
+        &store,
+        Some(proc::ADMIN_PASSWORD),
+        fieldsync_server::config::HashCost::Standard,
+        now,
+    )
+    .map_err(|e| anyhow!("bootstrapping the data directory: {e}"))?;
+    seed_scorecard_workload(&store, spec, now)
+        .map_err(|e| anyhow!("seeding the scorecard workload: {e}"))?;
+    let seeded_s = seeding.elapsed().as_secs_f64();
+    eprintln!("report: seeded the workload in {seeded_s:.1} s");
+    Ok(seeded_s)
+}
+
+/// Seed (into `keep`, when given and not seeded already with the same
+/// workload; else into a temporary directory), start the server, and time
+/// `runs` scorecard requests.
 pub fn figure(
     bins: &Bins,
     sizes: ReportSizes,
     runs: usize,
+    keep: Option<&Path>,
     checks: &mut Vec<Check>,
 ) -> Result<Figure> {
-    use fieldsync_server::reports::workload::{ScorecardWorkload, seed_scorecard_workload};
     let period = this_quarter()?;
     let workload = format!(
         "HQ scorecard for {period} over {} visits, {} feedback entries, {} sales, {} reps in {} teams, {} customers",
@@ -79,8 +105,6 @@ pub fn figure(
         sizes.teams,
         sizes.reps * sizes.customers_per_rep
     );
-    let data = tempfile::tempdir().context("creating the server's data directory")?;
-    let seeding = Instant::now();
     let workload_spec = ScorecardWorkload {
         teams: sizes.teams,
         reps: sizes.reps,
@@ -90,22 +114,44 @@ pub fn figure(
         sales: sizes.sales,
         period,
     };
-    {
-        let store =
-            fieldsync_server::store::sqlite::SqliteStore::open(&data.path().join("server.db"))?;
-        let now = Utc::now();
-        fieldsync_server::accounts::bootstrap(
-            &store,
-            Some(proc::ADMIN_PASSWORD),
-            fieldsync_server::config::HashCost::Standard,
-            now,
-        )
-        .map_err(|e| anyhow!("bootstrapping the data directory: {e}"))?;
-        seed_scorecard_workload(&store, &workload_spec, now)
-            .map_err(|e| anyhow!("seeding the scorecard workload: {e}"))?;
-    }
-    let seeded_s = seeding.elapsed().as_secs_f64();
-    eprintln!("report: seeded the workload in {seeded_s:.1} s");
+    let (data, seeded) = match keep {
+        None => {
+            let dir = tempfile::tempdir().context("creating the server's data directory")?;
+            let seeded = seed(dir.path(), &workload_spec)?;
+            (DataDir::Fresh(dir), Some(seeded))
+        }
+        Some(dir) => {
+            let marker = dir.join(MARKER);
+            let seeded = if dir.join("server.db").exists() {
+                let held = std::fs::read_to_string(&marker).unwrap_or_default();
+                if held.trim() != workload {
+                    return Err(anyhow!(
+                        "{} holds another workload ({}); remove it or pick another directory",
+                        dir.display(),
+                        if held.is_empty() {
+                            "unfinished seeding"
+                        } else {
+                            held.trim()
+                        }
+                    ));
+                }
+                eprintln!("report: reusing the workload seeded in {}", dir.display());
+                None
+            } else {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                let seeded = seed(dir, &workload_spec)?;
+                std::fs::write(&marker, format!("{workload}\n"))
+                    .with_context(|| format!("writing {}", marker.display()))?;
+                Some(seeded)
+            };
+            (DataDir::Kept(dir.to_owned()), seeded)
+        }
+    };
+    let seeded_note = seeded.map_or_else(
+        || "seeded earlier".to_owned(),
+        |s| format!("seeded in {s:.1} s"),
+    );
 
     let server = ServerProc::start_in(bins, &ServerStore::Sqlite, data)?;
     let (admin, _) = Api::new(server.url())?.login("admin", proc::ADMIN_PASSWORD, "bench admin")?;
@@ -131,7 +177,7 @@ pub fn figure(
         "report: one scorecard row per rep, every visit counted",
         rows == sizes.reps && (total_visits - want_visits).abs() < 0.5,
         format!(
-            "{rows} rows of {} reps; {total_visits} visits in the totals, {want_visits} expected (amended visits count once); seeded in {seeded_s:.1} s",
+            "{rows} rows of {} reps; {total_visits} visits in the totals, {want_visits} expected (amended visits count once); {seeded_note}",
             sizes.reps
         ),
     ));

@@ -39,6 +39,11 @@ pub static SERVER_SQLITE: &[Migration] = &[
         name: "report_facts",
         sql: include_str!("../server/sqlite/0003_report_facts.sql"),
     },
+    Migration {
+        version: 4,
+        name: "report_fact_ids",
+        sql: include_str!("../server/sqlite/0004_report_fact_ids.sql"),
+    },
 ];
 
 /// The server's PostgreSQL store (the same tables as [`SERVER_SQLITE`]).
@@ -57,5 +62,10 @@ pub static SERVER_POSTGRES: &[Migration] = &[
         version: 3,
         name: "report_facts",
         sql: include_str!("../server/postgres/0003_report_facts.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "report_fact_ids",
+        sql: include_str!("../server/postgres/0004_report_fact_ids.sql"),
     },
 ];

@@ -68,6 +68,10 @@ pub const ALL: &[(&str, Test)] = &[
         "report_facts_follow_puts_archives_and_reassignment",
         report_facts_follow_puts_archives_and_reassignment,
     ),
+    (
+        "stale_report_facts_are_derived_again",
+        stale_report_facts_are_derived_again,
+    ),
 ];
 
 /// Run every test, each on a fresh store from `make`, and fail naming
@@ -831,6 +835,55 @@ fn report_facts_follow_puts_archives_and_reassignment(s: &dyn Store) {
         report_facts(s, &all).0.is_empty(),
         "an archived customer has no row"
     );
+}
+
+/// A store whose fact rows follow an older derivation (a database
+/// upgraded by a migration that reshaped the tables) derives them again.
+fn stale_report_facts_are_derived_again(s: &dyn Store) {
+    use super::facts::{VERSION, VERSION_KEY, rebuild_if_stale};
+    use serde_json::json;
+    let ann = UserId::new_v7(at(1));
+    let ts = |n: i64| sync_protocol::time::format_ts(at(n));
+    let customer = RecordId::new_v7(at(3));
+    put_state(
+        s,
+        &state(
+            None,
+            "customers",
+            customer,
+            json!({"name": "Acme", "owner_id": ann.to_string(), "created_at": ts(10)}),
+            false,
+            10,
+        ),
+        customer,
+    );
+    for (n, amends) in [(4, None), (5, Some(RecordId::new_v7(at(4))))] {
+        let mut fields = json!({"customer_id": customer.to_string(), "started_at": ts(100 + n)});
+        if let Some(a) = amends {
+            fields["amends"] = json!(a.to_string());
+        }
+        put_state(
+            s,
+            &state(None, "visits", RecordId::new_v7(at(n)), fields, false, 100 + n),
+            customer,
+        );
+    }
+    let all = ScopeFilter {
+        all: true,
+        ..ScopeFilter::default()
+    };
+    let before = report_facts(s, &all);
+    assert_eq!((before.0.len(), before.1.len()), (1, 2));
+    write(s, |tx| {
+        tx.clear_report_facts()?;
+        tx.set_meta(VERSION_KEY, "0")
+    })
+    .unwrap();
+    assert!(report_facts(s, &all).1.is_empty());
+    rebuild_if_stale(s).unwrap();
+    assert_eq!(report_facts(s, &all), before);
+    let version = read(s, |tx| tx.meta(VERSION_KEY)).unwrap();
+    assert_eq!(version.as_deref(), Some(VERSION));
 }
 
 #[test]

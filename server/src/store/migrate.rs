@@ -295,11 +295,11 @@ const TABLES: &[Table] = &[
     Table {
         name: "report_facts",
         cols: &[
-            ("record_id", Text),
+            ("record_id", Bytes),
             ("kind", Text),
             ("at_us", Int),
-            ("customer_id", Text),
-            ("amends", Text),
+            ("customer_id", Bytes),
+            ("amends", Bytes),
             ("minor", Int),
             ("minor_digits", Int),
             ("voided", Int),
@@ -805,12 +805,7 @@ mod tests {
                 RecordId::new_v7(at(7)),
                 false,
                 Some(&super::super::facts::FactRow::Fact(
-                    super::super::facts::FactColumns {
-                        kind: "visit",
-                        at_us: 5_000_000,
-                        customer_id: cust.to_string(),
-                        ..Default::default()
-                    },
+                    super::super::facts::FactColumns::new("visit", 5_000_000, cust),
                 )),
             )?;
             let seq = tx.next_seq()?;

@@ -412,7 +412,7 @@ pub trait ReadTx {
     /// Report facts of the visits, sales and feedback a report over
     /// `[from_us, to_us)` (µs since the epoch) needs: those started, sold or
     /// opened in it, complaints resolved in it, and every amending visit
-    /// ([`facts::FACTS_SQL`]). Not filtered by scope: callers keep the facts
+    /// ([`facts::VISITS_SQL`], [`facts::SALES_FEEDBACK_SQL`]). Not filtered by scope: callers keep the facts
     /// of customers from [`ReadTx::report_customers`].
     fn report_facts(
         &mut self,

@@ -750,25 +750,42 @@ impl ReadTx for Tx<'_> {
         to_us: i64,
         f: &mut dyn FnMut(RecordId, RecordFact),
     ) -> Result<(), StoreError> {
-        let s = self.statement(super::facts::FACTS_SQL)?;
+        use super::facts::{FactColumns, SALES_FEEDBACK_SQL, VISITS_SQL, kind, record_id_bytes};
+        use postgres::fallible_iterator::FallibleIterator;
+        let opt_id = |b: Option<&[u8]>| b.map(record_id_bytes).transpose();
+        {
+            let s = self.statement(VISITS_SQL)?;
+            let args: Vec<&(dyn ToSql + Sync)> = vec![&from_us, &to_us];
+            let mut rows = self.t.query_raw(&s, args)?;
+            while let Some(r) = rows.next()? {
+                let record = record_id_bytes(col(&r, 0)?)?;
+                let cols = FactColumns::<&str> {
+                    amends: opt_id(col(&r, 3)?)?,
+                    ..FactColumns::new("visit", col(&r, 1)?, record_id_bytes(col(&r, 2)?)?)
+                };
+                f(record, cols.to_fact(record)?);
+            }
+        }
+        let s = self.statement(SALES_FEEDBACK_SQL)?;
         let args: Vec<&(dyn ToSql + Sync)> = vec![&from_us, &to_us];
         let mut rows = self.t.query_raw(&s, args)?;
-        while let Some(r) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)? {
-            let id = super::facts::record_id(col(&r, 0)?)?;
-            let cols = super::facts::FactColumns::<&str> {
-                kind: super::facts::kind(col(&r, 1)?)?,
-                at_us: col(&r, 2)?,
-                customer_id: col(&r, 3)?,
-                amends: col(&r, 4)?,
-                minor: col(&r, 5)?,
-                minor_digits: col(&r, 6)?,
-                voided: col(&r, 7)?,
-                feedback_kind: col(&r, 8)?,
-                csat: col(&r, 9)?,
-                nps: col(&r, 10)?,
-                resolved_us: col(&r, 11)?,
+        while let Some(r) = rows.next()? {
+            let record = record_id_bytes(col(&r, 0)?)?;
+            let cols = FactColumns::<&str> {
+                minor: col(&r, 4)?,
+                minor_digits: col(&r, 5)?,
+                voided: col(&r, 6)?,
+                feedback_kind: col(&r, 7)?,
+                csat: col(&r, 8)?,
+                nps: col(&r, 9)?,
+                resolved_us: col(&r, 10)?,
+                ..FactColumns::new(
+                    kind(col(&r, 1)?)?,
+                    col(&r, 2)?,
+                    record_id_bytes(col(&r, 3)?)?,
+                )
             };
-            f(id, cols.to_fact(id)?);
+            f(record, cols.to_fact(record)?);
         }
         Ok(())
     }
@@ -1054,6 +1071,7 @@ impl WriteTx for Tx<'_> {
         row: Option<&super::facts::FactRow>,
     ) -> Result<(), StoreError> {
         use super::facts::FactRow;
+        let bytes: &[u8] = id.0.as_bytes();
         let id = id.to_string();
         if customer {
             self.exec(
@@ -1061,7 +1079,7 @@ impl WriteTx for Tx<'_> {
                 &[&id],
             )?;
         } else {
-            self.exec("DELETE FROM report_facts WHERE record_id = $1", &[&id])?;
+            self.exec("DELETE FROM report_facts WHERE record_id = $1", &[&bytes])?;
         }
         match row {
             None => {}
@@ -1079,11 +1097,11 @@ impl WriteTx for Tx<'_> {
                     "INSERT INTO report_facts (record_id, kind, at_us, customer_id, amends, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     &[
-                        &id,
+                        &bytes,
                         &c.kind,
                         &c.at_us,
-                        &c.customer_id,
-                        &c.amends,
+                        &c.customer_id.0.as_bytes().as_slice(),
+                        &c.amends.as_ref().map(|a| a.0.as_bytes().as_slice()),
                         &c.minor,
                         &c.minor_digits,
                         &c.voided,

@@ -151,6 +151,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Bytes of the database file each reader maps (SQLite caps it at its
+/// compile-time maximum, 2 GiB in this build).
+const READER_MMAP: i64 = 1 << 31;
+
 impl SqliteStore {
     /// Open (creating if needed) the database at `path` and apply migrations.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
@@ -171,6 +175,11 @@ impl SqliteStore {
             )
             .map_err(open_err)?;
             c.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+            // Readers map the file instead of copying each page out of the
+            // OS cache: a report scanning a million fact rows spends a
+            // tenth of its time in read() otherwise.
+            c.pragma_update(None, "mmap_size", READER_MMAP)
+                .map_err(open_err)?;
             readers.push(Mutex::new(c));
         }
         let store = Self {
@@ -964,35 +973,54 @@ impl ReadTx for Tx<'_> {
         to_us: i64,
         f: &mut dyn FnMut(RecordId, RecordFact),
     ) -> Result<(), StoreError> {
-        let sql = super::facts::FACTS_SQL.replace('$', "?");
-        let mut st = self.c.prepare_cached(&sql)?;
+        use super::facts::{FactColumns, SALES_FEEDBACK_SQL, VISITS_SQL, kind, record_id_bytes};
+        fn id(r: &rusqlite::Row<'_>, i: usize) -> Result<RecordId, StoreError> {
+            record_id_bytes(r.get_ref(i)?.as_blob().map_err(rusqlite::Error::from)?)
+        }
+        fn opt_id(r: &rusqlite::Row<'_>, i: usize) -> Result<Option<RecordId>, StoreError> {
+            match r
+                .get_ref(i)?
+                .as_blob_or_null()
+                .map_err(rusqlite::Error::from)?
+            {
+                Some(b) => record_id_bytes(b).map(Some),
+                None => Ok(None),
+            }
+        }
+        let mut st = self.c.prepare_cached(&VISITS_SQL.replace('$', "?"))?;
         let mut rows = st.query(params![from_us, to_us])?;
         while let Some(r) = rows.next()? {
-            let id =
-                super::facts::record_id(r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?)?;
-            let kind = super::facts::kind(r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?)?;
-            let text = |i: usize| -> rusqlite::Result<Option<&str>> {
-                Ok(r.get_ref(i)?.as_str_or_null()?)
+            let record = id(r, 0)?;
+            let cols = FactColumns::<&str> {
+                amends: opt_id(r, 3)?,
+                ..FactColumns::new("visit", r.get(1)?, id(r, 2)?)
             };
-            // Only the columns of the row's kind (visits are most rows).
-            let (sale, feedback) = (kind == "sale", kind == "feedback");
-            let int = |i: usize, wanted: bool| -> rusqlite::Result<Option<i64>> {
-                if wanted { r.get(i) } else { Ok(None) }
+            f(record, cols.to_fact(record)?);
+        }
+        let mut st = self
+            .c
+            .prepare_cached(&SALES_FEEDBACK_SQL.replace('$', "?"))?;
+        let mut rows = st.query(params![from_us, to_us])?;
+        while let Some(r) = rows.next()? {
+            let record = id(r, 0)?;
+            let cols = FactColumns {
+                minor: r.get(4)?,
+                minor_digits: r.get(5)?,
+                voided: r.get(6)?,
+                feedback_kind: r
+                    .get_ref(7)?
+                    .as_str_or_null()
+                    .map_err(rusqlite::Error::from)?,
+                csat: r.get(8)?,
+                nps: r.get(9)?,
+                resolved_us: r.get(10)?,
+                ..FactColumns::new(
+                    kind(r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?)?,
+                    r.get(2)?,
+                    id(r, 3)?,
+                )
             };
-            let cols = super::facts::FactColumns {
-                kind,
-                at_us: r.get(2)?,
-                customer_id: text(3)?.unwrap_or_default(),
-                amends: if kind == "visit" { text(4)? } else { None },
-                minor: int(5, sale)?,
-                minor_digits: int(6, sale)?,
-                voided: int(7, sale)?,
-                feedback_kind: if feedback { text(8)? } else { None },
-                csat: int(9, feedback)?,
-                nps: int(10, feedback)?,
-                resolved_us: int(11, feedback)?,
-            };
-            f(id, cols.to_fact(id)?);
+            f(record, cols.to_fact(record)?);
         }
         Ok(())
     }
@@ -1325,13 +1353,14 @@ impl WriteTx for Tx<'_> {
         row: Option<&super::facts::FactRow>,
     ) -> Result<(), StoreError> {
         use super::facts::FactRow;
+        let bytes = id.0.as_bytes().as_slice();
         let id = id.to_string();
         if customer {
             self.c
                 .exec("DELETE FROM report_customers WHERE customer_id = ?1", [&id])?;
         } else {
             self.c
-                .exec("DELETE FROM report_facts WHERE record_id = ?1", [&id])?;
+                .exec("DELETE FROM report_facts WHERE record_id = ?1", [bytes])?;
         }
         match row {
             None => {}
@@ -1349,11 +1378,11 @@ impl WriteTx for Tx<'_> {
                     "INSERT INTO report_facts (record_id, kind, at_us, customer_id, amends, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                     params![
-                        id,
+                        bytes,
                         c.kind,
                         c.at_us,
-                        c.customer_id,
-                        c.amends,
+                        c.customer_id.0.as_bytes().as_slice(),
+                        c.amends.as_ref().map(|a| a.0.as_bytes().as_slice()),
                         c.minor,
                         c.minor_digits,
                         c.voided,

@@ -171,18 +171,32 @@ impl RecordFact {
     }
 }
 
+/// A hash map keyed by random ids: foldhash is several times faster than
+/// the default SipHash, and its per-map seed still varies the layout.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Facts of every user, indexed by owner, ready to be combined per rep or team.
 #[derive(Clone, Debug, Default)]
 pub struct FactIndex {
-    owner_of: HashMap<RecordId, UserId>,
-    customers: HashMap<UserId, Vec<DateTime<Utc>>>,
-    assigned: HashMap<UserId, u64>,
-    visits: HashMap<UserId, Vec<VisitFact>>,
-    sales: HashMap<UserId, Vec<SaleFact>>,
-    feedback: HashMap<UserId, Vec<FeedbackFact>>,
-    courses: HashMap<RecordId, Course>,
+    /// Customer → the slot of its owner in `owned`: attributing a fact is
+    /// one lookup.
+    owner_of: FastMap<RecordId, usize>,
+    /// Owner → slot.
+    slot_of: FastMap<UserId, usize>,
+    owned: Vec<Owned>,
+    courses: FastMap<RecordId, Course>,
     assignments: Vec<Assignment>,
-    teams: HashMap<TeamId, BTreeSet<UserId>>,
+    teams: FastMap<TeamId, BTreeSet<UserId>>,
+}
+
+/// What one owner holds.
+#[derive(Clone, Debug, Default)]
+struct Owned {
+    customers_created: Vec<DateTime<Utc>>,
+    assigned: u64,
+    visits: Vec<VisitFact>,
+    sales: Vec<SaleFact>,
+    feedback: Vec<FeedbackFact>,
 }
 
 /// Builds a [`FactIndex`] from records and already derived [`RecordFact`]s,
@@ -247,17 +261,19 @@ impl FactIndexBuilder {
                 let Some(owner) = owner.or(self.unowned_to) else {
                     return;
                 };
-                self.ix.owner_of.insert(id, owner);
-                *self.ix.assigned.entry(owner).or_default() += 1;
+                let slot = self.ix.slot(owner);
+                self.ix.owner_of.insert(id, slot);
+                let owned = &mut self.ix.owned[slot];
+                owned.assigned += 1;
                 if let Some(t) = created_at {
-                    self.ix.customers.entry(owner).or_default().push(t);
+                    owned.customers_created.push(t);
                 }
             }
             RecordFact::Visit { customer_id, .. }
             | RecordFact::Sale { customer_id, .. }
             | RecordFact::Feedback { customer_id, .. } => {
                 match self.ix.owner_of.get(&customer_id).copied() {
-                    Some(owner) => self.ix.attribute(owner, fact),
+                    Some(slot) => self.ix.attribute(slot, fact),
                     None => self.pending.push((customer_id, fact)),
                 }
             }
@@ -269,8 +285,8 @@ impl FactIndexBuilder {
     pub fn finish(mut self) -> FactIndex {
         let mut ix = self.ix;
         for (customer, fact) in self.pending.drain(..) {
-            if let Some(owner) = ix.owner_of.get(&customer).copied() {
-                ix.attribute(owner, fact);
+            if let Some(slot) = ix.owner_of.get(&customer).copied() {
+                ix.attribute(slot, fact);
             }
         }
         ix
@@ -291,13 +307,22 @@ impl FactIndex {
         b.finish()
     }
 
-    fn attribute(&mut self, owner: UserId, fact: RecordFact) {
+    /// The slot of `owner` in `owned`, made on first use.
+    fn slot(&mut self, owner: UserId) -> usize {
+        let next = self.owned.len();
+        let slot = *self.slot_of.entry(owner).or_insert(next);
+        if slot == next {
+            self.owned.push(Owned::default());
+        }
+        slot
+    }
+
+    fn attribute(&mut self, slot: usize, fact: RecordFact) {
+        let owned = &mut self.owned[slot];
         match fact {
-            RecordFact::Visit { fact, .. } => self.visits.entry(owner).or_default().push(fact),
-            RecordFact::Sale { fact, .. } => self.sales.entry(owner).or_default().push(fact),
-            RecordFact::Feedback { fact, .. } => {
-                self.feedback.entry(owner).or_default().push(fact);
-            }
+            RecordFact::Visit { fact, .. } => owned.visits.push(fact),
+            RecordFact::Sale { fact, .. } => owned.sales.push(fact),
+            RecordFact::Feedback { fact, .. } => owned.feedback.push(fact),
             RecordFact::Customer { .. } => {}
         }
     }
@@ -343,16 +368,15 @@ impl FactIndex {
     pub fn facts_for(&self, reps: &[UserId]) -> Facts {
         let reps: BTreeSet<UserId> = reps.iter().copied().collect();
         let mut f = Facts::default();
-        for rep in &reps {
-            f.visits
-                .extend(self.visits.get(rep).into_iter().flatten().cloned());
-            f.sales
-                .extend(self.sales.get(rep).into_iter().flatten().cloned());
-            f.feedback
-                .extend(self.feedback.get(rep).into_iter().flatten().cloned());
-            f.customers_created
-                .extend(self.customers.get(rep).into_iter().flatten().copied());
-            f.customers_assigned += self.assigned.get(rep).copied().unwrap_or(0);
+        for o in reps
+            .iter()
+            .filter_map(|rep| self.slot_of.get(rep).map(|s| &self.owned[*s]))
+        {
+            f.visits.extend_from_slice(&o.visits);
+            f.sales.extend_from_slice(&o.sales);
+            f.feedback.extend_from_slice(&o.feedback);
+            f.customers_created.extend_from_slice(&o.customers_created);
+            f.customers_assigned += o.assigned;
         }
         for a in self.assignments.iter().filter(|a| reps.contains(&a.rep)) {
             let Some(course) = self.courses.get(&a.course) else {
