@@ -3,9 +3,11 @@
 
 use crate::error::ApiError;
 use crate::scope::scope_filter;
-use crate::store::{ReadTx, ScopeFilter, StoreError, TeamRow, UserRow};
+use crate::store::facts::FactPart;
+use crate::store::{PairFn, ReadTx, ScopeFilter, StoreError, TeamRow, UserRow};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use sync_protocol::metrics::{FactIndex, FactIndexBuilder, Period, PlainRecord, RecordFact};
 use sync_protocol::schema::Role;
 use sync_protocol::time::parse_ts;
@@ -236,10 +238,16 @@ impl Data {
     /// customer in scope, and the visits, sales and feedback that matter to
     /// `period`, see [`ReadTx::report_facts`]). Its fact index gives the same
     /// metrics over `period` as [`Data::load`]'s.
+    ///
+    /// With a [`FactHelper`] (a second transaction on the same snapshot,
+    /// on another thread), the facts are read in two parts at once: the
+    /// earlier visits here, the rest there.
     pub fn load_for_period(
         tx: &mut dyn ReadTx,
         actor: &UserRow,
         period: &Period,
+        now: chrono::DateTime<chrono::Utc>,
+        helper: Option<FactHelper>,
     ) -> Result<Self, ApiError> {
         let scope = scope_filter(tx, actor)?;
         let by_collection = records_of(tx, &scope, SMALL)?;
@@ -258,7 +266,25 @@ impl Data {
             builder.add_fact(id, fact);
         })?;
         let (from, to) = window_us(period);
-        let builder = index_facts_alongside(builder, |add| tx.report_facts(from, to, add))?;
+        let builder = match helper {
+            Some(helper) => {
+                // Visits spread over the elapsed part of the window; the
+                // helper also reads sales and feedback, about a tenth of
+                // the rows, so this side takes a little more than half.
+                let until = to.min(now.timestamp_micros()).max(from);
+                let mid = from + (until - from) / 20 * 11;
+                let mut builder = builder;
+                let joined = helper.read(builder.fork(), from, to, mid);
+                tx.report_facts(from, to, FactPart::VisitsBefore(mid), &mut |id, f| {
+                    builder.add_fact(id, f);
+                })?;
+                builder.join(joined.wait()?);
+                builder
+            }
+            None => {
+                index_facts_alongside(builder, |add| tx.report_facts(from, to, FactPart::All, add))?
+            }
+        };
         Ok(Data {
             by_collection,
             owner_of,
@@ -364,4 +390,54 @@ fn index_facts_alongside(
         read?;
         Ok(builder)
     })
+}
+
+/// The far end of a [`Store::read_pair`](crate::store::Store::read_pair):
+/// reads the facts of [`FactPart::AllFrom`] into a fork of the caller's
+/// builder on its own transaction and thread, and hands the fork back.
+pub struct FactHelper {
+    ask: Sender<(FactIndexBuilder, i64, i64, i64)>,
+    answer: Receiver<Result<FactIndexBuilder, StoreError>>,
+}
+
+/// What a [`FactHelper`] is reading.
+pub struct Joined(Receiver<Result<FactIndexBuilder, StoreError>>);
+
+impl FactHelper {
+    /// A helper, and the closure to run as `b` of `read_pair`. The closure
+    /// waits for [`FactHelper::read`] and ends without reading when the
+    /// helper is dropped unasked.
+    pub fn new() -> (FactHelper, Box<PairFn<'static>>) {
+        let (ask, asked) = channel::<(FactIndexBuilder, i64, i64, i64)>();
+        let (answer_to, answer) = channel();
+        let run = move |tx: &mut dyn ReadTx| -> Result<(), StoreError> {
+            if let Ok((mut fork, from, to, mid)) = asked.recv() {
+                let read = tx.report_facts(from, to, FactPart::AllFrom(mid), &mut |id, f| {
+                    fork.add_fact(id, f);
+                });
+                let _ = answer_to.send(read.map(|()| fork));
+            }
+            Ok(())
+        };
+        (FactHelper { ask, answer }, Box::new(run))
+    }
+
+    /// Start reading the facts of `[mid, to)` (and the rest of the window's
+    /// `AllFrom` part) into `fork`.
+    fn read(self, fork: FactIndexBuilder, from: i64, to: i64, mid: i64) -> Joined {
+        let _ = self.ask.send((fork, from, to, mid));
+        Joined(self.answer)
+    }
+}
+
+impl Joined {
+    /// The fork with the helper's facts, or why it could not read them.
+    fn wait(self) -> Result<FactIndexBuilder, ApiError> {
+        match self.0.recv() {
+            Ok(read) => Ok(read?),
+            Err(_) => Err(ApiError::internal(anyhow::anyhow!(
+                "the second report reader stopped"
+            ))),
+        }
+    }
 }

@@ -27,7 +27,7 @@ pub use data::{Audience, Data};
 pub use visits::VERDICTS;
 
 use crate::error::ApiError;
-use crate::store::{ReadTx, UserRow};
+use crate::store::{self, ReadTx, Store, StoreError, UserRow};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -173,6 +173,44 @@ pub struct Report {
     pub tables: Vec<Table>,
 }
 
+/// Build a report for `actor` at `now`. A scorecard reads its facts on
+/// two threads, in two transactions on one snapshot, when the store offers
+/// them ([`Store::read_pair`]); otherwise, and for every other report, it
+/// is [`build`] in one read transaction.
+pub fn generate(
+    store: &dyn Store,
+    actor: &UserRow,
+    req: &ReportRequest,
+    now: DateTime<Utc>,
+) -> Result<Report, ApiError> {
+    if req.kind == ReportKind::Scorecard {
+        let (helper, mut second) = data::FactHelper::new();
+        let mut helper = Some(helper);
+        let mut out: Option<Result<Report, ApiError>> = None;
+        let paired = store.read_pair(
+            &mut |tx| {
+                let built = build_with(tx, actor, req, now, helper.take());
+                let failed = built.is_err();
+                out = Some(built);
+                // A failed build ends the pair; its error is returned below.
+                if failed {
+                    Err(StoreError::Rollback)
+                } else {
+                    Ok(())
+                }
+            },
+            &mut *second,
+        );
+        match (paired, out) {
+            (_, Some(Err(e))) => return Err(e),
+            (Ok(true), Some(Ok(report))) => return Ok(report),
+            (Err(e), _) => return Err(e.into()),
+            _ => {}
+        }
+    }
+    store::read(store, |tx| build(tx, actor, req, now))
+}
+
 /// Build a report for `actor` at `now`, inside one read transaction.
 pub fn build(
     tx: &mut dyn ReadTx,
@@ -180,12 +218,22 @@ pub fn build(
     req: &ReportRequest,
     now: DateTime<Utc>,
 ) -> Result<Report, ApiError> {
+    build_with(tx, actor, req, now, None)
+}
+
+fn build_with(
+    tx: &mut dyn ReadTx,
+    actor: &UserRow,
+    req: &ReportRequest,
+    now: DateTime<Utc>,
+    helper: Option<data::FactHelper>,
+) -> Result<Report, ApiError> {
     let audience = Audience::resolve(tx, actor, req.team.as_deref())?;
     let freshness = freshness(tx, &audience, now)?;
     let tables = if req.kind == ReportKind::Devices {
         devices::build(tx, &audience, now)?
     } else if req.kind == ReportKind::Scorecard {
-        let data = Data::load_for_period(tx, actor, &req.period)?;
+        let data = Data::load_for_period(tx, actor, &req.period, now, helper)?;
         scorecard::build(&data, &audience, &req.period, req.by, now)
     } else {
         let data = Data::load(tx, actor)?;

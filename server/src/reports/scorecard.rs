@@ -356,7 +356,7 @@ mod tests {
                         let audience = Audience::resolve(tx, actor, None)?;
                         let slow = build(&Data::load(tx, actor)?, &audience, &period, by, now);
                         let fast = build(
-                            &Data::load_for_period(tx, actor, &period)?,
+                            &Data::load_for_period(tx, actor, &period, now, None)?,
                             &audience,
                             &period,
                             by,
@@ -366,17 +366,42 @@ mod tests {
                     })
                     .unwrap();
                     assert_eq!(fast, slow, "{} {period} {by:?}", actor.username);
+                    // The facts read in two parts on two transactions.
+                    let req = super::super::ReportRequest {
+                        kind: super::super::ReportKind::Scorecard,
+                        period,
+                        team: None,
+                        by,
+                    };
+                    let paired = super::super::generate(&store, actor, &req, now).unwrap();
+                    assert_eq!(
+                        paired.tables, slow,
+                        "paired {} {period} {by:?}",
+                        actor.username
+                    );
                     compared += 1;
                 }
             }
         }
         assert_eq!(compared, 30);
+        // An idle SQLite store offers the pair `generate` used above.
+        let mut ran = (false, false);
+        let paired = store
+            .read_pair(
+                &mut |_| {
+                    ran.0 = true;
+                    Ok(())
+                },
+                &mut |_| Ok(()),
+            )
+            .unwrap();
+        assert!(paired && ran.0);
         // The data is not trivially empty: HQ sees every visit of the quarter
         // but the amended ones.
         let q4 = Period::parse("2026-Q4").unwrap();
         let totals = store::read(&store as &dyn Store, |tx| {
             let audience = Audience::resolve(tx, &admin, None)?;
-            let data = Data::load_for_period(tx, &admin, &q4)?;
+            let data = Data::load_for_period(tx, &admin, &q4, now, None)?;
             Ok::<_, crate::error::ApiError>(build(&data, &audience, &q4, GroupBy::Rep, now))
         })
         .unwrap()[0]

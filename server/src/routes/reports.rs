@@ -118,12 +118,9 @@ pub async fn report(
     };
     let st = state.into_inner();
     let user = actor.user;
-    let report = blocking(move || {
-        store::read(st.store.as_ref(), |tx| {
-            reports::build(tx, &user, &req, chrono::Utc::now())
-        })
-    })
-    .await?;
+    let report =
+        blocking(move || reports::generate(st.store.as_ref(), &user, &req, chrono::Utc::now()))
+            .await?;
     if !csv {
         return Ok(HttpResponse::Ok().json(report));
     }

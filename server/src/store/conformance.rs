@@ -652,11 +652,24 @@ fn put_state(s: &dyn Store, st: &sync_protocol::RecordState, customer: RecordId)
 type Facts = Vec<(RecordId, sync_protocol::metrics::RecordFact)>;
 
 fn report_facts(s: &dyn Store, scope: &ScopeFilter) -> (Facts, Facts) {
+    use super::facts::FactPart;
     read(s, |tx| {
         let (mut customers, mut facts) = (Vec::new(), Vec::new());
         tx.report_customers(scope, &mut |id, f| customers.push((id, f)))?;
         let (from, to) = (at(0).timestamp_micros(), at(3600).timestamp_micros());
-        tx.report_facts(from, to, &mut |id, f| facts.push((id, f)))?;
+        tx.report_facts(from, to, FactPart::All, &mut |id, f| facts.push((id, f)))?;
+        // The two parts a report may read on two threads are, together,
+        // exactly the whole (split inside the window and at its start).
+        for mid in [at(150).timestamp_micros(), from] {
+            let mut parts = Vec::new();
+            for part in [FactPart::VisitsBefore(mid), FactPart::AllFrom(mid)] {
+                tx.report_facts(from, to, part, &mut |id, f| parts.push((id, f)))?;
+            }
+            parts.sort_by_key(|(id, _)| *id);
+            let mut whole = facts.clone();
+            whole.sort_by_key(|(id, _)| *id);
+            assert_eq!(parts, whole, "split at {mid}");
+        }
         customers.sort_by_key(|(id, _)| *id);
         facts.sort_by_key(|(id, _)| *id);
         Ok::<_, StoreError>((customers, facts))
@@ -864,7 +877,14 @@ fn stale_report_facts_are_derived_again(s: &dyn Store) {
         }
         put_state(
             s,
-            &state(None, "visits", RecordId::new_v7(at(n)), fields, false, 100 + n),
+            &state(
+                None,
+                "visits",
+                RecordId::new_v7(at(n)),
+                fields,
+                false,
+                100 + n,
+            ),
             customer,
         );
     }

@@ -290,18 +290,55 @@ pub fn record_id_bytes(b: &[u8]) -> Result<RecordId, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("report fact id of {} bytes", b.len())))
 }
 
-/// The visits query over `[$1, $2)`: visits that started in the window and
-/// every amending visit outside it (an amendment outside the window still
-/// replaces a visit inside it). Only a visit's columns are read: visits are
-/// most of the rows. Written with `$n` placeholders; SQLite runs it with `?n`.
+/// Visits that started in `[$1, $2)`. Only a visit's columns are read:
+/// visits are most of the rows. Written with `$n` placeholders; SQLite
+/// runs them with `?n`.
 pub const VISITS_SQL: &str = "SELECT record_id, at_us, customer_id, amends \
-     FROM report_facts WHERE kind = 'visit' AND at_us >= $1 AND at_us < $2 \
-     UNION ALL SELECT record_id, at_us, customer_id, amends \
+     FROM report_facts WHERE kind = 'visit' AND at_us >= $1 AND at_us < $2";
+
+/// Amending visits outside the window `[$1, $2)`: an amendment outside the
+/// window still replaces a visit inside it. Same columns as [`VISITS_SQL`].
+pub const AMENDMENTS_SQL: &str = "SELECT record_id, at_us, customer_id, amends \
      FROM report_facts WHERE amends IS NOT NULL AND NOT (at_us >= $1 AND at_us < $2)";
 
-/// The sales and feedback query over `[$1, $2)`: those opened or sold in
-/// the window, and complaints resolved in it.
+/// Sales and feedback for the window `[$1, $2)`: those opened or sold in
+/// it, and complaints resolved in it.
 pub const SALES_FEEDBACK_SQL: &str = "SELECT record_id, kind, at_us, customer_id, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us \
      FROM report_facts WHERE kind IN ('sale', 'feedback') AND at_us >= $1 AND at_us < $2 \
      UNION ALL SELECT record_id, kind, at_us, customer_id, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us \
      FROM report_facts WHERE resolved_us >= $1 AND resolved_us < $2 AND NOT (at_us >= $1 AND at_us < $2)";
+
+/// Which of a window's fact rows to read: all of them, or one of two
+/// parts that together are all of them (for reading on two threads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FactPart {
+    /// Every row the window needs.
+    All,
+    /// Visits that started before the instant (µs), inside the window.
+    VisitsBefore(i64),
+    /// Everything else: visits from the instant on, amendments outside the
+    /// window, sales and feedback.
+    AllFrom(i64),
+}
+
+/// One query of a part: SQL, its two bounds, and whether its rows have
+/// the visit columns ([`VISITS_SQL`]) or the sale and feedback ones.
+pub type FactQuery = (&'static str, i64, i64, bool);
+
+impl FactPart {
+    /// The queries that read this part of the window `[from, to)`.
+    pub fn queries(self, from: i64, to: i64) -> Vec<FactQuery> {
+        let rest = |mid: i64| {
+            vec![
+                (VISITS_SQL, mid, to, true),
+                (AMENDMENTS_SQL, from, to, true),
+                (SALES_FEEDBACK_SQL, from, to, false),
+            ]
+        };
+        match self {
+            FactPart::All => rest(from),
+            FactPart::VisitsBefore(mid) => vec![(VISITS_SQL, from, mid.clamp(from, to), true)],
+            FactPart::AllFrom(mid) => rest(mid.clamp(from, to)),
+        }
+    }
+}

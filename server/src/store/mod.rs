@@ -56,7 +56,18 @@ pub trait Store: Send + Sync {
     fn write(&self, f: &mut WriteFn<'_>) -> Result<(), StoreError>;
     /// Whether the database answers.
     fn ping(&self) -> Result<(), StoreError>;
+    /// Run `a` on this thread and `b` on a second one, in two read
+    /// transactions that see the same snapshot, for a read large enough to
+    /// split. `Ok(false)`, running neither, when the store cannot offer
+    /// that now (the default); callers then read in one transaction.
+    fn read_pair(&self, a: &mut ReadFn<'_>, b: &mut PairFn<'_>) -> Result<bool, StoreError> {
+        let _ = (a, b);
+        Ok(false)
+    }
 }
+
+/// The second closure of [`Store::read_pair`], run on another thread.
+pub type PairFn<'a> = dyn FnMut(&mut dyn ReadTx) -> Result<(), StoreError> + Send + 'a;
 
 /// Run `f` in a read transaction and return its value or its own error.
 pub fn read<T, E: From<StoreError>>(
@@ -412,12 +423,14 @@ pub trait ReadTx {
     /// Report facts of the visits, sales and feedback a report over
     /// `[from_us, to_us)` (µs since the epoch) needs: those started, sold or
     /// opened in it, complaints resolved in it, and every amending visit
-    /// ([`facts::VISITS_SQL`], [`facts::SALES_FEEDBACK_SQL`]). Not filtered by scope: callers keep the facts
-    /// of customers from [`ReadTx::report_customers`].
+    /// ([`facts::FactPart::queries`]), or the `part` of them asked for. Not
+    /// filtered by scope: callers keep the facts of customers from
+    /// [`ReadTx::report_customers`].
     fn report_facts(
         &mut self,
         from_us: i64,
         to_us: i64,
+        part: facts::FactPart,
         f: &mut dyn FnMut(RecordId, RecordFact),
     ) -> Result<(), StoreError>;
 

@@ -748,44 +748,41 @@ impl ReadTx for Tx<'_> {
         &mut self,
         from_us: i64,
         to_us: i64,
+        part: super::facts::FactPart,
         f: &mut dyn FnMut(RecordId, RecordFact),
     ) -> Result<(), StoreError> {
-        use super::facts::{FactColumns, SALES_FEEDBACK_SQL, VISITS_SQL, kind, record_id_bytes};
+        use super::facts::{FactColumns, kind, record_id_bytes};
         use postgres::fallible_iterator::FallibleIterator;
         let opt_id = |b: Option<&[u8]>| b.map(record_id_bytes).transpose();
-        {
-            let s = self.statement(VISITS_SQL)?;
-            let args: Vec<&(dyn ToSql + Sync)> = vec![&from_us, &to_us];
+        for (sql, a, b, visits) in part.queries(from_us, to_us) {
+            let s = self.statement(sql)?;
+            let args: Vec<&(dyn ToSql + Sync)> = vec![&a, &b];
             let mut rows = self.t.query_raw(&s, args)?;
             while let Some(r) = rows.next()? {
                 let record = record_id_bytes(col(&r, 0)?)?;
-                let cols = FactColumns::<&str> {
-                    amends: opt_id(col(&r, 3)?)?,
-                    ..FactColumns::new("visit", col(&r, 1)?, record_id_bytes(col(&r, 2)?)?)
+                let cols = if visits {
+                    FactColumns::<&str> {
+                        amends: opt_id(col(&r, 3)?)?,
+                        ..FactColumns::new("visit", col(&r, 1)?, record_id_bytes(col(&r, 2)?)?)
+                    }
+                } else {
+                    FactColumns::<&str> {
+                        minor: col(&r, 4)?,
+                        minor_digits: col(&r, 5)?,
+                        voided: col(&r, 6)?,
+                        feedback_kind: col(&r, 7)?,
+                        csat: col(&r, 8)?,
+                        nps: col(&r, 9)?,
+                        resolved_us: col(&r, 10)?,
+                        ..FactColumns::new(
+                            kind(col(&r, 1)?)?,
+                            col(&r, 2)?,
+                            record_id_bytes(col(&r, 3)?)?,
+                        )
+                    }
                 };
                 f(record, cols.to_fact(record)?);
             }
-        }
-        let s = self.statement(SALES_FEEDBACK_SQL)?;
-        let args: Vec<&(dyn ToSql + Sync)> = vec![&from_us, &to_us];
-        let mut rows = self.t.query_raw(&s, args)?;
-        while let Some(r) = rows.next()? {
-            let record = record_id_bytes(col(&r, 0)?)?;
-            let cols = FactColumns::<&str> {
-                minor: col(&r, 4)?,
-                minor_digits: col(&r, 5)?,
-                voided: col(&r, 6)?,
-                feedback_kind: col(&r, 7)?,
-                csat: col(&r, 8)?,
-                nps: col(&r, 9)?,
-                resolved_us: col(&r, 10)?,
-                ..FactColumns::new(
-                    kind(col(&r, 1)?)?,
-                    col(&r, 2)?,
-                    record_id_bytes(col(&r, 3)?)?,
-                )
-            };
-            f(record, cols.to_fact(record)?);
         }
         Ok(())
     }

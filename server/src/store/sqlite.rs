@@ -11,8 +11,8 @@
 //! fsync thus covers every writer that queued up during the previous one.
 
 use super::{
-    ChangeRow, CheckIn, ConflictRow, DeviceRow, OpRow, ProblemRow, ReadFn, ReadTx, RecordRow,
-    RecordScope, ScopeFilter, Store, StoreError, TeamRow, UserRow, WriteFn, WriteTx,
+    ChangeRow, CheckIn, ConflictRow, DeviceRow, OpRow, PairFn, ProblemRow, ReadFn, ReadTx,
+    RecordRow, RecordScope, ScopeFilter, Store, StoreError, TeamRow, UserRow, WriteFn, WriteTx,
 };
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params, params_from_iter,
@@ -405,6 +405,54 @@ impl Store for SqliteStore {
 
     fn write(&self, f: &mut WriteFn<'_>) -> Result<(), StoreError> {
         self.write_conn(&mut |c| f(&mut Tx { c }))
+    }
+
+    /// Two idle reader connections begin a transaction each; both read the
+    /// change head (which every commit that stores a record moves). Equal
+    /// heads mean the same snapshot as far as records and their report
+    /// facts go; otherwise a write landed in between and the pair is
+    /// declined, as it is when fewer than two readers are idle.
+    fn read_pair(&self, a: &mut ReadFn<'_>, b: &mut PairFn<'_>) -> Result<bool, StoreError> {
+        let mut idle = self.readers.iter().filter_map(|r| r.try_lock().ok());
+        let (Some(mut first), Some(mut second)) = (idle.next(), idle.next()) else {
+            return Ok(false);
+        };
+        drop(idle);
+        let second: &mut Connection = &mut second;
+        let tx = first.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let mut t = Tx { c: &tx };
+        let head = t.head_seq()?;
+        let (to_second, from_first) = std::sync::mpsc::channel::<bool>();
+        let (to_first, from_second) = std::sync::mpsc::channel::<Result<u64, StoreError>>();
+        let (ran, res_a, res_b) = std::thread::scope(|s| {
+            let other = s.spawn(move || -> Result<(), StoreError> {
+                let tx = match second.transaction_with_behavior(TransactionBehavior::Deferred) {
+                    Ok(tx) => tx,
+                    Err(e) => {
+                        let _ = to_first.send(Err(e.into()));
+                        return Ok(());
+                    }
+                };
+                let mut t = Tx { c: &tx };
+                let _ = to_first.send(t.head_seq());
+                if from_first.recv() == Ok(true) {
+                    b(&mut t)?;
+                }
+                tx.finish()?;
+                Ok(())
+            });
+            let same = matches!(from_second.recv(), Ok(Ok(h)) if h == head);
+            let _ = to_second.send(same);
+            let res_a = if same { a(&mut t) } else { Ok(()) };
+            let res_b = other
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (same, res_a, res_b)
+        });
+        res_a?;
+        res_b?;
+        tx.finish()?;
+        Ok(ran)
     }
 
     fn ping(&self) -> Result<(), StoreError> {
@@ -971,9 +1019,10 @@ impl ReadTx for Tx<'_> {
         &mut self,
         from_us: i64,
         to_us: i64,
+        part: super::facts::FactPart,
         f: &mut dyn FnMut(RecordId, RecordFact),
     ) -> Result<(), StoreError> {
-        use super::facts::{FactColumns, SALES_FEEDBACK_SQL, VISITS_SQL, kind, record_id_bytes};
+        use super::facts::{FactColumns, kind, record_id_bytes};
         fn id(r: &rusqlite::Row<'_>, i: usize) -> Result<RecordId, StoreError> {
             record_id_bytes(r.get_ref(i)?.as_blob().map_err(rusqlite::Error::from)?)
         }
@@ -987,40 +1036,37 @@ impl ReadTx for Tx<'_> {
                 None => Ok(None),
             }
         }
-        let mut st = self.c.prepare_cached(&VISITS_SQL.replace('$', "?"))?;
-        let mut rows = st.query(params![from_us, to_us])?;
-        while let Some(r) = rows.next()? {
-            let record = id(r, 0)?;
-            let cols = FactColumns::<&str> {
-                amends: opt_id(r, 3)?,
-                ..FactColumns::new("visit", r.get(1)?, id(r, 2)?)
-            };
-            f(record, cols.to_fact(record)?);
-        }
-        let mut st = self
-            .c
-            .prepare_cached(&SALES_FEEDBACK_SQL.replace('$', "?"))?;
-        let mut rows = st.query(params![from_us, to_us])?;
-        while let Some(r) = rows.next()? {
-            let record = id(r, 0)?;
-            let cols = FactColumns {
-                minor: r.get(4)?,
-                minor_digits: r.get(5)?,
-                voided: r.get(6)?,
-                feedback_kind: r
-                    .get_ref(7)?
-                    .as_str_or_null()
-                    .map_err(rusqlite::Error::from)?,
-                csat: r.get(8)?,
-                nps: r.get(9)?,
-                resolved_us: r.get(10)?,
-                ..FactColumns::new(
-                    kind(r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?)?,
-                    r.get(2)?,
-                    id(r, 3)?,
-                )
-            };
-            f(record, cols.to_fact(record)?);
+        for (sql, a, b, visits) in part.queries(from_us, to_us) {
+            let mut st = self.c.prepare_cached(&sql.replace('$', "?"))?;
+            let mut rows = st.query(params![a, b])?;
+            while let Some(r) = rows.next()? {
+                let record = id(r, 0)?;
+                let cols = if visits {
+                    FactColumns::<&str> {
+                        amends: opt_id(r, 3)?,
+                        ..FactColumns::new("visit", r.get(1)?, id(r, 2)?)
+                    }
+                } else {
+                    FactColumns {
+                        minor: r.get(4)?,
+                        minor_digits: r.get(5)?,
+                        voided: r.get(6)?,
+                        feedback_kind: r
+                            .get_ref(7)?
+                            .as_str_or_null()
+                            .map_err(rusqlite::Error::from)?,
+                        csat: r.get(8)?,
+                        nps: r.get(9)?,
+                        resolved_us: r.get(10)?,
+                        ..FactColumns::new(
+                            kind(r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?)?,
+                            r.get(2)?,
+                            id(r, 3)?,
+                        )
+                    }
+                };
+                f(record, cols.to_fact(record)?);
+            }
         }
         Ok(())
     }

@@ -280,6 +280,40 @@ impl FactIndexBuilder {
         }
     }
 
+    /// An empty builder that attributes facts exactly as this one does
+    /// (the same customers and owners), for adding facts on another thread
+    /// and [`join`](Self::join)ing them back. Customers added to the fork
+    /// are not carried back: add every customer before forking.
+    pub fn fork(&self) -> FactIndexBuilder {
+        FactIndexBuilder {
+            ix: FactIndex {
+                owner_of: self.ix.owner_of.clone(),
+                slot_of: self.ix.slot_of.clone(),
+                owned: vec![Owned::default(); self.ix.owned.len()],
+                ..FactIndex::default()
+            },
+            unowned_to: self.unowned_to,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Take what a [`fork`](Self::fork) of this builder was given: its
+    /// visits, sales and feedback come after this builder's own (per owner,
+    /// in the order each builder received them).
+    pub fn join(&mut self, fork: FactIndexBuilder) {
+        for (mine, theirs) in self.ix.owned.iter_mut().zip(fork.ix.owned) {
+            mine.visits.extend(theirs.visits);
+            mine.sales.extend(theirs.sales);
+            mine.feedback.extend(theirs.feedback);
+        }
+        self.pending.extend(fork.pending);
+        self.ix.courses.extend(fork.ix.courses);
+        self.ix.assignments.extend(fork.ix.assignments);
+        for (team, members) in fork.ix.teams {
+            self.ix.teams.entry(team).or_default().extend(members);
+        }
+    }
+
     /// Attribute every fact to its customer's owner (facts on customers
     /// not added are dropped).
     pub fn finish(mut self) -> FactIndex {
@@ -443,6 +477,35 @@ mod tests {
             archived: o.archived,
             fields: &o.fields,
         })
+    }
+
+    #[test]
+    fn a_forked_builder_joined_back_indexes_like_one_builder() {
+        let all = sample();
+        let whole = FactIndex::new(plain(&all), Some(uid(100)));
+        let (customers, others): (Vec<_>, Vec<_>) =
+            plain(&all).partition(|r| r.collection == "customers");
+        let mut main = FactIndexBuilder::new(Some(uid(100)));
+        for r in &customers {
+            main.add_record(r);
+        }
+        let mut fork = main.fork();
+        let half = others.len() / 2;
+        for r in &others[..half] {
+            main.add_record(r);
+        }
+        for r in &others[half..] {
+            fork.add_record(r);
+        }
+        main.join(fork);
+        let joined = main.finish();
+        for rep in [uid(100), uid(200), uid(300)] {
+            assert_eq!(
+                format!("{:?}", joined.facts_for_rep(rep)),
+                format!("{:?}", whole.facts_for_rep(rep)),
+            );
+        }
+        assert!(!whole.facts_for_rep(uid(100)).visits.is_empty());
     }
 
     fn sample() -> Vec<Owned> {
