@@ -302,8 +302,9 @@ async fn build(
     };
     let st = state.clone().into_inner();
     blocking(move || {
+        let report = reports::generate(st.store.as_ref(), &user, &req, now)?;
+        // The pickers' team names: a second, tiny read.
         store::read(st.store.as_ref(), |tx| {
-            let report = reports::build(tx, &user, &req, now)?;
             let teams: Vec<String> = match user.role {
                 Role::Supervisor => user
                     .team_id
