@@ -677,21 +677,28 @@ fn report_facts(s: &dyn Store, scope: &ScopeFilter) -> (Facts, Facts) {
     .unwrap()
 }
 
+/// Store customer "Acme" owned by `owner`, created at 10 s; its state.
+fn put_acme(s: &dyn Store, customer: RecordId, owner: UserId) -> sync_protocol::RecordState {
+    let created = sync_protocol::time::format_ts(at(10));
+    let c = state(
+        None,
+        "customers",
+        customer,
+        serde_json::json!({"name": "Acme", "owner_id": owner.to_string(), "created_at": created}),
+        false,
+        10,
+    );
+    put_state(s, &c, customer);
+    c
+}
+
 fn report_facts_follow_puts_archives_and_reassignment(s: &dyn Store) {
     use serde_json::json;
     use sync_protocol::metrics::RecordFact;
     let (ann, bob) = (UserId::new_v7(at(1)), UserId::new_v7(at(2)));
     let ts = |n: i64| sync_protocol::time::format_ts(at(n));
     let customer = RecordId::new_v7(at(3));
-    let c0 = state(
-        None,
-        "customers",
-        customer,
-        json!({"name": "Acme", "owner_id": ann.to_string(), "created_at": ts(10)}),
-        false,
-        10,
-    );
-    put_state(s, &c0, customer);
+    let c0 = put_acme(s, customer, ann);
     write(s, |tx| tx.set_customer_owner(customer, ann)).unwrap();
     let visit = RecordId::new_v7(at(4));
     let v = state(
@@ -858,18 +865,7 @@ fn stale_report_facts_are_derived_again(s: &dyn Store) {
     let ann = UserId::new_v7(at(1));
     let ts = |n: i64| sync_protocol::time::format_ts(at(n));
     let customer = RecordId::new_v7(at(3));
-    put_state(
-        s,
-        &state(
-            None,
-            "customers",
-            customer,
-            json!({"name": "Acme", "owner_id": ann.to_string(), "created_at": ts(10)}),
-            false,
-            10,
-        ),
-        customer,
-    );
+    put_acme(s, customer, ann);
     for (n, amends) in [(4, None), (5, Some(RecordId::new_v7(at(4))))] {
         let mut fields = json!({"customer_id": customer.to_string(), "started_at": ts(100 + n)});
         if let Some(a) = amends {
