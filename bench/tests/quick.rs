@@ -68,6 +68,16 @@ fn quick_benchmark_writes_every_figure_and_passes_every_check() {
         );
         assert_eq!(f.met.is_some(), f.target.is_some(), "{name}");
     }
+    let first = results
+        .figures
+        .iter()
+        .find(|f| f.name == "fleet first sync p99")
+        .expect("fleet first sync p99");
+    assert!(
+        first.runs.len() == 1 && first.runs[0].is_finite() && first.runs[0] > 0.0,
+        "{:?}",
+        first.runs
+    );
     let write = results
         .figures
         .iter()

@@ -57,6 +57,10 @@ pub const ALL: &[(&str, Test)] = &[
         previous_check_in_is_the_latest_earlier_one,
     ),
     (
+        "a_write_transaction_reads_its_own_writes",
+        a_write_transaction_reads_its_own_writes,
+    ),
+    (
         "team_members_by_team_or_supervisor",
         team_members_by_team_or_supervisor,
     ),
@@ -510,6 +514,120 @@ fn previous_check_in_is_the_latest_earlier_one(s: &dyn Store) {
         read(s, |tx| tx.previous_check_in(u, 1_000, a.visit_id)).unwrap(),
         None
     );
+}
+
+/// What a push reads after it wrote, inside the same transaction (a store
+/// may keep writes behind and answer from them), with and without the
+/// prefetch hints, and what the next transaction sees.
+fn a_write_transaction_reads_its_own_writes(s: &dyn Store) {
+    let u = UserId::new_v7(at(1));
+    let other = UserId::new_v7(at(2));
+    let ci = |n: i64, t: i64| CheckIn {
+        visit_id: RecordId::new_v7(at(n)),
+        user_id: u,
+        started_at_ms: t,
+        at: LatLon {
+            lat: 2.0,
+            lon: n as f64,
+        },
+    };
+    let (stored, customer, missing) = (
+        RecordId::new_v7(at(10)),
+        RecordId::new_v7(at(11)),
+        RecordId::new_v7(at(12)),
+    );
+    let early = ci(20, 1_000);
+    write(s, |tx| -> Result<(), StoreError> {
+        rec(tx, stored, "customers", RecordScope::default());
+        tx.set_customer_owner(stored, other)?;
+        tx.put_check_in(&early)
+    })
+    .unwrap();
+    let (late, moved) = (ci(21, 3_000), ci(22, 2_000));
+    for hinted in [false, true] {
+        let seen = write(s, |tx| -> Result<_, StoreError> {
+            if hinted {
+                tx.prefetch_records(&[stored, customer, missing])?;
+                tx.prefetch_previous_check_ins(
+                    u,
+                    &[(2_500, missing), (5_000, missing), (1_500, early.visit_id)],
+                )?;
+            }
+            let before = tx.record(stored)?.map(|r| r.seq);
+            let head = tx.head_seq()?;
+            // Overwrite one record twice and create another.
+            rec(tx, stored, "customers", RecordScope::default());
+            let second = rec(tx, stored, "customers", RecordScope::default());
+            let created = rec(tx, customer, "customers", RecordScope::default());
+            tx.set_customer_owner(customer, u)?;
+            tx.set_customer_owner(stored, u)?;
+            tx.put_check_in(&late)?;
+            let previous = (
+                tx.previous_check_in(u, 2_500, missing)?,
+                tx.previous_check_in(u, 5_000, missing)?,
+                tx.previous_check_in(u, 5_000, late.visit_id)?,
+            );
+            // A check-in moved earlier in the same transaction.
+            tx.put_check_in(&CheckIn {
+                started_at_ms: 500,
+                ..early
+            })?;
+            let after_move = tx.previous_check_in(u, 1_500, missing)?;
+            tx.put_check_in(&early)?;
+            tx.put_check_in(&moved)?;
+            let now = tx.head_seq()?;
+            let all = ScopeFilter {
+                all: true,
+                ..ScopeFilter::default()
+            };
+            let changes = tx.changes(&all, head, now, 100)?;
+            Ok((
+                before,
+                head,
+                tx.record(stored)?.map(|r| r.seq),
+                second,
+                tx.record(customer)?.map(|r| r.seq),
+                created,
+                tx.record(missing)?,
+                (tx.customer_owner(customer)?, tx.customer_owner(stored)?),
+                previous,
+                after_move,
+                seqs(&changes),
+                tx.head_seq()?,
+            ))
+        })
+        .unwrap();
+        let (before, head, stored_seq, second, customer_seq, created, none, owners) = (
+            seen.0, seen.1, seen.2, seen.3, seen.4, seen.5, seen.6, seen.7,
+        );
+        assert!(before.is_some_and(|b| b <= head), "{hinted}");
+        assert_eq!(stored_seq, Some(second), "the latest write wins ({hinted})");
+        assert_eq!(customer_seq, Some(created), "{hinted}");
+        assert_eq!(none, None, "{hinted}");
+        assert_eq!(owners, (Some(u), Some(u)), "{hinted}");
+        let (p1, p2, p3) = seen.8;
+        let expect_early = if hinted { moved } else { early };
+        assert_eq!(p1, Some(expect_early), "stored one, before {hinted}");
+        assert_eq!(p2, Some(late), "written in this transaction ({hinted})");
+        assert_eq!(p3, Some(expect_early), "{hinted}");
+        assert_eq!(seen.9.map(|c| c.started_at_ms), Some(500), "{hinted}");
+        assert_eq!(seen.10, vec![second, created], "{hinted}");
+        assert_eq!(seen.11, created, "{hinted}");
+        // The next transaction sees what was written.
+        let (rec_seq, owner, prev, head_now) = read(s, |tx| -> Result<_, StoreError> {
+            Ok((
+                tx.record(customer)?.map(|r| r.seq),
+                tx.customer_owner(stored)?,
+                tx.previous_check_in(u, 2_500, missing)?,
+                tx.head_seq()?,
+            ))
+        })
+        .unwrap();
+        assert_eq!(rec_seq, Some(created), "{hinted}");
+        assert_eq!(owner, Some(u), "{hinted}");
+        assert_eq!(prev, Some(moved), "{hinted}");
+        assert_eq!(head_now, created, "{hinted}");
+    }
 }
 
 fn team_members_by_team_or_supervisor(s: &dyn Store) {

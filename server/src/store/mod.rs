@@ -525,4 +525,20 @@ pub trait WriteTx: ReadTx {
     fn add_conflict(&mut self, conflict: &ConflictRow) -> Result<(), StoreError>;
     /// Store a check-in.
     fn put_check_in(&mut self, check_in: &CheckIn) -> Result<(), StoreError>;
+
+    /// A hint: [`ReadTx::record`] will be asked for these ids. A store whose
+    /// reads are round trips reads them all at once; the default does nothing.
+    fn prefetch_records(&mut self, _ids: &[RecordId]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// A hint: [`ReadTx::previous_check_in`] will be asked for `user` with
+    /// these `(before_ms, exclude)`. The default does nothing.
+    fn prefetch_previous_check_ins(
+        &mut self,
+        _user: UserId,
+        _asks: &[(i64, RecordId)],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -14,10 +14,13 @@
 //! * Connections come from a small blocking pool; a broken connection is
 //!   dropped and replaced on the next checkout.
 
+mod behind;
+
 use super::{
     ChangeRow, CheckIn, ConflictRow, DeviceRow, OpRow, ProblemRow, ReadFn, ReadTx, RecordRow,
     RecordScope, ScopeFilter, Store, StoreError, TeamRow, UserRow, WriteFn, WriteTx,
 };
+use behind::Behind;
 use postgres::error::SqlState;
 use postgres::types::{FromSql, ToSql};
 use postgres::{Client, IsolationLevel, NoTls, Row, Statement, Transaction};
@@ -70,6 +73,16 @@ impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
         backend(e)
     }
+}
+
+/// Plan every execution of a prepared statement with its parameters and
+/// the tables as they are then. A connection lives long and the database
+/// starts empty: a generic plan made while a table held a handful of rows
+/// (a sequential scan) would otherwise stay cached while the table grows,
+/// and a seq range or an id list would be planned without its size.
+fn plan_per_execution(mut client: Client) -> Result<Client, postgres::Error> {
+    client.batch_execute("SET plan_cache_mode = force_custom_plan")?;
+    Ok(client)
 }
 
 /// One pooled connection with its prepared statements.
@@ -154,6 +167,10 @@ impl PostgresStore {
         let config = parse_url(url)?;
         let mut client = connect(&config)?;
         migrations::apply_postgres(&mut client, migrations::SERVER_POSTGRES)?;
+        let client = plan_per_execution(client).map_err(|source| OpenError::Connect {
+            target: describe(&config),
+            source,
+        })?;
         let store = Self {
             target: describe(&config),
             config,
@@ -188,7 +205,7 @@ impl PostgresStore {
             if st.open < self.max {
                 st.open += 1;
                 drop(st);
-                return match self.config.connect(NoTls) {
+                return match self.config.connect(NoTls).and_then(plan_per_execution) {
                     Ok(client) => Ok(Pooled {
                         store: self,
                         conn: Some(Conn {
@@ -264,7 +281,11 @@ impl Store for PostgresStore {
             .isolation_level(IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()?;
-        let mut tx = Tx { t, statements };
+        let mut tx = Tx {
+            t,
+            statements,
+            behind: None,
+        };
         f(&mut tx)?;
         tx.t.commit()?;
         Ok(())
@@ -277,9 +298,13 @@ impl Store for PostgresStore {
             .build_transaction()
             .isolation_level(IsolationLevel::ReadCommitted)
             .start()?;
-        let mut tx = Tx { t, statements };
+        let mut tx = Tx {
+            t,
+            statements,
+            behind: Some(Behind::default()),
+        };
         tx.exec("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
-        match f(&mut tx) {
+        match f(&mut tx).and_then(|()| tx.flush()) {
             Ok(()) => {
                 tx.t.commit()?;
                 Ok(())
@@ -302,6 +327,8 @@ impl Store for PostgresStore {
 struct Tx<'a> {
     t: Transaction<'a>,
     statements: &'a mut HashMap<String, Statement>,
+    /// Write transactions: writes not yet sent ([`behind`]).
+    behind: Option<Behind>,
 }
 
 impl Tx<'_> {
@@ -370,6 +397,25 @@ fn is_unique_violation(e: &StoreError) -> bool {
 const USER_COLS: &str =
     "id, username, password_hash, role, team_id, supervisor_id, active, created_at";
 
+const RECORD_COLS: &str =
+    "id, collection, seq, state, customer_id, subject_user, subject_team, public";
+
+/// A record from the columns [`RECORD_COLS`].
+fn record_row(r: &Row) -> Result<RecordRow, StoreError> {
+    Ok(RecordRow {
+        id: parse(&col::<String>(r, 0)?, "record id")?,
+        collection: col(r, 1)?,
+        seq: col::<i64>(r, 2)? as u64,
+        state: col(r, 3)?,
+        scope: RecordScope {
+            customer_id: parse_opt(col(r, 4)?, "customer id")?,
+            subject_user: parse_opt(col(r, 5)?, "user id")?,
+            subject_team: parse_opt(col(r, 6)?, "team id")?,
+            public: col(r, 7)?,
+        },
+    })
+}
+
 fn user_row(r: &Row) -> Result<UserRow, StoreError> {
     let role: String = col(r, 3)?;
     Ok(UserRow {
@@ -434,6 +480,9 @@ impl ReadTx for Tx<'_> {
     }
 
     fn head_seq(&mut self) -> Result<u64, StoreError> {
+        if let Some(h) = self.behind.as_ref().and_then(|b| b.head) {
+            return Ok(h);
+        }
         let r = self.one("SELECT head FROM change_seq WHERE id = 1", &[])?;
         Ok(col::<i64>(&r, 0)? as u64)
     }
@@ -561,28 +610,35 @@ impl ReadTx for Tx<'_> {
     }
 
     fn record(&mut self, id: RecordId) -> Result<Option<RecordRow>, StoreError> {
-        let Some(r) = self.opt(
-            "SELECT collection, seq, state, customer_id, subject_user, subject_team, public FROM records WHERE id = $1",
-            &[&id.to_string()],
-        )?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(RecordRow {
-            id,
-            collection: col(&r, 0)?,
-            seq: col::<i64>(&r, 1)? as u64,
-            state: col(&r, 2)?,
-            scope: RecordScope {
-                customer_id: parse_opt(col(&r, 3)?, "customer id")?,
-                subject_user: parse_opt(col(&r, 4)?, "user id")?,
-                subject_team: parse_opt(col(&r, 5)?, "team id")?,
-                public: col(&r, 6)?,
-            },
-        }))
+        if let Some(b) = &self.behind {
+            if let Some(r) = b.pending.records.get(&id) {
+                return Ok(Some(r.clone()));
+            }
+            if let Some(r) = b.known.records.get(&id) {
+                return Ok(r.clone());
+            }
+        }
+        let row = self
+            .opt(
+                &format!("SELECT {RECORD_COLS} FROM records WHERE id = $1"),
+                &[&id.to_string()],
+            )?
+            .map(|r| record_row(&r))
+            .transpose()?;
+        if let Some(b) = &mut self.behind {
+            b.known.records.insert(id, row.clone());
+        }
+        Ok(row)
     }
 
     fn customer_owner(&mut self, customer: RecordId) -> Result<Option<UserId>, StoreError> {
+        if let Some((_, owner)) = self
+            .behind
+            .as_ref()
+            .and_then(|b| b.pending.owners.get(&customer))
+        {
+            return Ok(Some(*owner));
+        }
         let s: Option<String> = self
             .opt(
                 "SELECT owner_id FROM customer_owners WHERE customer_id = $1",
@@ -594,6 +650,7 @@ impl ReadTx for Tx<'_> {
     }
 
     fn customer_unit(&mut self, customer: RecordId) -> Result<Vec<RecordId>, StoreError> {
+        self.flush()?;
         self.query(
             "SELECT id FROM records WHERE customer_id = $1 ORDER BY seq",
             &[&customer.to_string()],
@@ -610,6 +667,7 @@ impl ReadTx for Tx<'_> {
         head: u64,
         limit: u32,
     ) -> Result<Vec<ChangeRow>, StoreError> {
+        self.flush()?;
         let users = ids(&scope.users);
         let teams = ids(&scope.teams);
         let limit = i64::from(limit);
@@ -621,14 +679,16 @@ impl ReadTx for Tx<'_> {
                 &[&cursor, &head, &limit],
             )?
         } else {
-            // One index seek per scope branch, each bounded by the seq range,
-            // merged in seq order and cut at the limit before the states are read.
+            // One index seek per scope branch (per owned customer for the
+            // customers' records), each bounded by the seq range, merged in
+            // seq order and cut at the limit before the states are read.
             self.query(
                 "SELECT r.seq, r.state FROM (\
                  (SELECT seq FROM records WHERE public AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) \
                  UNION (SELECT seq FROM records WHERE subject_user = ANY($4) AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) \
-                 UNION (SELECT r.seq FROM customer_owners o JOIN records r ON r.customer_id = o.customer_id \
-                        WHERE o.owner_id = ANY($4) AND r.seq > $1 AND r.seq <= $2 ORDER BY r.seq LIMIT $3) \
+                 UNION (SELECT x.seq FROM customer_owners o CROSS JOIN LATERAL \
+                        (SELECT seq FROM records WHERE customer_id = o.customer_id AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) x \
+                        WHERE o.owner_id = ANY($4) ORDER BY x.seq LIMIT $3) \
                  UNION (SELECT seq FROM records WHERE subject_team = ANY($5) AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) \
                  ORDER BY 1 LIMIT $3) s JOIN records r ON r.seq = s.seq ORDER BY r.seq",
                 &[&cursor, &head, &limit, &users, &teams],
@@ -664,6 +724,7 @@ impl ReadTx for Tx<'_> {
         scope: &ScopeFilter,
         f: &mut dyn FnMut(&str, &str),
     ) -> Result<(), StoreError> {
+        self.flush()?;
         let users = ids(&scope.users);
         let teams = ids(&scope.teams);
         let sql = format!(
@@ -691,6 +752,7 @@ impl ReadTx for Tx<'_> {
         collections: &[&str],
         f: &mut dyn FnMut(&str, &str),
     ) -> Result<(), StoreError> {
+        self.flush()?;
         let users = ids(&scope.users);
         let teams = ids(&scope.teams);
         let wanted: Vec<String> = collections.iter().map(|c| (*c).to_owned()).collect();
@@ -718,6 +780,7 @@ impl ReadTx for Tx<'_> {
         scope: &ScopeFilter,
         f: &mut dyn FnMut(RecordId, RecordFact),
     ) -> Result<(), StoreError> {
+        self.flush()?;
         let users = ids(&scope.users);
         let teams = ids(&scope.teams);
         let sql = if scope.all {
@@ -753,6 +816,7 @@ impl ReadTx for Tx<'_> {
     ) -> Result<(), StoreError> {
         use super::facts::{FactColumns, kind, record_id_bytes};
         use postgres::fallible_iterator::FallibleIterator;
+        self.flush()?;
         let opt_id = |b: Option<&[u8]>| b.map(record_id_bytes).transpose();
         for (sql, a, b, visits) in part.queries(from_us, to_us) {
             let s = self.statement(sql)?;
@@ -788,6 +852,7 @@ impl ReadTx for Tx<'_> {
     }
 
     fn op(&mut self, device: DeviceId, device_seq: u64) -> Result<Option<OpRow>, StoreError> {
+        self.flush()?;
         let Some(r) = self.opt(
             "SELECT op_id, user_id, op, outcome, at FROM ops WHERE device_id = $1 AND device_seq = $2",
             &[&device.to_string(), &seq(device_seq)],
@@ -862,6 +927,38 @@ impl ReadTx for Tx<'_> {
         before_ms: i64,
         exclude: RecordId,
     ) -> Result<Option<CheckIn>, StoreError> {
+        let key = (user, before_ms, exclude);
+        let known = match &self.behind {
+            None => return self.previous_check_in_db(user, before_ms, exclude),
+            Some(b) => b.known.previous.get(&key).copied(),
+        };
+        let db = if let Some(a) = known {
+            a
+        } else {
+            let a = self.previous_check_in_db(user, before_ms, exclude)?;
+            self.behind_mut()?.known.previous.insert(key, a);
+            a
+        };
+        let b = self.behind_mut()?;
+        if db.is_some_and(|d| b.pending.check_ins.get(&d.visit_id).is_some()) {
+            // This transaction replaced that check-in: send it and ask again.
+            self.flush()?;
+            return self.previous_check_in_db(user, before_ms, exclude);
+        }
+        Ok(behind::later(
+            db,
+            b.pending_previous(user, before_ms, exclude),
+        ))
+    }
+}
+
+impl Tx<'_> {
+    fn previous_check_in_db(
+        &mut self,
+        user: UserId,
+        before_ms: i64,
+        exclude: RecordId,
+    ) -> Result<Option<CheckIn>, StoreError> {
         self.opt(
             "SELECT visit_id, started_at_ms, lat, lon FROM check_ins WHERE user_id = $1 AND started_at_ms < $2 AND visit_id <> $3 ORDER BY started_at_ms DESC LIMIT 1",
             &[&user.to_string(), &before_ms, &exclude.to_string()],
@@ -882,6 +979,182 @@ impl ReadTx for Tx<'_> {
 }
 
 impl Tx<'_> {
+    fn behind_mut(&mut self) -> Result<&mut Behind, StoreError> {
+        self.behind
+            .as_mut()
+            .ok_or_else(|| StoreError::Corrupt("a write in a read-only transaction".into()))
+    }
+
+    /// Send the writes kept behind, when there are enough of them.
+    fn flush_if_full(&mut self) -> Result<(), StoreError> {
+        if self.behind.as_ref().is_some_and(Behind::full) {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Send the writes kept behind: one statement per table.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let Some(b) = self.behind.as_mut() else {
+            return Ok(());
+        };
+        let p = b.take();
+        if let Some(h) = p.head {
+            self.exec("UPDATE change_seq SET head = $1 WHERE id = 1", &[&seq(h)])?;
+        }
+        let records = p.records.rows();
+        if !records.is_empty() {
+            let id: Vec<String> = records.iter().map(|r| r.id.to_string()).collect();
+            let collection: Vec<&str> = records.iter().map(|r| r.collection.as_str()).collect();
+            let seqs: Vec<i64> = records.iter().map(|r| seq(r.seq)).collect();
+            let state: Vec<&str> = records.iter().map(|r| r.state.as_str()).collect();
+            let text = |f: fn(&RecordScope) -> Option<String>| -> Vec<Option<String>> {
+                records.iter().map(|r| f(&r.scope)).collect()
+            };
+            let customer = text(|s| s.customer_id.map(|c| c.to_string()));
+            let user = text(|s| s.subject_user.map(|u| u.to_string()));
+            let team = text(|s| s.subject_team.map(|t| t.to_string()));
+            let public: Vec<bool> = records.iter().map(|r| r.scope.public).collect();
+            self.exec(
+                "INSERT INTO records (id, collection, seq, state, customer_id, subject_user, subject_team, public) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[]) \
+                 ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, seq = excluded.seq, state = excluded.state, customer_id = excluded.customer_id, \
+                 subject_user = excluded.subject_user, subject_team = excluded.subject_team, public = excluded.public",
+                &[&id, &collection, &seqs, &state, &customer, &user, &team, &public],
+            )?;
+        }
+        self.send_facts(p.facts.rows())?;
+        let owners = p.owners.rows();
+        if !owners.is_empty() {
+            let customer: Vec<String> = owners.iter().map(|(c, _)| c.to_string()).collect();
+            let owner: Vec<String> = owners.iter().map(|(_, o)| o.to_string()).collect();
+            self.exec(
+                "INSERT INTO customer_owners (customer_id, owner_id) SELECT * FROM unnest($1::text[], $2::text[]) \
+                 ON CONFLICT (customer_id) DO UPDATE SET owner_id = excluded.owner_id",
+                &[&customer, &owner],
+            )?;
+        }
+        if !p.ops.is_empty() {
+            let ops = &p.ops;
+            let device: Vec<String> = ops.iter().map(|o| o.device_id.to_string()).collect();
+            let device_seq: Vec<i64> = ops.iter().map(|o| seq(o.device_seq)).collect();
+            let op_id: Vec<String> = ops.iter().map(|o| o.op_id.to_string()).collect();
+            let user: Vec<String> = ops.iter().map(|o| o.user_id.to_string()).collect();
+            let op: Vec<&str> = ops.iter().map(|o| o.op.as_str()).collect();
+            let outcome: Vec<&str> = ops.iter().map(|o| o.outcome.as_str()).collect();
+            let at: Vec<&str> = ops.iter().map(|o| o.at.as_str()).collect();
+            self.exec(
+                "INSERT INTO ops (device_id, device_seq, op_id, user_id, op, outcome, at) \
+                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])",
+                &[&device, &device_seq, &op_id, &user, &op, &outcome, &at],
+            )?;
+        }
+        let check_ins = p.check_ins.rows();
+        if !check_ins.is_empty() {
+            let visit: Vec<String> = check_ins.iter().map(|c| c.visit_id.to_string()).collect();
+            let user: Vec<String> = check_ins.iter().map(|c| c.user_id.to_string()).collect();
+            let started: Vec<i64> = check_ins.iter().map(|c| c.started_at_ms).collect();
+            let lat: Vec<f64> = check_ins.iter().map(|c| c.at.lat).collect();
+            let lon: Vec<f64> = check_ins.iter().map(|c| c.at.lon).collect();
+            self.exec(
+                "INSERT INTO check_ins (visit_id, user_id, started_at_ms, lat, lon) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::float8[]) \
+                 ON CONFLICT (visit_id) DO UPDATE SET user_id = excluded.user_id, started_at_ms = excluded.started_at_ms, lat = excluded.lat, lon = excluded.lon",
+                &[&visit, &user, &started, &lat, &lon],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Replace report fact rows: remove the old rows of every record, then
+    /// insert the new ones.
+    fn send_facts(&mut self, facts: &[behind::FactWrite]) -> Result<(), StoreError> {
+        use super::facts::FactRow;
+        if facts.is_empty() {
+            return Ok(());
+        }
+        let customer_ids: Vec<String> = facts
+            .iter()
+            .filter(|(_, customer, _)| *customer)
+            .map(|(id, _, _)| id.to_string())
+            .collect();
+        let fact_ids: Vec<&[u8]> = facts
+            .iter()
+            .filter(|(_, customer, _)| !*customer)
+            .map(|(id, _, _)| id.0.as_bytes().as_slice())
+            .collect();
+        if !customer_ids.is_empty() {
+            self.exec(
+                "DELETE FROM report_customers WHERE customer_id = ANY($1::text[])",
+                &[&customer_ids],
+            )?;
+        }
+        if !fact_ids.is_empty() {
+            self.exec(
+                "DELETE FROM report_facts WHERE record_id = ANY($1::bytea[])",
+                &[&fact_ids],
+            )?;
+        }
+        let (mut c_id, mut c_owner, mut c_created) = (Vec::new(), Vec::new(), Vec::new());
+        let mut rows = Vec::new();
+        for (id, _, row) in facts {
+            match row {
+                None => {}
+                Some(FactRow::Customer {
+                    owner_id,
+                    created_us,
+                }) => {
+                    c_id.push(id.to_string());
+                    c_owner.push(owner_id.as_deref());
+                    c_created.push(*created_us);
+                }
+                Some(FactRow::Fact(c)) => rows.push((id, c)),
+            }
+        }
+        if !c_id.is_empty() {
+            self.exec(
+                "INSERT INTO report_customers (customer_id, owner_id, created_us) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])",
+                &[&c_id, &c_owner, &c_created],
+            )?;
+        }
+        if !rows.is_empty() {
+            let record: Vec<&[u8]> = rows
+                .iter()
+                .map(|(id, _)| id.0.as_bytes().as_slice())
+                .collect();
+            let kind: Vec<&str> = rows.iter().map(|(_, c)| c.kind).collect();
+            let at: Vec<i64> = rows.iter().map(|(_, c)| c.at_us).collect();
+            let customer: Vec<&[u8]> = rows
+                .iter()
+                .map(|(_, c)| c.customer_id.0.as_bytes().as_slice())
+                .collect();
+            let amends: Vec<Option<&[u8]>> = rows
+                .iter()
+                .map(|(_, c)| c.amends.as_ref().map(|a| a.0.as_bytes().as_slice()))
+                .collect();
+            let num = |f: fn(&super::facts::FactColumns) -> Option<i64>| -> Vec<Option<i64>> {
+                rows.iter().map(|(_, c)| f(c)).collect()
+            };
+            let minor = num(|c| c.minor);
+            let digits = num(|c| c.minor_digits);
+            let voided = num(|c| c.voided);
+            let feedback_kind: Vec<Option<&str>> = rows
+                .iter()
+                .map(|(_, c)| c.feedback_kind.as_deref())
+                .collect();
+            let csat = num(|c| c.csat);
+            let nps = num(|c| c.nps);
+            let resolved = num(|c| c.resolved_us);
+            self.exec(
+                "INSERT INTO report_facts (record_id, kind, at_us, customer_id, amends, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us) \
+                 SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[])",
+                &[&record, &kind, &at, &customer, &amends, &minor, &digits, &voided, &feedback_kind, &csat, &nps, &resolved],
+            )?;
+        }
+        Ok(())
+    }
+
     /// Run `sql` inside a savepoint so a unique violation can be answered
     /// with [`StoreError::Taken`] and the transaction stays usable.
     fn insert_unique(
@@ -916,12 +1189,18 @@ impl WriteTx for Tx<'_> {
 
     fn next_seq(&mut self) -> Result<u64, StoreError> {
         // The write transaction holds WRITE_LOCK until it ends, so this
-        // number becomes visible only after every smaller one.
-        let r = self.one(
-            "UPDATE change_seq SET head = head + 1 WHERE id = 1 RETURNING head",
-            &[],
-        )?;
-        Ok(col::<i64>(&r, 0)? as u64)
+        // number becomes visible only after every smaller one. The head is
+        // read once and counted here; the flush before commit stores it.
+        let head = if let Some(h) = self.behind_mut()?.head {
+            h
+        } else {
+            let r = self.one("SELECT head FROM change_seq WHERE id = 1", &[])?;
+            col::<i64>(&r, 0)? as u64
+        };
+        let b = self.behind_mut()?;
+        b.head = Some(head + 1);
+        b.pending.head = b.head;
+        Ok(head + 1)
     }
 
     fn insert_user(&mut self, u: &UserRow) -> Result<(), StoreError> {
@@ -1043,22 +1322,9 @@ impl WriteTx for Tx<'_> {
     }
 
     fn put_record(&mut self, r: &RecordRow) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO records (id, collection, seq, state, customer_id, subject_user, subject_team, public) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, seq = excluded.seq, state = excluded.state, customer_id = excluded.customer_id, \
-             subject_user = excluded.subject_user, subject_team = excluded.subject_team, public = excluded.public",
-            &[
-                &r.id.to_string(),
-                &r.collection,
-                &seq(r.seq),
-                &r.state,
-                &r.scope.customer_id.map(|c| c.to_string()),
-                &r.scope.subject_user.map(|u| u.to_string()),
-                &r.scope.subject_team.map(|t| t.to_string()),
-                &r.scope.public,
-            ],
-        )?;
-        super::facts::on_put(self, r)
+        self.behind_mut()?.put_record(r.clone());
+        super::facts::on_put(self, r)?;
+        self.flush_if_full()
     }
 
     fn put_report_fact(
@@ -1067,59 +1333,21 @@ impl WriteTx for Tx<'_> {
         customer: bool,
         row: Option<&super::facts::FactRow>,
     ) -> Result<(), StoreError> {
-        use super::facts::FactRow;
-        let bytes: &[u8] = id.0.as_bytes();
-        let id = id.to_string();
-        if customer {
-            self.exec(
-                "DELETE FROM report_customers WHERE customer_id = $1",
-                &[&id],
-            )?;
-        } else {
-            self.exec("DELETE FROM report_facts WHERE record_id = $1", &[&bytes])?;
-        }
-        match row {
-            None => {}
-            Some(FactRow::Customer {
-                owner_id,
-                created_us,
-            }) => {
-                self.exec(
-                    "INSERT INTO report_customers (customer_id, owner_id, created_us) VALUES ($1, $2, $3)",
-                    &[&id, owner_id, created_us],
-                )?;
-            }
-            Some(FactRow::Fact(c)) => {
-                self.exec(
-                    "INSERT INTO report_facts (record_id, kind, at_us, customer_id, amends, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    &[
-                        &bytes,
-                        &c.kind,
-                        &c.at_us,
-                        &c.customer_id.0.as_bytes().as_slice(),
-                        &c.amends.as_ref().map(|a| a.0.as_bytes().as_slice()),
-                        &c.minor,
-                        &c.minor_digits,
-                        &c.voided,
-                        &c.feedback_kind,
-                        &c.csat,
-                        &c.nps,
-                        &c.resolved_us,
-                    ],
-                )?;
-            }
-        }
-        Ok(())
+        self.behind_mut()?.put_fact(id, customer, row.cloned());
+        self.flush_if_full()
     }
 
     fn clear_report_facts(&mut self) -> Result<(), StoreError> {
+        self.flush()?;
         self.exec("DELETE FROM report_customers", &[])?;
         self.exec("DELETE FROM report_facts", &[])?;
         Ok(())
     }
 
     fn set_record_seq(&mut self, id: RecordId, s: u64) -> Result<(), StoreError> {
+        // Records read or kept behind would carry the old number.
+        self.flush()?;
+        self.behind_mut()?.known.records.remove(&id);
         self.exec(
             "UPDATE records SET seq = $2 WHERE id = $1",
             &[&id.to_string(), &seq(s)],
@@ -1128,11 +1356,8 @@ impl WriteTx for Tx<'_> {
     }
 
     fn set_customer_owner(&mut self, customer: RecordId, owner: UserId) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO customer_owners (customer_id, owner_id) VALUES ($1, $2) ON CONFLICT (customer_id) DO UPDATE SET owner_id = excluded.owner_id",
-            &[&customer.to_string(), &owner.to_string()],
-        )?;
-        Ok(())
+        self.behind_mut()?.put_owner(customer, owner);
+        self.flush_if_full()
     }
 
     fn add_eviction(
@@ -1151,19 +1376,8 @@ impl WriteTx for Tx<'_> {
     }
 
     fn add_op(&mut self, o: &OpRow) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO ops (device_id, device_seq, op_id, user_id, op, outcome, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &o.device_id.to_string(),
-                &seq(o.device_seq),
-                &o.op_id.to_string(),
-                &o.user_id.to_string(),
-                &o.op,
-                &o.outcome,
-                &o.at,
-            ],
-        )?;
-        Ok(())
+        self.behind_mut()?.add_op(o.clone());
+        self.flush_if_full()
     }
 
     fn add_problem(&mut self, p: &ProblemRow) -> Result<i64, StoreError> {
@@ -1203,17 +1417,83 @@ impl WriteTx for Tx<'_> {
     }
 
     fn put_check_in(&mut self, ci: &CheckIn) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO check_ins (visit_id, user_id, started_at_ms, lat, lon) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (visit_id) DO UPDATE SET user_id = excluded.user_id, started_at_ms = excluded.started_at_ms, lat = excluded.lat, lon = excluded.lon",
-            &[
-                &ci.visit_id.to_string(),
-                &ci.user_id.to_string(),
-                &ci.started_at_ms,
-                &ci.at.lat,
-                &ci.at.lon,
-            ],
+        self.behind_mut()?.put_check_in(*ci);
+        self.flush_if_full()
+    }
+
+    fn prefetch_records(&mut self, ids: &[RecordId]) -> Result<(), StoreError> {
+        let b = self.behind_mut()?;
+        let mut ask: Vec<RecordId> = ids
+            .iter()
+            .filter(|id| b.pending.records.get(id).is_none() && !b.known.records.contains_key(id))
+            .copied()
+            .collect();
+        ask.sort_unstable();
+        ask.dedup();
+        if ask.is_empty() {
+            return Ok(());
+        }
+        let text: Vec<String> = ask.iter().map(ToString::to_string).collect();
+        let rows = self.query(
+            &format!("SELECT {RECORD_COLS} FROM records WHERE id = ANY($1::text[])"),
+            &[&text],
         )?;
+        let b = self.behind_mut()?;
+        for id in ask {
+            b.known.records.insert(id, None);
+        }
+        for r in &rows {
+            let row = record_row(r)?;
+            b.known.records.insert(row.id, Some(row));
+        }
+        Ok(())
+    }
+
+    fn prefetch_previous_check_ins(
+        &mut self,
+        user: UserId,
+        asks: &[(i64, RecordId)],
+    ) -> Result<(), StoreError> {
+        let b = self.behind_mut()?;
+        let asks: Vec<(i64, RecordId)> = asks
+            .iter()
+            .filter(|(ms, ex)| !b.known.previous.contains_key(&(user, *ms, *ex)))
+            .copied()
+            .collect();
+        if asks.is_empty() {
+            return Ok(());
+        }
+        let before: Vec<i64> = asks.iter().map(|(ms, _)| *ms).collect();
+        let exclude: Vec<String> = asks.iter().map(|(_, ex)| ex.to_string()).collect();
+        let rows = self.query(
+            "SELECT q.i, c.visit_id, c.started_at_ms, c.lat, c.lon \
+             FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS q(before_ms, skip_id, i) \
+             CROSS JOIN LATERAL (SELECT visit_id, started_at_ms, lat, lon FROM check_ins \
+                 WHERE user_id = $1 AND started_at_ms < q.before_ms AND visit_id <> q.skip_id \
+                 ORDER BY started_at_ms DESC LIMIT 1) c",
+            &[&user.to_string(), &before, &exclude],
+        )?;
+        let mut found: Vec<Option<CheckIn>> = vec![None; asks.len()];
+        for r in &rows {
+            let i = col::<i64>(r, 0)?;
+            let slot = usize::try_from(i - 1)
+                .ok()
+                .and_then(|i| found.get_mut(i))
+                .ok_or_else(|| StoreError::Corrupt(format!("check-in answer {i} out of range")))?;
+            *slot = Some(CheckIn {
+                visit_id: parse(&col::<String>(r, 1)?, "visit id")?,
+                user_id: user,
+                started_at_ms: col(r, 2)?,
+                at: LatLon {
+                    lat: col(r, 3)?,
+                    lon: col(r, 4)?,
+                },
+            });
+        }
+        let b = self.behind_mut()?;
+        for ((ms, ex), answer) in asks.into_iter().zip(found) {
+            b.known.previous.insert((user, ms, ex), answer);
+        }
         Ok(())
     }
 }

@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use sync_protocol::merge::RecordState;
-use sync_protocol::schema::{Anchor, Collection, Relation};
-use sync_protocol::time::format_ts;
+use sync_protocol::schema::{self, Anchor, Collection, Relation};
+use sync_protocol::time::{format_ts, parse_ts};
 use sync_protocol::validate::{Author, check_against_state, validate_op};
 use sync_protocol::wire::{ClockWarning, OpOutcome, Outcome, PushRequest, PushResponse};
 use sync_protocol::{
@@ -96,6 +96,7 @@ pub fn push(
         .clock
         .observe_bounded(&req.clock, now, CLOCK_LIMIT_MS);
 
+    prefetch(tx, &actor.user, &req.ops, acked)?;
     let mut outcomes = Vec::with_capacity(req.ops.len());
     let mut counts = Counts::default();
     let mut resend_from = None;
@@ -195,6 +196,56 @@ pub fn push(
         },
         counts,
     })
+}
+
+/// Tell the store what the new ops of a push will look up: their records,
+/// the customers they name and, for new visits with a position, the rep's
+/// earlier check-ins. A store with a round trip per read then reads them
+/// at once; the answers are the same either way.
+fn prefetch(
+    tx: &mut dyn WriteTx,
+    actor: &UserRow,
+    ops: &[Op],
+    acked: u64,
+) -> Result<(), StoreError> {
+    let mut ids = Vec::with_capacity(ops.len() * 2);
+    let mut check_ins = Vec::new();
+    let id_at = |op: &Op, f: &str| {
+        op.fields
+            .get(f)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<RecordId>().ok())
+    };
+    for op in ops.iter().filter(|o| o.device_seq > acked) {
+        ids.push(op.record_id);
+        let Some(coll) = schema::collection(&op.collection) else {
+            continue;
+        };
+        if let Anchor::CustomerRef(f) = coll.anchor
+            && let Some(c) = id_at(op, f)
+        {
+            ids.push(c);
+        }
+        if coll.name == "visits"
+            && op.kind == OpKind::Create
+            && op.fields.get("check_in").is_some_and(|v| !v.is_null())
+            && let Some(ms) = op
+                .fields
+                .get("started_at")
+                .and_then(Value::as_str)
+                .and_then(parse_ts)
+                .map(|t| t.timestamp_millis())
+        {
+            check_ins.push((ms, op.record_id));
+        }
+    }
+    if !ids.is_empty() {
+        tx.prefetch_records(&ids)?;
+    }
+    if !check_ins.is_empty() {
+        tx.prefetch_previous_check_ins(actor.id, &check_ins)?;
+    }
+    Ok(())
 }
 
 /// The value of `name` in the op (create) or in the current state.

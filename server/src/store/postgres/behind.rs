@@ -1,0 +1,252 @@
+//! Write-behind for PostgreSQL write transactions.
+//!
+//! A push of 20 visits used to send about 200 statements, one round trip
+//! each, while holding the write lock that serialises every writer of every
+//! instance. Here the row writes a push makes (records, their report facts,
+//! customer owners, ops, check-ins, the change head) are kept in memory and
+//! sent as a few multi-row statements ([`Behind::take`], sent by the
+//! store) before the transaction reads those tables through a query the
+//! overlay cannot answer, and before commit.
+//!
+//! Reads the push makes are answered from the overlay first: a record
+//! written in this transaction, a customer's new owner, a check-in. What
+//! the database said is remembered ([`Known`]) until the next flush: the
+//! transaction holds the write lock, so nothing else changes those tables
+//! meanwhile, and until a flush the database still holds exactly what it
+//! held when it was asked.
+
+use crate::store::facts::FactRow;
+use crate::store::{CheckIn, OpRow, RecordRow};
+use std::collections::HashMap;
+use sync_protocol::{RecordId, UserId};
+
+/// Rows pending after this many are sent at once (a migration or a fact
+/// rebuild writes millions in one transaction).
+pub const FLUSH_AT: usize = 4096;
+
+/// The latest value per key, in first-write order.
+#[derive(Debug)]
+pub struct Latest<K, V> {
+    rows: Vec<V>,
+    at: HashMap<K, usize>,
+}
+
+impl<K, V> Default for Latest<K, V> {
+    fn default() -> Self {
+        Self {
+            rows: Vec::new(),
+            at: HashMap::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> Latest<K, V> {
+    fn put(&mut self, key: K, value: V) {
+        if let Some(&i) = self.at.get(&key) {
+            self.rows[i] = value;
+        } else {
+            self.at.insert(key, self.rows.len());
+            self.rows.push(value);
+        }
+    }
+
+    /// The pending value of `key`.
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.at.get(key).map(|&i| &self.rows[i])
+    }
+
+    /// Every pending value.
+    pub fn rows(&self) -> &[V] {
+        &self.rows
+    }
+
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+}
+
+/// A report fact row to replace: `(record, is a customer, row or removal)`.
+pub type FactWrite = (RecordId, bool, Option<FactRow>);
+
+/// Writes not yet sent.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// Records by id.
+    pub records: Latest<RecordId, RecordRow>,
+    /// Report fact rows by record.
+    pub facts: Latest<RecordId, FactWrite>,
+    /// Customer owners.
+    pub owners: Latest<RecordId, (RecordId, UserId)>,
+    /// Check-ins by visit.
+    pub check_ins: Latest<RecordId, CheckIn>,
+    /// Ops, in order.
+    pub ops: Vec<OpRow>,
+    /// The change head to store, when numbers were taken.
+    pub head: Option<u64>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.records.len()
+            + self.facts.len()
+            + self.owners.len()
+            + self.check_ins.len()
+            + self.ops.len()
+    }
+
+    /// Nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0 && self.head.is_none()
+    }
+}
+
+/// What the database answered since the last flush.
+#[derive(Debug, Default)]
+pub struct Known {
+    /// Records (`None`: there is none).
+    pub records: HashMap<RecordId, Option<RecordRow>>,
+    /// `previous_check_in(user, before_ms, exclude)` on the database alone.
+    pub previous: HashMap<(UserId, i64, RecordId), Option<CheckIn>>,
+}
+
+/// The write-behind state of one write transaction.
+#[derive(Debug, Default)]
+pub struct Behind {
+    /// Not yet sent.
+    pub pending: Pending,
+    /// Read from the database, valid until the next flush.
+    pub known: Known,
+    /// The change head: read once under the write lock, then counted here.
+    pub head: Option<u64>,
+}
+
+impl Behind {
+    /// Keep a record write.
+    pub fn put_record(&mut self, r: RecordRow) {
+        self.pending.records.put(r.id, r);
+    }
+
+    /// Keep a fact write.
+    pub fn put_fact(&mut self, id: RecordId, customer: bool, row: Option<FactRow>) {
+        self.pending.facts.put(id, (id, customer, row));
+    }
+
+    /// Keep an owner change.
+    pub fn put_owner(&mut self, customer: RecordId, owner: UserId) {
+        self.pending.owners.put(customer, (customer, owner));
+    }
+
+    /// Keep a check-in.
+    pub fn put_check_in(&mut self, ci: CheckIn) {
+        self.pending.check_ins.put(ci.visit_id, ci);
+    }
+
+    /// Keep an op.
+    pub fn add_op(&mut self, op: OpRow) {
+        self.pending.ops.push(op);
+    }
+
+    /// Whether enough is pending to send it now.
+    pub fn full(&self) -> bool {
+        self.pending.len() >= FLUSH_AT
+    }
+
+    /// The writes to send; what was known is forgotten, because once they
+    /// are sent the database no longer holds what it answered.
+    pub fn take(&mut self) -> Pending {
+        if self.pending.is_empty() {
+            return Pending::default();
+        }
+        self.known = Known::default();
+        std::mem::take(&mut self.pending)
+    }
+
+    /// The latest pending check-in of `user` strictly before `before_ms`,
+    /// other than `exclude`.
+    pub fn pending_previous(
+        &self,
+        user: UserId,
+        before_ms: i64,
+        exclude: RecordId,
+    ) -> Option<&CheckIn> {
+        self.pending
+            .check_ins
+            .rows()
+            .iter()
+            .filter(|c| c.user_id == user && c.started_at_ms < before_ms && c.visit_id != exclude)
+            .max_by_key(|c| c.started_at_ms)
+    }
+}
+
+/// The later of two check-ins (the database's answer and the overlay's).
+pub fn later(a: Option<CheckIn>, b: Option<&CheckIn>) -> Option<CheckIn> {
+    match (a, b) {
+        (Some(a), Some(b)) if b.started_at_ms > a.started_at_ms => Some(*b),
+        (Some(a), _) => Some(a),
+        (None, b) => b.copied(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sync_protocol::geo::LatLon;
+
+    fn id(n: u128) -> RecordId {
+        RecordId(uuid::Uuid::from_u128(n))
+    }
+
+    fn check_in(visit: u128, user: u128, ms: i64) -> CheckIn {
+        CheckIn {
+            visit_id: id(visit),
+            user_id: UserId(uuid::Uuid::from_u128(user)),
+            started_at_ms: ms,
+            at: LatLon { lat: 1.0, lon: 2.0 },
+        }
+    }
+
+    #[test]
+    fn latest_keeps_first_order_and_last_value() {
+        let mut l = Latest::default();
+        l.put(1, "a");
+        l.put(2, "b");
+        l.put(1, "c");
+        assert_eq!(l.rows(), &["c", "b"]);
+        assert_eq!(l.get(&1), Some(&"c"));
+        assert_eq!(l.get(&3), None);
+    }
+
+    #[test]
+    fn pending_previous_is_the_latest_earlier_other_check_in_of_the_user() {
+        let mut b = Behind::default();
+        let user = UserId(uuid::Uuid::from_u128(7));
+        b.put_check_in(check_in(1, 7, 100));
+        b.put_check_in(check_in(2, 7, 300));
+        b.put_check_in(check_in(3, 8, 250));
+        b.put_check_in(check_in(4, 7, 200));
+        let at = |ms, ex| b.pending_previous(user, ms, id(ex)).map(|c| c.visit_id);
+        assert_eq!(at(250, 0), Some(id(4)));
+        assert_eq!(at(250, 4), Some(id(1)));
+        assert_eq!(at(100, 0), None, "strictly before");
+        assert_eq!(at(1000, 0), Some(id(2)));
+        let db = Some(check_in(9, 7, 150));
+        assert_eq!(later(db, b.pending_previous(user, 120, id(0))), db);
+        assert_eq!(
+            later(db, b.pending_previous(user, 250, id(0))).map(|c| c.visit_id),
+            Some(id(4))
+        );
+    }
+
+    #[test]
+    fn take_forgets_what_was_known_only_when_something_is_sent() {
+        let mut b = Behind::default();
+        b.known.records.insert(id(1), None);
+        assert!(b.take().is_empty());
+        assert!(b.known.records.contains_key(&id(1)));
+        b.put_owner(id(1), UserId(uuid::Uuid::from_u128(2)));
+        let sent = b.take();
+        assert_eq!(sent.owners.rows().len(), 1);
+        assert!(b.known.records.is_empty());
+        assert!(b.pending.is_empty());
+    }
+}
