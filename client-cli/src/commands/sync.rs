@@ -225,6 +225,12 @@ fn push(ctx: &Ctx, store: &mut Store, remote: &Remote, sum: &mut Summary) -> Res
     }
 }
 
+/// Pull until caught up. The next page is asked for (on a second thread)
+/// while this one is stored: a page names the cursor of the next, so the
+/// server builds page N + 1 and the answer travels while page N is written.
+/// Pages are still stored in order, each in its own transaction with its
+/// cursor, so an interrupted pull resumes from the last stored page; at
+/// most one page waits in memory.
 fn pull(
     ctx: &Ctx,
     store: &mut Store,
@@ -232,34 +238,57 @@ fn pull(
     sum: &mut Summary,
     checksums: bool,
 ) -> Result<Option<Vec<ScopeSummary>>> {
-    loop {
-        let cursor = store.cursor()?;
-        let req = PullRequest {
-            cursor,
-            limit: Some(PULL_LIMIT),
-            checksums,
-        };
-        let page: PullResponse = remote
-            .post("/v1/sync/pull", &req)
-            .map_err(|e| remote::fail(e, remote.base(), store.pending().unwrap_or(0)))?;
-        let applied = store.apply_page(&page)?;
-        sum.pulled += applied.upserts;
-        sum.evicted += applied.evicted;
-        ctx.printer.progress(&format!(
-            "pulling: {} records (at {} of {})",
-            sum.pulled, page.cursor, page.checkpoint
-        ));
-        if !page.more {
-            return Ok(page.scope);
+    let first = store.cursor()?;
+    std::thread::scope(|s| {
+        let (pages, received) = std::sync::mpsc::sync_channel(1);
+        s.spawn(move || {
+            let mut cursor = first;
+            loop {
+                let req = PullRequest {
+                    cursor,
+                    limit: Some(PULL_LIMIT),
+                    checksums,
+                };
+                let page: Result<PullResponse, _> = remote.post("/v1/sync/pull", &req);
+                let next = match &page {
+                    Ok(p) if p.more && p.cursor > cursor => Some(p.cursor),
+                    _ => None,
+                };
+                // A closed channel: storing failed and nobody waits for more.
+                if pages.send((cursor, page)).is_err() {
+                    return;
+                }
+                match next {
+                    Some(c) => cursor = c,
+                    None => return,
+                }
+            }
+        });
+        loop {
+            let Ok((cursor, page)) = received.recv() else {
+                return Err(anyhow::anyhow!("the pull stopped without an answer"));
+            };
+            let page =
+                page.map_err(|e| remote::fail(e, remote.base(), store.pending().unwrap_or(0)))?;
+            let applied = store.apply_page(&page)?;
+            sum.pulled += applied.upserts;
+            sum.evicted += applied.evicted;
+            ctx.printer.progress(&format!(
+                "pulling: {} records (at {} of {})",
+                sum.pulled, page.cursor, page.checkpoint
+            ));
+            if !page.more {
+                return Ok(page.scope);
+            }
+            if page.cursor <= cursor {
+                return Err(
+                    Failure::new("the server says more changes follow but sent none")
+                        .hint("try fieldsync sync again later")
+                        .into(),
+                );
+            }
         }
-        if page.changes.is_empty() && page.cursor <= cursor {
-            return Err(
-                Failure::new("the server says more changes follow but sent none")
-                    .hint("try fieldsync sync again later")
-                    .into(),
-            );
-        }
-    }
+    })
 }
 
 /// Collections whose count or checksum differs from the server's scope.
