@@ -27,8 +27,12 @@ pub struct Api {
 impl Api {
     /// An anonymous client.
     pub fn new(base: &str) -> Result<Self> {
+        // Idle connections are dropped before the server's keep-alive
+        // (5 s) closes them: a request sent on a connection the server is
+        // closing fails with "connection closed before message completed".
         let http = Client::builder()
             .timeout(Duration::from_mins(5))
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .context("building the HTTP client")?;
         Ok(Self {

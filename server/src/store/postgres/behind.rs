@@ -21,8 +21,11 @@ use std::collections::HashMap;
 use sync_protocol::{RecordId, UserId};
 
 /// Rows pending after this many are sent at once (a migration or a fact
-/// rebuild writes millions in one transaction).
-pub const FLUSH_AT: usize = 4096;
+/// rebuild writes millions in one transaction). A full push (5,000 ops of
+/// about four rows each) stays below it and is sent once, before commit:
+/// a flush forgets what the database answered, so later reads of the same
+/// push would go back to one round trip each.
+pub const FLUSH_AT: usize = 32_768;
 
 /// The latest value per key, in first-write order.
 #[derive(Debug)]
