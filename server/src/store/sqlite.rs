@@ -220,6 +220,10 @@ fn configure(c: &Connection) -> rusqlite::Result<()> {
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.pragma_update(None, "synchronous", "FULL")?;
     c.pragma_update(None, "foreign_keys", "ON")?;
+    // Every writer runs inside a savepoint of its group-commit batch, so
+    // SQLite copies each page it first changes there into a sub-journal;
+    // kept in memory, that is a copy instead of a write() to a temp file.
+    c.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 
