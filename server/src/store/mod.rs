@@ -13,6 +13,7 @@ pub mod facts;
 pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
+mod turns;
 
 #[cfg(test)]
 mod conformance;

@@ -16,6 +16,7 @@
 
 mod behind;
 
+use super::turns::{Turn, Turns};
 use super::{
     ChangeRow, CheckIn, ConflictRow, DeviceRow, OpRow, ProblemRow, ReadFn, ReadTx, RecordRow,
     RecordScope, ScopeFilter, Store, StoreError, TeamRow, UserRow, WriteFn, WriteTx,
@@ -98,6 +99,8 @@ struct PoolState {
 
 /// The PostgreSQL store.
 pub struct PostgresStore {
+    /// One turn per pooled connection, taken in arrival order.
+    turns: Turns,
     config: postgres::Config,
     target: String,
     max: usize,
@@ -172,6 +175,7 @@ impl PostgresStore {
             source,
         })?;
         let store = Self {
+            turns: Turns::new(max.max(1)),
             target: describe(&config),
             config,
             max: max.max(1),
@@ -190,6 +194,9 @@ impl PostgresStore {
 
     /// Take a connection, opening one when the pool is not full, or wait for one.
     fn checkout(&self) -> Result<Pooled<'_>, StoreError> {
+        // Requests get connections in the order they asked; holding a turn,
+        // one is idle or may be opened.
+        let turn = self.turns.wait();
         let mut st = lock(&self.state);
         loop {
             if let Some(conn) = st.idle.pop() {
@@ -200,6 +207,7 @@ impl PostgresStore {
                 return Ok(Pooled {
                     store: self,
                     conn: Some(conn),
+                    _turn: turn,
                 });
             }
             if st.open < self.max {
@@ -212,6 +220,7 @@ impl PostgresStore {
                             client,
                             statements: HashMap::new(),
                         }),
+                        _turn: turn,
                     }),
                     Err(e) => {
                         lock(&self.state).open -= 1;
@@ -241,10 +250,12 @@ impl Drop for PostgresStore {
     }
 }
 
-/// A checked-out connection, returned to the pool when dropped.
+/// A checked-out connection, returned to the pool when dropped (and then
+/// its turn passes to the next request in line).
 struct Pooled<'a> {
     store: &'a PostgresStore,
     conn: Option<Conn>,
+    _turn: Turn<'a>,
 }
 
 impl Drop for Pooled<'_> {

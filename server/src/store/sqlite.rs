@@ -10,6 +10,7 @@
 //! COMMIT and return only after it succeeded, or all get its error. One
 //! fsync thus covers every writer that queued up during the previous one.
 
+use super::turns::Turns;
 use super::{
     ChangeRow, CheckIn, ConflictRow, DeviceRow, OpRow, PairFn, ProblemRow, ReadFn, ReadTx,
     RecordRow, RecordScope, ScopeFilter, Store, StoreError, TeamRow, UserRow, WriteFn, WriteTx,
@@ -84,6 +85,8 @@ pub enum OpenError {
 
 /// The SQLite store.
 pub struct SqliteStore {
+    /// Writers take `writer` in the order they arrived.
+    turns: Turns,
     writer: Mutex<Writer>,
     /// Signalled whenever a batch ends (committed or failed).
     batch_ended: Condvar,
@@ -183,6 +186,7 @@ impl SqliteStore {
             readers.push(Mutex::new(c));
         }
         let store = Self {
+            turns: Turns::default(),
             writer: Mutex::new(Writer {
                 conn: writer,
                 open: false,
@@ -246,6 +250,7 @@ impl SqliteStore {
         f: &mut dyn FnMut(&Connection) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         self.queued.fetch_add(1, Ordering::SeqCst);
+        let turn = self.turns.wait();
         let mut w = lock(&self.writer);
         self.queued.fetch_sub(1, Ordering::SeqCst);
         if !w.open {
@@ -300,6 +305,8 @@ impl SqliteStore {
         if let Ran::Failed(e) = ran {
             return Err(e);
         }
+        // The next writer may go while this one waits for the COMMIT.
+        drop(turn);
         while w.ended < batch {
             w = self
                 .batch_ended
