@@ -484,17 +484,22 @@ fn problems_filter_by_user_newest_first(s: &dyn Store) {
     assert!(read(s, |tx| tx.problems(Some(&[]))).unwrap().is_empty());
 }
 
-fn previous_check_in_is_the_latest_earlier_one(s: &dyn Store) {
-    let u = UserId::new_v7(at(1));
-    let ci = |n: i64, t: i64| CheckIn {
+/// A check-in of `user` for a visit made at `at(n)`, started at `t` ms.
+fn check_in(user: UserId, n: i64, t: i64) -> CheckIn {
+    CheckIn {
         visit_id: RecordId::new_v7(at(n)),
-        user_id: u,
+        user_id: user,
         started_at_ms: t,
         at: LatLon {
             lat: 1.0,
             lon: n as f64,
         },
-    };
+    }
+}
+
+fn previous_check_in_is_the_latest_earlier_one(s: &dyn Store) {
+    let u = UserId::new_v7(at(1));
+    let ci = |n: i64, t: i64| check_in(u, n, t);
     let (a, b, c) = (ci(1, 1_000), ci(2, 2_000), ci(3, 3_000));
     write(s, |tx| -> Result<(), StoreError> {
         tx.put_check_in(&a)?;
@@ -522,15 +527,7 @@ fn previous_check_in_is_the_latest_earlier_one(s: &dyn Store) {
 fn a_write_transaction_reads_its_own_writes(s: &dyn Store) {
     let u = UserId::new_v7(at(1));
     let other = UserId::new_v7(at(2));
-    let ci = |n: i64, t: i64| CheckIn {
-        visit_id: RecordId::new_v7(at(n)),
-        user_id: u,
-        started_at_ms: t,
-        at: LatLon {
-            lat: 2.0,
-            lon: n as f64,
-        },
-    };
+    let ci = |n: i64, t: i64| check_in(u, n, t);
     let (stored, customer, missing) = (
         RecordId::new_v7(at(10)),
         RecordId::new_v7(at(11)),

@@ -408,10 +408,12 @@ fn is_unique_violation(e: &StoreError) -> bool {
 const USER_COLS: &str =
     "id, username, password_hash, role, team_id, supervisor_id, active, created_at";
 
-const RECORD_COLS: &str =
-    "id, collection, seq, state, customer_id, subject_user, subject_team, public";
+/// A record by id, in the columns [`record_row`] reads.
+const RECORD_BY_ID: &str = "SELECT id, collection, seq, state, customer_id, subject_user, subject_team, public FROM records WHERE id = $1";
+/// Records by a list of ids, in the same columns.
+const RECORDS_BY_IDS: &str = "SELECT id, collection, seq, state, customer_id, subject_user, subject_team, public FROM records WHERE id = ANY($1::text[])";
 
-/// A record from the columns [`RECORD_COLS`].
+/// A record from the columns of [`RECORD_BY_ID`].
 fn record_row(r: &Row) -> Result<RecordRow, StoreError> {
     Ok(RecordRow {
         id: parse(&col::<String>(r, 0)?, "record id")?,
@@ -630,10 +632,7 @@ impl ReadTx for Tx<'_> {
             }
         }
         let row = self
-            .opt(
-                &format!("SELECT {RECORD_COLS} FROM records WHERE id = $1"),
-                &[&id.to_string()],
-            )?
+            .opt(RECORD_BY_ID, &[&id.to_string()])?
             .map(|r| record_row(&r))
             .transpose()?;
         if let Some(b) = &mut self.behind {
@@ -1445,10 +1444,7 @@ impl WriteTx for Tx<'_> {
             return Ok(());
         }
         let text: Vec<String> = ask.iter().map(ToString::to_string).collect();
-        let rows = self.query(
-            &format!("SELECT {RECORD_COLS} FROM records WHERE id = ANY($1::text[])"),
-            &[&text],
-        )?;
+        let rows = self.query(RECORDS_BY_IDS, &[&text])?;
         let b = self.behind_mut()?;
         for id in ask {
             b.known.records.insert(id, None);
@@ -1562,5 +1558,31 @@ pub(crate) mod testing {
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::TempDatabase;
+    use super::*;
+
+    /// Every pooled connection, the one left over from migrating included,
+    /// plans each execution with its parameters.
+    #[test]
+    fn pooled_connections_plan_each_execution() {
+        let db = TempDatabase::new();
+        let store = PostgresStore::open_with_pool(&db.url(), 2).unwrap();
+        let mut first = store.checkout().unwrap();
+        let mut second = store.checkout().unwrap();
+        for pooled in [&mut first, &mut second] {
+            let (client, _) = pooled.parts().unwrap();
+            let mode: String = client
+                .query_one("SHOW plan_cache_mode", &[])
+                .unwrap()
+                .get(0);
+            assert_eq!(mode, "force_custom_plan");
+        }
+        drop((first, second));
+        drop(store);
     }
 }

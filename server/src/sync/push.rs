@@ -210,28 +210,21 @@ fn prefetch(
 ) -> Result<(), StoreError> {
     let mut ids = Vec::with_capacity(ops.len() * 2);
     let mut check_ins = Vec::new();
-    let id_at = |op: &Op, f: &str| {
-        op.fields
-            .get(f)
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<RecordId>().ok())
-    };
     for op in ops.iter().filter(|o| o.device_seq > acked) {
         ids.push(op.record_id);
         let Some(coll) = schema::collection(&op.collection) else {
             continue;
         };
+        // Without the stored state only a create's own fields are known.
         if let Anchor::CustomerRef(f) = coll.anchor
-            && let Some(c) = id_at(op, f)
+            && let Some(c) = id_in::<RecordId>(op, None, f)
         {
             ids.push(c);
         }
         if coll.name == "visits"
             && op.kind == OpKind::Create
-            && op.fields.get("check_in").is_some_and(|v| !v.is_null())
-            && let Some(ms) = op
-                .fields
-                .get("started_at")
+            && value_of(op, None, "check_in").is_some()
+            && let Some(ms) = value_of(op, None, "started_at")
                 .and_then(Value::as_str)
                 .and_then(parse_ts)
                 .map(|t| t.timestamp_millis())
