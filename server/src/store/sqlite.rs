@@ -643,8 +643,11 @@ fn changes_sql(scope: &ScopeFilter) -> String {
             "SELECT seq FROM records WHERE subject_team IN ({teams}) AND seq > ?1 AND seq <= ?2"
         ));
     }
+    // `seq IN (…)` walks the sorted list of numbers and looks each record
+    // up: no sort of whole records (a join to the list sorted them again,
+    // spilling a page's JSON to temporary files).
     format!(
-        "SELECT r.seq, r.state FROM ({} ORDER BY 1 LIMIT ?3) s JOIN records r ON r.seq = s.seq ORDER BY r.seq",
+        "SELECT r.seq, r.state FROM records r WHERE r.seq IN ({} ORDER BY 1 LIMIT ?3) ORDER BY r.seq",
         branches
             .iter()
             .map(|b| format!("SELECT seq FROM ({b} ORDER BY 1 LIMIT ?3)"))
