@@ -8,6 +8,8 @@
 
 use crate::id::DeviceId;
 use chrono::{DateTime, Utc};
+use serde::de::{self, Visitor};
+use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cmp::Ordering;
 use std::fmt;
@@ -71,10 +73,39 @@ impl PartialOrd for Hlc {
     }
 }
 
+/// Length of the text form.
+const TEXT_LEN: usize = 50;
+
+impl Hlc {
+    /// The text form written digit by digit (clocks are written for every
+    /// field of every record a pull stores); `None` past [`MAX_MILLIS`],
+    /// which needs more than 12 digits.
+    fn text(&self) -> Option<[u8; TEXT_LEN]> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        if self.millis > MAX_MILLIS {
+            return None;
+        }
+        let mut out = [b'-'; TEXT_LEN];
+        for (i, b) in out[..12].iter_mut().enumerate() {
+            *b = HEX[((self.millis >> (4 * (11 - i))) & 0xf) as usize];
+        }
+        for (i, b) in out[13..17].iter_mut().enumerate() {
+            *b = HEX[usize::from((self.counter >> (4 * (3 - i))) & 0xf)];
+        }
+        self.node.0.simple().encode_lower(&mut out[18..]);
+        Some(out)
+    }
+}
+
 impl fmt::Display for Hlc {
     /// Fixed-width form whose byte order equals the clock order:
     /// `0192f1a2b3c4-0001-<32 hex digits of the node>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(text) = self.text()
+            && let Ok(s) = std::str::from_utf8(&text)
+        {
+            return f.write_str(s);
+        }
         write!(
             f,
             "{:012x}-{:04x}-{}",
@@ -116,14 +147,26 @@ impl FromStr for Hlc {
 
 impl Serialize for Hlc {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self.text() {
+            Some(text) => s.serialize_str(std::str::from_utf8(&text).map_err(S::Error::custom)?),
+            None => s.collect_str(self),
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Hlc {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        struct Text;
+        impl Visitor<'_> for Text {
+            type Value = Hlc;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a clock reading")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Hlc, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Text)
     }
 }
 
@@ -339,5 +382,30 @@ mod tests {
                 }
             }
         }
+
+        /// The digit-by-digit text form is the formatted one, and it reads
+        /// back through serde (plain and with escapes) to the same reading.
+        #[test]
+        fn text_form_matches_the_formatted_one(millis in 0..=MAX_MILLIS, counter in any::<u16>(), n in any::<u128>()) {
+            let h = Hlc { millis, counter, node: DeviceId(Uuid::from_u128(n)) };
+            let formatted = format!("{millis:012x}-{counter:04x}-{}", Uuid::from_u128(n).simple());
+            prop_assert_eq!(h.to_string(), formatted.clone());
+            let json = serde_json::to_string(&h).unwrap();
+            prop_assert_eq!(&json, &format!("\"{formatted}\""));
+            prop_assert_eq!(serde_json::from_str::<Hlc>(&json).unwrap(), h);
+            let escaped = format!("\"\\u00{:02x}{}\"", formatted.as_bytes()[0], &formatted[1..]);
+            prop_assert_eq!(serde_json::from_str::<Hlc>(&escaped).unwrap(), h);
+        }
+    }
+
+    #[test]
+    fn a_reading_past_twelve_digits_still_prints_in_full() {
+        let h = Hlc {
+            millis: MAX_MILLIS + 1,
+            counter: 1,
+            node: node(1),
+        };
+        assert!(h.to_string().starts_with("1000000000000-0001-"), "{h}");
+        assert!(serde_json::from_str::<Hlc>("17").is_err());
     }
 }

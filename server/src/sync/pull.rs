@@ -72,7 +72,7 @@ impl Page {
                     out.push('}');
                 }
                 ChangeRow::Evict { seq, customer_id } => {
-                    let change = Change::Evict {
+                    let change: Change = Change::Evict {
                         seq: *seq,
                         customer_id: *customer_id,
                     };

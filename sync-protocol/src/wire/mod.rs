@@ -150,17 +150,19 @@ pub struct PullRequest {
     pub checksums: bool,
 }
 
-/// One change in a pull page.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One change in a pull page: an object tagged by `type`. It is read by
+/// hand ([`change_de`]) rather than by serde's internally tagged enum,
+/// which first copies every record into a generic tree to find the tag.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Change {
+pub enum Change<R = RecordState> {
     /// The record's current state.
     Upsert {
         /// Commit-order sequence number of the change.
         seq: u64,
         /// The record.
-        record: RecordState,
+        record: R,
     },
     /// The customer and everything about it left the device's scope.
     Evict {
@@ -171,7 +173,132 @@ pub enum Change {
     },
 }
 
-impl Change {
+impl<'de, R: Deserialize<'de>> Deserialize<'de> for Change<R> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(change_de::ChangeVisitor(std::marker::PhantomData))
+    }
+}
+
+/// A value together with the exact JSON text it was read from, e.g. a
+/// pulled record kept byte for byte as the server sent it
+/// (`PullResponse<Verbatim<RecordState>>`); it is written back as that text.
+#[derive(Clone, Debug)]
+pub struct Verbatim<T> {
+    /// The value read.
+    pub value: T,
+    raw: Box<serde_json::value::RawValue>,
+}
+
+impl<T> Verbatim<T> {
+    /// The JSON text as received.
+    pub fn json(&self) -> &str {
+        self.raw.get()
+    }
+}
+
+impl<T: PartialEq> PartialEq for Verbatim<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value && self.json() == other.json()
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Verbatim<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        let value = serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
+        Ok(Self { value, raw })
+    }
+}
+
+impl<T> Serialize for Verbatim<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.raw.serialize(s)
+    }
+}
+
+/// Reading a [`Change`] in one pass: every key's type is known without the
+/// tag, so the keys may come in any order and nothing is buffered.
+mod change_de {
+    use super::{Change, RecordId};
+    use serde::Deserialize;
+    use serde::de::{Error, MapAccess, Visitor};
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    #[derive(Deserialize)]
+    #[serde(field_identifier, rename_all = "snake_case")]
+    enum Key {
+        Type,
+        Seq,
+        Record,
+        CustomerId,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Kind {
+        Upsert,
+        Evict,
+    }
+
+    pub(super) struct ChangeVisitor<R>(pub(super) PhantomData<R>);
+
+    fn once<T, E: Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
+        if slot.replace(value).is_some() {
+            return Err(E::duplicate_field(name));
+        }
+        Ok(())
+    }
+
+    impl<'de, R: Deserialize<'de>> Visitor<'de> for ChangeVisitor<R> {
+        type Value = Change<R>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a change: an object with type upsert or evict")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Change<R>, A::Error> {
+            let mut kind = None;
+            let mut seq = None;
+            let mut record: Option<R> = None;
+            let mut customer: Option<RecordId> = None;
+            while let Some(key) = map.next_key()? {
+                match key {
+                    Key::Type => once(&mut kind, map.next_value::<Kind>()?, "type")?,
+                    Key::Seq => once(&mut seq, map.next_value::<u64>()?, "seq")?,
+                    Key::Record => once(&mut record, map.next_value()?, "record")?,
+                    Key::CustomerId => once(&mut customer, map.next_value()?, "customer_id")?,
+                }
+            }
+            let seq = seq.ok_or_else(|| A::Error::missing_field("seq"))?;
+            match kind.ok_or_else(|| A::Error::missing_field("type"))? {
+                Kind::Upsert => {
+                    if customer.is_some() {
+                        return Err(A::Error::unknown_field(
+                            "customer_id",
+                            &["type", "seq", "record"],
+                        ));
+                    }
+                    let record = record.ok_or_else(|| A::Error::missing_field("record"))?;
+                    Ok(Change::Upsert { seq, record })
+                }
+                Kind::Evict => {
+                    if record.is_some() {
+                        return Err(A::Error::unknown_field(
+                            "record",
+                            &["type", "seq", "customer_id"],
+                        ));
+                    }
+                    let customer_id =
+                        customer.ok_or_else(|| A::Error::missing_field("customer_id"))?;
+                    Ok(Change::Evict { seq, customer_id })
+                }
+            }
+        }
+    }
+}
+
+impl<R> Change<R> {
     /// The change's sequence number.
     pub fn seq(&self) -> u64 {
         match self {
@@ -197,9 +324,9 @@ pub struct ScopeSummary {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-pub struct PullResponse {
+pub struct PullResponse<R = RecordState> {
     /// Changes in sequence order.
-    pub changes: Vec<Change>,
+    pub changes: Vec<Change<R>>,
     /// Store this as the new cursor together with the changes, in one transaction.
     pub cursor: u64,
     /// The newest sequence number when the pull began; keep pulling until `cursor` reaches it.
@@ -211,4 +338,89 @@ pub struct PullResponse {
     pub scope: Option<Vec<ScopeSummary>>,
     /// The server's clock.
     pub server_clock: Hlc,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record() -> RecordState {
+        RecordState::new(RecordId::new_v7(chrono::Utc::now()), "customers")
+    }
+
+    #[test]
+    fn a_change_reads_the_same_whatever_the_order_of_its_keys() {
+        let r = record();
+        let tag_first = json!({"type": "upsert", "seq": 7, "record": r}).to_string();
+        let tag_last = format!(
+            r#"{{"record":{},"seq":7,"type":"upsert"}}"#,
+            serde_json::to_string(&r).unwrap()
+        );
+        let want = Change::Upsert { seq: 7, record: r };
+        for text in [tag_first, tag_last] {
+            assert_eq!(
+                serde_json::from_str::<Change>(&text).unwrap(),
+                want,
+                "{text}"
+            );
+        }
+        let c = RecordId::new_v7(chrono::Utc::now());
+        let evict = json!({"customer_id": c, "type": "evict", "seq": 9}).to_string();
+        assert_eq!(
+            serde_json::from_str::<Change>(&evict).unwrap(),
+            Change::Evict {
+                seq: 9,
+                customer_id: c
+            }
+        );
+    }
+
+    #[test]
+    fn a_change_with_a_missing_a_foreign_or_a_repeated_key_is_refused() {
+        let r = serde_json::to_value(record()).unwrap();
+        let c = RecordId::new_v7(chrono::Utc::now());
+        for (bad, why) in [
+            (json!({"seq": 1, "record": r}), "missing field `type`"),
+            (
+                json!({"type": "upsert", "record": r}),
+                "missing field `seq`",
+            ),
+            (
+                json!({"type": "upsert", "seq": 1}),
+                "missing field `record`",
+            ),
+            (
+                json!({"type": "evict", "seq": 1}),
+                "missing field `customer_id`",
+            ),
+            (
+                json!({"type": "upsert", "seq": 1, "record": r, "extra": 1}),
+                "unknown field `extra`",
+            ),
+            (
+                json!({"type": "upsert", "seq": 1, "record": r, "customer_id": c}),
+                "unknown field `customer_id`",
+            ),
+            (
+                json!({"type": "evict", "seq": 1, "record": r, "customer_id": c}),
+                "unknown field `record`",
+            ),
+            (
+                json!({"type": "merge", "seq": 1, "record": r}),
+                "unknown variant `merge`",
+            ),
+            (json!([1, 2]), "a change"),
+        ] {
+            let err = serde_json::from_value::<Change>(bad.clone())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        let twice = r#"{"type":"evict","seq":1,"seq":2,"customer_id":"x"}"#;
+        let err = serde_json::from_str::<Change>(twice)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("duplicate field `seq`"), "{err}");
+    }
 }
