@@ -16,11 +16,18 @@ pub use postgres::{apply_postgres, current_version_postgres};
 pub use runner::{Migration, MigrationError, Report, apply, current_version};
 
 /// The client's local store (one per profile).
-pub static CLIENT: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../client/0001_init.sql"),
-}];
+pub static CLIENT: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../client/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "view_shares_server_state",
+        sql: include_str!("../client/0002_view_shares_server_state.sql"),
+    },
+];
 
 /// The server's SQLite store.
 pub static SERVER_SQLITE: &[Migration] = &[

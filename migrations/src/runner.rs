@@ -214,6 +214,46 @@ mod tests {
     }
 
     #[test]
+    fn client_view_rows_without_pending_ops_give_up_their_copy_of_the_state() {
+        let mut c = Connection::open_in_memory().unwrap();
+        apply(&mut c, &CLIENT[..1]).unwrap();
+        c.execute_batch(
+            "INSERT INTO server_records VALUES ('a', 'customers', 'a', '{\"s\":1}');
+             INSERT INTO records (id, collection, customer_id, name, pending, state)
+               VALUES ('a', 'customers', 'a', 'Acme', 0, '{\"s\":1}'),
+                      ('b', 'customers', 'b', 'Globex', 1, '{\"v\":2}');",
+        )
+        .unwrap();
+        apply(&mut c, CLIENT).unwrap();
+        let rows: Vec<(String, Option<String>, Option<String>)> = c
+            .prepare(
+                "SELECT r.id, r.name, coalesce(r.state, s.state) FROM records r \
+                 LEFT JOIN server_records s ON s.id = r.id ORDER BY r.id",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("a".into(), Some("Acme".into()), Some("{\"s\":1}".into())),
+                ("b".into(), Some("Globex".into()), Some("{\"v\":2}".into())),
+            ]
+        );
+        let own: Option<String> = c
+            .query_row("SELECT state FROM records WHERE id = 'a'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(own, None, "the synced record reads the server's copy");
+        let refused = c.execute(
+            "INSERT INTO records (id, collection, pending) VALUES ('c', 'customers', 1)",
+            [],
+        );
+        assert!(refused.is_err(), "a pending record keeps its own state");
+    }
+
+    #[test]
     fn refuses_a_newer_database_without_touching_it() {
         let mut c = Connection::open_in_memory().unwrap();
         apply(&mut c, TOY).unwrap();

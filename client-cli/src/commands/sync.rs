@@ -9,15 +9,13 @@ use crate::cli::SyncArgs;
 use crate::error::{Exit, Failure};
 use crate::output::plural;
 use crate::remote::{self, Remote};
-use crate::store::{Store, key};
+use crate::store::{PulledPage, Store, key};
 use anyhow::Result;
 use chrono::Utc;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use sync_protocol::time::format_ts;
-use sync_protocol::wire::{
-    ClockWarning, PullRequest, PullResponse, PushRequest, PushResponse, ScopeSummary,
-};
+use sync_protocol::wire::{ClockWarning, PullRequest, PushRequest, PushResponse, ScopeSummary};
 
 /// Most ops in one push (the server's limit): fewer round trips and
 /// commits for a large outbox.
@@ -229,8 +227,9 @@ fn push(ctx: &Ctx, store: &mut Store, remote: &Remote, sum: &mut Summary) -> Res
 /// while this one is stored: a page names the cursor of the next, so the
 /// server builds page N + 1 and the answer travels while page N is written.
 /// Pages are still stored in order, each in its own transaction with its
-/// cursor, so an interrupted pull resumes from the last stored page; at
-/// most one page waits in memory.
+/// cursor, so an interrupted pull resumes from the last stored page. A
+/// fetched page is handed over only when the previous one is stored, so at
+/// most two pages are in memory.
 fn pull(
     ctx: &Ctx,
     store: &mut Store,
@@ -239,8 +238,13 @@ fn pull(
     checksums: bool,
 ) -> Result<Option<Vec<ScopeSummary>>> {
     let first = store.cursor()?;
-    std::thread::scope(|s| {
-        let (pages, received) = std::sync::mpsc::sync_channel(1);
+    let checkpointer = store.checkpointer()?;
+    let pulled = std::thread::scope(|s| {
+        // A third thread copies the log into the database file while pages
+        // are stored; a kick while it is busy coalesces with the one queued.
+        let (kick, kicks) = std::sync::mpsc::sync_channel::<()>(1);
+        s.spawn(move || checkpointer.run(&kicks));
+        let (pages, received) = std::sync::mpsc::sync_channel(0);
         s.spawn(move || {
             let mut cursor = first;
             loop {
@@ -249,7 +253,7 @@ fn pull(
                     limit: Some(PULL_LIMIT),
                     checksums,
                 };
-                let page: Result<PullResponse, _> = remote.post("/v1/sync/pull", &req);
+                let page: Result<PulledPage, _> = remote.post("/v1/sync/pull", &req);
                 let next = match &page {
                     Ok(p) if p.more && p.cursor > cursor => Some(p.cursor),
                     _ => None,
@@ -271,6 +275,7 @@ fn pull(
             let page =
                 page.map_err(|e| remote::fail(e, remote.base(), store.pending().unwrap_or(0)))?;
             let applied = store.apply_page(&page)?;
+            let _ = kick.try_send(());
             sum.pulled += applied.upserts;
             sum.evicted += applied.evicted;
             ctx.printer.progress(&format!(
@@ -288,7 +293,9 @@ fn pull(
                 );
             }
         }
-    })
+    });
+    store.resume_checkpoints()?;
+    pulled
 }
 
 /// Collections whose count or checksum differs from the server's scope.

@@ -86,9 +86,13 @@ fn last_seq(conn: &Connection) -> Result<u64> {
 fn current_state(conn: &Connection, id: &RecordId) -> Result<Option<RecordState>> {
     use rusqlite::OptionalExtension;
     let s: Option<String> = conn
-        .prepare_cached("SELECT state FROM records WHERE id = ?1")?
+        .prepare_cached(&format!(
+            "SELECT coalesce(r.state, s.state) FROM {} WHERE r.id = ?1",
+            super::view::VIEW
+        ))?
         .query_row([id.to_string()], |r| r.get(0))
-        .optional()?;
+        .optional()?
+        .flatten();
     Ok(s.map(|s| serde_json::from_str(&s)).transpose()?)
 }
 

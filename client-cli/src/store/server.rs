@@ -6,8 +6,9 @@ use crate::error::Failure;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::mpsc::Receiver;
 use sync_protocol::integrity::{Tally, canonical_json};
-use sync_protocol::wire::{Change, Outcome, PullResponse, PushResponse};
+use sync_protocol::wire::{Change, Outcome, PullResponse, PushResponse, Verbatim};
 use sync_protocol::{Op, RecordState};
 
 /// What recording one push answer did.
@@ -60,7 +61,56 @@ const SYNC_CACHE_KIB: i64 = 32 * 1024;
 /// WAL pages before an automatic checkpoint during a sync (the default is 1000).
 const SYNC_WAL_PAGES: i64 = 16_000;
 
+/// A pulled page whose records keep the exact text the server sent. The
+/// server sends each record as the canonical JSON it stores, and computes
+/// scope checksums over those bytes, so they are stored as received
+/// instead of being encoded again.
+pub type PulledPage = PullResponse<Verbatim<RecordState>>;
+
+/// Copies the write-ahead log into the database file on its own connection
+/// (and the caller's thread) while a bulk pull keeps writing: the pull's
+/// commits then only append to the log. See [`Store::checkpointer`].
+pub struct Checkpointer {
+    conn: Connection,
+}
+
+impl Checkpointer {
+    /// Run a passive checkpoint after each kick until every sender is gone.
+    /// A failed checkpoint loses nothing (the log still holds the pages and
+    /// the next checkpoint, at the latest the one on close, copies them), so
+    /// it is not reported.
+    pub fn run(self, kicks: &Receiver<()>) {
+        while kicks.recv().is_ok() {
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        }
+    }
+}
+
 impl Store {
+    /// A [`Checkpointer`] on a second connection, and this connection stops
+    /// checkpointing by itself until [`Store::resume_checkpoints`].
+    pub fn checkpointer(&self) -> Result<Checkpointer> {
+        let path = self
+            .conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .context("the local store has no file to checkpoint")?;
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(Checkpointer { conn })
+    }
+
+    /// Let this connection checkpoint by itself again (as after
+    /// [`Store::prepare_for_sync`]).
+    pub fn resume_checkpoints(&self) -> Result<()> {
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", SYNC_WAL_PAGES)?;
+        Ok(())
+    }
+
     /// Size the page cache for a sync (bulk writes to every table).
     pub fn prepare_for_sync(&self) -> Result<()> {
         self.conn
@@ -124,7 +174,7 @@ impl Store {
                     if state.exists() {
                         let json = canonical_json(&state);
                         upsert_server(&tx, &state, &json)?;
-                        view::refresh_from(&tx, &state, Some(&json), false)?;
+                        view::refresh_from(&tx, &state, false)?;
                     } else {
                         view::refresh(&tx, &id)?;
                     }
@@ -162,7 +212,7 @@ impl Store {
     }
 
     /// Apply one pulled page and store its cursor, in one transaction.
-    pub fn apply_page(&mut self, page: &PullResponse) -> Result<PageApplied> {
+    pub fn apply_page(&mut self, page: &PulledPage) -> Result<PageApplied> {
         let device = self
             .identity
             .map(|i| i.device)
@@ -178,12 +228,12 @@ impl Store {
         for change in &page.changes {
             match change {
                 Change::Upsert { record, .. } => {
-                    let json = canonical_json(record);
-                    upsert_server(&tx, record, &json)?;
+                    let (json, record) = (record.json(), &record.value);
+                    upsert_server(&tx, record, json)?;
                     for f in record.fields.values() {
                         clock.observe(&f.hlc);
                     }
-                    view::refresh_from(&tx, record, Some(&json), outbox_empty)?;
+                    view::refresh_from(&tx, record, outbox_empty)?;
                     out.upserts += 1;
                 }
                 Change::Evict { customer_id, .. } => {

@@ -33,7 +33,7 @@ impl Rec {
         self.state.get(field)
     }
 
-    fn from_row(r: &Row<'_>) -> rusqlite::Result<(String, Option<String>, bool, bool, String)> {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<RawRec> {
         Ok((
             r.get(0)?,
             r.get(1)?,
@@ -44,10 +44,19 @@ impl Rec {
     }
 }
 
-const COLS: &str = "id, customer_id, archived, pending, state";
+/// A view row as read: id, customer, archived, pending, state.
+type RawRec = (String, Option<String>, bool, bool, Option<String>);
 
-fn build(row: (String, Option<String>, bool, bool, String)) -> Result<Rec> {
+/// The view's columns; a record without pending ops keeps no state of its
+/// own (`records.state` is NULL) and reads the server's.
+const COLS: &str = "r.id, r.customer_id, r.archived, r.pending, coalesce(r.state, s.state)";
+
+/// The view joined to the server state it shares.
+pub(crate) const VIEW: &str = "records r LEFT JOIN server_records s ON s.id = r.id";
+
+fn build(row: RawRec) -> Result<Rec> {
     let (id, customer, archived, pending, state) = row;
+    let state = state.with_context(|| format!("record {id} in the local store has no state"))?;
     let state: RecordState = serde_json::from_str(&state)
         .with_context(|| format!("record {id} in the local store is damaged"))?;
     Ok(Rec {
@@ -130,14 +139,12 @@ pub(crate) fn refresh(conn: &Connection, id: &str) -> Result<()> {
 }
 
 /// Like [`refresh`], for a record whose server state was just written as
-/// `server` (saves reading and parsing it back). `json` is the serde form
-/// of `server` when the caller already has it; `outbox_empty` says the
+/// `server` (saves reading and parsing it back). `outbox_empty` says the
 /// caller knows no op is pending (saves one lookup per record in a bulk
 /// pull).
 pub(crate) fn refresh_from(
     conn: &Connection,
     server: &RecordState,
-    json: Option<&str>,
     outbox_empty: bool,
 ) -> Result<()> {
     let id = server.id.to_string();
@@ -147,7 +154,7 @@ pub(crate) fn refresh_from(
         pending_ops(conn, &id)?
     };
     if ops.is_empty() {
-        return write_view(conn, &id, server, false, json);
+        return write_view(conn, &id, server, false);
     }
     store_view(conn, &id, server.clone(), &ops)
 }
@@ -164,29 +171,22 @@ fn store_view(conn: &Connection, id: &str, mut state: RecordState, ops: &[Op]) -
     for op in ops {
         state.apply(op);
     }
-    write_view(conn, id, &state, !ops.is_empty(), None)
+    write_view(conn, id, &state, !ops.is_empty())
 }
 
-/// Store one record of the view (or drop it when it does not exist);
-/// `json` is the serde form of `state` when already known.
-fn write_view(
-    conn: &Connection,
-    id: &str,
-    state: &RecordState,
-    pending: bool,
-    json: Option<&str>,
-) -> Result<()> {
+/// Store one record of the view (or drop it when it does not exist). A
+/// record without pending ops is its server state, which the view reads
+/// from `server_records`: only its query columns are stored here.
+fn write_view(conn: &Connection, id: &str, state: &RecordState, pending: bool) -> Result<()> {
     if !state.exists() {
         conn.prepare_cached("DELETE FROM records WHERE id = ?1")?
             .execute([id])?;
         return Ok(());
     }
-    let encoded;
-    let json = if let Some(j) = json {
-        j
+    let json = if pending {
+        Some(serde_json::to_string(state)?)
     } else {
-        encoded = serde_json::to_string(state)?;
-        &encoded
+        None
     };
     conn.prepare_cached(
         "INSERT INTO records (id, collection, customer_id, name, status, at, archived, pending, state)
@@ -230,7 +230,7 @@ impl Store {
         let row = self
             .conn
             .query_row(
-                &format!("SELECT {COLS} FROM records WHERE id = ?1"),
+                &format!("SELECT {COLS} FROM {VIEW} WHERE r.id = ?1"),
                 [id.to_string()],
                 Rec::from_row,
             )
@@ -241,7 +241,7 @@ impl Store {
     /// Every record of a collection, oldest first.
     pub fn list(&self, collection: &str) -> Result<Vec<Rec>> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {COLS} FROM records WHERE collection = ?1 ORDER BY at, id"
+            "SELECT {COLS} FROM {VIEW} WHERE r.collection = ?1 ORDER BY r.at, r.id"
         ))?;
         let rows = stmt
             .query_map([collection], Rec::from_row)?
@@ -252,7 +252,7 @@ impl Store {
     /// Every record of a collection belonging to one customer, oldest first.
     pub fn list_for_customer(&self, collection: &str, customer: &RecordId) -> Result<Vec<Rec>> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {COLS} FROM records WHERE collection = ?1 AND customer_id = ?2 ORDER BY at, id"
+            "SELECT {COLS} FROM {VIEW} WHERE r.collection = ?1 AND r.customer_id = ?2 ORDER BY r.at, r.id"
         ))?;
         let rows = stmt
             .query_map(params![collection, customer.to_string()], Rec::from_row)?
