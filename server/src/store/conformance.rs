@@ -61,6 +61,10 @@ pub const ALL: &[(&str, Test)] = &[
         a_write_transaction_reads_its_own_writes,
     ),
     (
+        "device_bookkeeping_and_meta_read_back_in_the_same_write",
+        device_bookkeeping_and_meta_read_back_in_the_same_write,
+    ),
+    (
         "team_members_by_team_or_supervisor",
         team_members_by_team_or_supervisor,
     ),
@@ -233,6 +237,65 @@ fn devices_are_found_by_token_hash_and_keep_their_ack_on_reregistration(s: &dyn 
     );
     write(s, |tx| tx.revoke_device(d.id, "2027-01-03T00:00:00.000Z")).unwrap();
     assert_eq!(read(s, |tx| tx.active_device_count()).unwrap(), 0);
+}
+
+fn device_bookkeeping_and_meta_read_back_in_the_same_write(s: &dyn Store) {
+    let u = user("cy", Role::Rep, None, None, 1);
+    let d = DeviceRow {
+        id: DeviceId::new_v7(at(1)),
+        user_id: u.id,
+        name: "laptop".into(),
+        created_at: "2027-01-01T00:00:00.000Z".into(),
+        last_seen_at: None,
+        revoked_at: None,
+        logged_out_at: None,
+        acked_through: 0,
+        clock_drift_ms: None,
+    };
+    let seen = "2027-01-05T00:00:00.000Z";
+    let inside = write(s, |tx| -> Result<_, StoreError> {
+        tx.insert_user(&u)?;
+        tx.upsert_device(&d, b"hash-bk")?;
+        tx.set_meta("k1", "one")?;
+        tx.set_meta("k1", "two")?;
+        tx.set_acked_through(d.id, 5)?;
+        tx.set_clock_drift(d.id, -40)?;
+        tx.touch_device(d.id, seen)?;
+        tx.set_acked_through(d.id, 6)?;
+        let metas = tx.metas(&["k1", "absent"])?;
+        let row = tx.device(d.id)?.expect("device");
+        Ok((metas, tx.meta("k1")?, row))
+    })
+    .unwrap();
+    assert_eq!(inside.0, [Some("two".to_owned()), None]);
+    assert_eq!(inside.1.as_deref(), Some("two"));
+    let want = (6, Some(-40), Some(seen.to_owned()));
+    let got = |r: &DeviceRow| (r.acked_through, r.clock_drift_ms, r.last_seen_at.clone());
+    assert_eq!(got(&inside.2), want, "read back before commit");
+    let after = read(s, |tx| tx.device_by_token(b"hash-bk"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(got(&after), want, "kept after commit");
+    assert_eq!(
+        read(s, |tx| tx.metas(&["absent", "k1"])).unwrap(),
+        [None, Some("two".to_owned())]
+    );
+    // Bookkeeping does not undo a revocation made in the same write.
+    write(s, |tx| {
+        tx.touch_device(d.id, "2027-01-06T00:00:00.000Z")?;
+        tx.revoke_device(d.id, "2027-01-06T00:00:00.000Z")?;
+        tx.set_acked_through(d.id, 9)
+    })
+    .unwrap();
+    let last = read(s, |tx| tx.device(d.id)).unwrap().unwrap();
+    assert_eq!(
+        (
+            last.acked_through,
+            last.revoked_at.is_some(),
+            last.last_seen_at.as_deref()
+        ),
+        (9, true, Some("2027-01-06T00:00:00.000Z"))
+    );
 }
 
 fn login_failures_are_counted_per_name_and_address_within_the_window(s: &dyn Store) {

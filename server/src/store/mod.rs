@@ -345,6 +345,11 @@ pub struct CheckIn {
 pub trait ReadTx {
     /// A meta value.
     fn meta(&mut self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Several meta values, in the order of `keys` (one round trip where
+    /// the store is remote).
+    fn metas(&mut self, keys: &[&str]) -> Result<Vec<Option<String>>, StoreError> {
+        keys.iter().map(|k| self.meta(k)).collect()
+    }
     /// The newest change number.
     fn head_seq(&mut self) -> Result<u64, StoreError>;
 

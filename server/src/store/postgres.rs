@@ -14,6 +14,7 @@
 //! * Connections come from a small blocking pool; a broken connection is
 //!   dropped and replaced on the next checkout.
 
+mod batch;
 mod behind;
 
 use super::turns::{Turn, Turns};
@@ -21,6 +22,7 @@ use super::{
     ChangeRow, CheckIn, ConflictRow, DeviceRow, OpRow, ProblemRow, ReadFn, ReadTx, RecordRow,
     RecordScope, ScopeFilter, Store, StoreError, TeamRow, UserRow, WriteFn, WriteTx,
 };
+use batch::Batch;
 use behind::Behind;
 use postgres::error::SqlState;
 use postgres::types::{FromSql, ToSql};
@@ -314,7 +316,7 @@ impl Store for PostgresStore {
             statements,
             behind: Some(Behind::default()),
         };
-        tx.exec("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+        tx.lock_and_read_head()?;
         match f(&mut tx).and_then(|()| tx.flush()) {
             Ok(()) => {
                 tx.t.commit()?;
@@ -393,6 +395,166 @@ fn parse_opt<T: std::str::FromStr>(s: Option<String>, what: &str) -> Result<Opti
 
 fn seq(n: u64) -> i64 {
     n as i64
+}
+
+/// Upsert kept record rows.
+fn add_records<'a>(batch: &mut Batch<'a>, records: &'a [RecordRow]) {
+    if records.is_empty() {
+        return;
+    }
+    let id: Vec<String> = records.iter().map(|r| r.id.to_string()).collect();
+    let collection: Vec<&str> = records.iter().map(|r| r.collection.as_str()).collect();
+    let seqs: Vec<i64> = records.iter().map(|r| seq(r.seq)).collect();
+    let state: Vec<&str> = records.iter().map(|r| r.state.as_str()).collect();
+    let text = |f: fn(&RecordScope) -> Option<String>| -> Vec<Option<String>> {
+        records.iter().map(|r| f(&r.scope)).collect()
+    };
+    let customer = text(|s| s.customer_id.map(|c| c.to_string()));
+    let user = text(|s| s.subject_user.map(|u| u.to_string()));
+    let team = text(|s| s.subject_team.map(|t| t.to_string()));
+    let public: Vec<bool> = records.iter().map(|r| r.scope.public).collect();
+    batch.add(
+        "INSERT INTO records (id, collection, seq, state, customer_id, subject_user, subject_team, public) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[]) \
+         ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, seq = excluded.seq, state = excluded.state, customer_id = excluded.customer_id, \
+         subject_user = excluded.subject_user, subject_team = excluded.subject_team, public = excluded.public",
+        vec![
+            Box::new(id),
+            Box::new(collection),
+            Box::new(seqs),
+            Box::new(state),
+            Box::new(customer),
+            Box::new(user),
+            Box::new(team),
+            Box::new(public),
+        ],
+    );
+}
+
+/// Replace report fact rows: records whose row is gone are removed, the
+/// others upserted (disjoint keys, so both go in one batch).
+fn add_facts<'a>(batch: &mut Batch<'a>, facts: &'a [behind::FactWrite]) {
+    use super::facts::FactRow;
+    let gone = |customer: bool| -> Vec<&'a RecordId> {
+        facts
+            .iter()
+            .filter(|(_, c, row)| *c == customer && row.is_none())
+            .map(|(id, _, _)| id)
+            .collect()
+    };
+    let gone_customers: Vec<String> = gone(true).iter().map(ToString::to_string).collect();
+    if !gone_customers.is_empty() {
+        batch.add(
+            "DELETE FROM report_customers WHERE customer_id = ANY($1::text[])",
+            vec![Box::new(gone_customers)],
+        );
+    }
+    let gone_facts: Vec<&[u8]> = gone(false)
+        .iter()
+        .map(|id| id.0.as_bytes().as_slice())
+        .collect();
+    if !gone_facts.is_empty() {
+        batch.add(
+            "DELETE FROM report_facts WHERE record_id = ANY($1::bytea[])",
+            vec![Box::new(gone_facts)],
+        );
+    }
+    let (mut c_id, mut c_owner, mut c_created) = (Vec::new(), Vec::new(), Vec::new());
+    let mut rows = Vec::new();
+    for (id, _, row) in facts {
+        match row {
+            None => {}
+            Some(FactRow::Customer {
+                owner_id,
+                created_us,
+            }) => {
+                c_id.push(id.to_string());
+                c_owner.push(owner_id.as_deref());
+                c_created.push(*created_us);
+            }
+            Some(FactRow::Fact(c)) => rows.push((id, c)),
+        }
+    }
+    if !c_id.is_empty() {
+        batch.add(
+            "INSERT INTO report_customers (customer_id, owner_id, created_us) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) \
+             ON CONFLICT (customer_id) DO UPDATE SET owner_id = excluded.owner_id, created_us = excluded.created_us",
+            vec![Box::new(c_id), Box::new(c_owner), Box::new(c_created)],
+        );
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let record: Vec<&[u8]> = rows
+        .iter()
+        .map(|(id, _)| id.0.as_bytes().as_slice())
+        .collect();
+    let kind: Vec<&str> = rows.iter().map(|(_, c)| c.kind).collect();
+    let at: Vec<i64> = rows.iter().map(|(_, c)| c.at_us).collect();
+    let customer: Vec<&[u8]> = rows
+        .iter()
+        .map(|(_, c)| c.customer_id.0.as_bytes().as_slice())
+        .collect();
+    let amends: Vec<Option<&[u8]>> = rows
+        .iter()
+        .map(|(_, c)| c.amends.as_ref().map(|a| a.0.as_bytes().as_slice()))
+        .collect();
+    let num = |f: fn(&super::facts::FactColumns) -> Option<i64>| -> Vec<Option<i64>> {
+        rows.iter().map(|(_, c)| f(c)).collect()
+    };
+    let feedback_kind: Vec<Option<&str>> = rows
+        .iter()
+        .map(|(_, c)| c.feedback_kind.as_deref())
+        .collect();
+    batch.add(
+        "INSERT INTO report_facts (record_id, kind, at_us, customer_id, amends, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us) \
+         SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[]) \
+         ON CONFLICT (record_id) DO UPDATE SET kind = excluded.kind, at_us = excluded.at_us, customer_id = excluded.customer_id, amends = excluded.amends, \
+         minor = excluded.minor, minor_digits = excluded.minor_digits, voided = excluded.voided, feedback_kind = excluded.feedback_kind, \
+         csat = excluded.csat, nps = excluded.nps, resolved_us = excluded.resolved_us",
+        vec![
+            Box::new(record),
+            Box::new(kind),
+            Box::new(at),
+            Box::new(customer),
+            Box::new(amends),
+            Box::new(num(|c| c.minor)),
+            Box::new(num(|c| c.minor_digits)),
+            Box::new(num(|c| c.voided)),
+            Box::new(feedback_kind),
+            Box::new(num(|c| c.csat)),
+            Box::new(num(|c| c.nps)),
+            Box::new(num(|c| c.resolved_us)),
+        ],
+    );
+}
+
+/// Insert kept ops.
+fn add_ops<'a>(batch: &mut Batch<'a>, ops: &'a [OpRow]) {
+    if ops.is_empty() {
+        return;
+    }
+    let device: Vec<String> = ops.iter().map(|o| o.device_id.to_string()).collect();
+    let device_seq: Vec<i64> = ops.iter().map(|o| seq(o.device_seq)).collect();
+    let op_id: Vec<String> = ops.iter().map(|o| o.op_id.to_string()).collect();
+    let user: Vec<String> = ops.iter().map(|o| o.user_id.to_string()).collect();
+    let op: Vec<&str> = ops.iter().map(|o| o.op.as_str()).collect();
+    let outcome: Vec<&str> = ops.iter().map(|o| o.outcome.as_str()).collect();
+    let at: Vec<&str> = ops.iter().map(|o| o.at.as_str()).collect();
+    batch.add(
+        "INSERT INTO ops (device_id, device_seq, op_id, user_id, op, outcome, at) \
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])",
+        vec![
+            Box::new(device),
+            Box::new(device_seq),
+            Box::new(op_id),
+            Box::new(user),
+            Box::new(op),
+            Box::new(outcome),
+            Box::new(at),
+        ],
+    );
 }
 
 fn is_unique_violation(e: &StoreError) -> bool {
@@ -486,7 +648,31 @@ fn scope_cond(scope: &ScopeFilter, u: usize, t: usize) -> String {
 }
 
 impl ReadTx for Tx<'_> {
+    fn metas(&mut self, keys: &[&str]) -> Result<Vec<Option<String>>, StoreError> {
+        let rows = self.query(
+            "SELECT key, value FROM meta WHERE key = ANY($1::text[])",
+            &[&keys],
+        )?;
+        let mut stored = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            stored.insert(col::<String>(r, 0)?, col::<String>(r, 1)?);
+        }
+        let pending = |k: &str| {
+            self.behind
+                .as_ref()
+                .and_then(|b| b.pending_meta(k))
+                .map(str::to_owned)
+        };
+        Ok(keys
+            .iter()
+            .map(|k| pending(k).or_else(|| stored.get(*k).cloned()))
+            .collect())
+    }
+
     fn meta(&mut self, key: &str) -> Result<Option<String>, StoreError> {
+        if let Some(v) = self.behind.as_ref().and_then(|b| b.pending_meta(key)) {
+            return Ok(Some(v.to_owned()));
+        }
         self.opt("SELECT value FROM meta WHERE key = $1", &[&key])?
             .map(|r| col(&r, 0))
             .transpose()
@@ -576,6 +762,7 @@ impl ReadTx for Tx<'_> {
     }
 
     fn device(&mut self, id: DeviceId) -> Result<Option<DeviceRow>, StoreError> {
+        self.flush_devices()?;
         self.opt(
             &format!("SELECT {DEVICE_COLS} FROM devices WHERE id = $1"),
             &[&id.to_string()],
@@ -585,6 +772,7 @@ impl ReadTx for Tx<'_> {
     }
 
     fn device_by_token(&mut self, token_hash: &[u8]) -> Result<Option<DeviceRow>, StoreError> {
+        self.flush_devices()?;
         self.opt(
             &format!("SELECT {DEVICE_COLS} FROM devices WHERE token_hash = $1"),
             &[&token_hash],
@@ -594,6 +782,7 @@ impl ReadTx for Tx<'_> {
     }
 
     fn devices(&mut self, user: Option<UserId>) -> Result<Vec<DeviceRow>, StoreError> {
+        self.flush_devices()?;
         self.query(
             &format!("SELECT {DEVICE_COLS} FROM devices WHERE $1::text IS NULL OR user_id = $1 ORDER BY created_at COLLATE \"C\", id COLLATE \"C\""),
             &[&user.map(|u| u.to_string())],
@@ -989,6 +1178,29 @@ impl Tx<'_> {
 }
 
 impl Tx<'_> {
+    /// Take [`WRITE_LOCK`] and read the change head, in one round trip: two
+    /// statements of one simple query, so the head is read on a snapshot
+    /// taken after the lock was granted. Nothing else changes the head
+    /// until this transaction ends; it is counted in memory from here.
+    fn lock_and_read_head(&mut self) -> Result<(), StoreError> {
+        let sql = format!(
+            "SELECT pg_advisory_xact_lock({WRITE_LOCK}); SELECT head FROM change_seq WHERE id = 1"
+        );
+        let head = self
+            .t
+            .simple_query(&sql)?
+            .iter()
+            .find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) if r.columns()[0].name() == "head" => {
+                    r.get(0).map(str::to_owned)
+                }
+                _ => None,
+            })
+            .ok_or_else(|| StoreError::Corrupt("the change head is missing".into()))?;
+        self.behind_mut()?.head = Some(parse(&head, "change head")?);
+        Ok(())
+    }
+
     fn behind_mut(&mut self) -> Result<&mut Behind, StoreError> {
         self.behind
             .as_mut()
@@ -1003,62 +1215,32 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Send the writes kept behind: one statement per table.
+    /// Send the writes kept behind, as one statement ([`Batch`]).
     fn flush(&mut self) -> Result<(), StoreError> {
         let Some(b) = self.behind.as_mut() else {
             return Ok(());
         };
         let p = b.take();
+        let mut batch = Batch::default();
         if let Some(h) = p.head {
-            self.exec("UPDATE change_seq SET head = $1 WHERE id = 1", &[&seq(h)])?;
+            batch.add(
+                "UPDATE change_seq SET head = $1 WHERE id = 1",
+                vec![Box::new(seq(h))],
+            );
         }
-        let records = p.records.rows();
-        if !records.is_empty() {
-            let id: Vec<String> = records.iter().map(|r| r.id.to_string()).collect();
-            let collection: Vec<&str> = records.iter().map(|r| r.collection.as_str()).collect();
-            let seqs: Vec<i64> = records.iter().map(|r| seq(r.seq)).collect();
-            let state: Vec<&str> = records.iter().map(|r| r.state.as_str()).collect();
-            let text = |f: fn(&RecordScope) -> Option<String>| -> Vec<Option<String>> {
-                records.iter().map(|r| f(&r.scope)).collect()
-            };
-            let customer = text(|s| s.customer_id.map(|c| c.to_string()));
-            let user = text(|s| s.subject_user.map(|u| u.to_string()));
-            let team = text(|s| s.subject_team.map(|t| t.to_string()));
-            let public: Vec<bool> = records.iter().map(|r| r.scope.public).collect();
-            self.exec(
-                "INSERT INTO records (id, collection, seq, state, customer_id, subject_user, subject_team, public) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[]) \
-                 ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, seq = excluded.seq, state = excluded.state, customer_id = excluded.customer_id, \
-                 subject_user = excluded.subject_user, subject_team = excluded.subject_team, public = excluded.public",
-                &[&id, &collection, &seqs, &state, &customer, &user, &team, &public],
-            )?;
-        }
-        self.send_facts(p.facts.rows())?;
+        add_records(&mut batch, p.records.rows());
+        add_facts(&mut batch, p.facts.rows());
         let owners = p.owners.rows();
         if !owners.is_empty() {
             let customer: Vec<String> = owners.iter().map(|(c, _)| c.to_string()).collect();
             let owner: Vec<String> = owners.iter().map(|(_, o)| o.to_string()).collect();
-            self.exec(
+            batch.add(
                 "INSERT INTO customer_owners (customer_id, owner_id) SELECT * FROM unnest($1::text[], $2::text[]) \
                  ON CONFLICT (customer_id) DO UPDATE SET owner_id = excluded.owner_id",
-                &[&customer, &owner],
-            )?;
+                vec![Box::new(customer), Box::new(owner)],
+            );
         }
-        if !p.ops.is_empty() {
-            let ops = &p.ops;
-            let device: Vec<String> = ops.iter().map(|o| o.device_id.to_string()).collect();
-            let device_seq: Vec<i64> = ops.iter().map(|o| seq(o.device_seq)).collect();
-            let op_id: Vec<String> = ops.iter().map(|o| o.op_id.to_string()).collect();
-            let user: Vec<String> = ops.iter().map(|o| o.user_id.to_string()).collect();
-            let op: Vec<&str> = ops.iter().map(|o| o.op.as_str()).collect();
-            let outcome: Vec<&str> = ops.iter().map(|o| o.outcome.as_str()).collect();
-            let at: Vec<&str> = ops.iter().map(|o| o.at.as_str()).collect();
-            self.exec(
-                "INSERT INTO ops (device_id, device_seq, op_id, user_id, op, outcome, at) \
-                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])",
-                &[&device, &device_seq, &op_id, &user, &op, &outcome, &at],
-            )?;
-        }
+        add_ops(&mut batch, &p.ops);
         let check_ins = p.check_ins.rows();
         if !check_ins.is_empty() {
             let visit: Vec<String> = check_ins.iter().map(|c| c.visit_id.to_string()).collect();
@@ -1066,101 +1248,59 @@ impl Tx<'_> {
             let started: Vec<i64> = check_ins.iter().map(|c| c.started_at_ms).collect();
             let lat: Vec<f64> = check_ins.iter().map(|c| c.at.lat).collect();
             let lon: Vec<f64> = check_ins.iter().map(|c| c.at.lon).collect();
-            self.exec(
+            batch.add(
                 "INSERT INTO check_ins (visit_id, user_id, started_at_ms, lat, lon) \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::float8[]) \
                  ON CONFLICT (visit_id) DO UPDATE SET user_id = excluded.user_id, started_at_ms = excluded.started_at_ms, lat = excluded.lat, lon = excluded.lon",
-                &[&visit, &user, &started, &lat, &lon],
-            )?;
+                vec![Box::new(visit), Box::new(user), Box::new(started), Box::new(lat), Box::new(lon)],
+            );
         }
+        let meta = p.meta.rows();
+        if !meta.is_empty() {
+            let key: Vec<&str> = meta.iter().map(|(k, _)| k.as_str()).collect();
+            let value: Vec<&str> = meta.iter().map(|(_, v)| v.as_str()).collect();
+            batch.add(
+                "INSERT INTO meta (key, value) SELECT * FROM unnest($1::text[], $2::text[]) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                vec![Box::new(key), Box::new(value)],
+            );
+        }
+        let devices = p.devices.rows();
+        if !devices.is_empty() {
+            let id: Vec<Option<String>> = devices
+                .iter()
+                .map(|d| d.id.map(|i| i.to_string()))
+                .collect();
+            let seen: Vec<Option<&str>> =
+                devices.iter().map(|d| d.last_seen_at.as_deref()).collect();
+            let acked: Vec<Option<i64>> =
+                devices.iter().map(|d| d.acked_through.map(seq)).collect();
+            let drift: Vec<Option<i64>> = devices.iter().map(|d| d.clock_drift_ms).collect();
+            // NULL leaves a column as it is: none of these is ever set to NULL.
+            batch.add(
+                "UPDATE devices d SET last_seen_at = coalesce(u.seen, d.last_seen_at), \
+                 acked_through = coalesce(u.acked, d.acked_through), clock_drift_ms = coalesce(u.drift, d.clock_drift_ms) \
+                 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS u (id, seen, acked, drift) WHERE d.id = u.id",
+                vec![Box::new(id), Box::new(seen), Box::new(acked), Box::new(drift)],
+            );
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sql = batch.sql();
+        self.exec(&sql, &batch.args())?;
         Ok(())
     }
 
-    /// Replace report fact rows: remove the old rows of every record, then
-    /// insert the new ones.
-    fn send_facts(&mut self, facts: &[behind::FactWrite]) -> Result<(), StoreError> {
-        use super::facts::FactRow;
-        if facts.is_empty() {
-            return Ok(());
-        }
-        let customer_ids: Vec<String> = facts
-            .iter()
-            .filter(|(_, customer, _)| *customer)
-            .map(|(id, _, _)| id.to_string())
-            .collect();
-        let fact_ids: Vec<&[u8]> = facts
-            .iter()
-            .filter(|(_, customer, _)| !*customer)
-            .map(|(id, _, _)| id.0.as_bytes().as_slice())
-            .collect();
-        if !customer_ids.is_empty() {
-            self.exec(
-                "DELETE FROM report_customers WHERE customer_id = ANY($1::text[])",
-                &[&customer_ids],
-            )?;
-        }
-        if !fact_ids.is_empty() {
-            self.exec(
-                "DELETE FROM report_facts WHERE record_id = ANY($1::bytea[])",
-                &[&fact_ids],
-            )?;
-        }
-        let (mut c_id, mut c_owner, mut c_created) = (Vec::new(), Vec::new(), Vec::new());
-        let mut rows = Vec::new();
-        for (id, _, row) in facts {
-            match row {
-                None => {}
-                Some(FactRow::Customer {
-                    owner_id,
-                    created_us,
-                }) => {
-                    c_id.push(id.to_string());
-                    c_owner.push(owner_id.as_deref());
-                    c_created.push(*created_us);
-                }
-                Some(FactRow::Fact(c)) => rows.push((id, c)),
-            }
-        }
-        if !c_id.is_empty() {
-            self.exec(
-                "INSERT INTO report_customers (customer_id, owner_id, created_us) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])",
-                &[&c_id, &c_owner, &c_created],
-            )?;
-        }
-        if !rows.is_empty() {
-            let record: Vec<&[u8]> = rows
-                .iter()
-                .map(|(id, _)| id.0.as_bytes().as_slice())
-                .collect();
-            let kind: Vec<&str> = rows.iter().map(|(_, c)| c.kind).collect();
-            let at: Vec<i64> = rows.iter().map(|(_, c)| c.at_us).collect();
-            let customer: Vec<&[u8]> = rows
-                .iter()
-                .map(|(_, c)| c.customer_id.0.as_bytes().as_slice())
-                .collect();
-            let amends: Vec<Option<&[u8]>> = rows
-                .iter()
-                .map(|(_, c)| c.amends.as_ref().map(|a| a.0.as_bytes().as_slice()))
-                .collect();
-            let num = |f: fn(&super::facts::FactColumns) -> Option<i64>| -> Vec<Option<i64>> {
-                rows.iter().map(|(_, c)| f(c)).collect()
-            };
-            let minor = num(|c| c.minor);
-            let digits = num(|c| c.minor_digits);
-            let voided = num(|c| c.voided);
-            let feedback_kind: Vec<Option<&str>> = rows
-                .iter()
-                .map(|(_, c)| c.feedback_kind.as_deref())
-                .collect();
-            let csat = num(|c| c.csat);
-            let nps = num(|c| c.nps);
-            let resolved = num(|c| c.resolved_us);
-            self.exec(
-                "INSERT INTO report_facts (record_id, kind, at_us, customer_id, amends, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us) \
-                 SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[])",
-                &[&record, &kind, &at, &customer, &amends, &minor, &digits, &voided, &feedback_kind, &csat, &nps, &resolved],
-            )?;
+    /// Flush first when device bookkeeping is kept behind: the caller reads
+    /// or writes `devices` directly.
+    fn flush_devices(&mut self) -> Result<(), StoreError> {
+        if self
+            .behind
+            .as_ref()
+            .is_some_and(|b| !b.pending.devices.rows().is_empty())
+        {
+            self.flush()?;
         }
         Ok(())
     }
@@ -1190,11 +1330,8 @@ impl Tx<'_> {
 
 impl WriteTx for Tx<'_> {
     fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            &[&key, &value],
-        )?;
-        Ok(())
+        self.behind_mut()?.put_meta(key, value);
+        self.flush_if_full()
     }
 
     fn next_seq(&mut self) -> Result<u64, StoreError> {
@@ -1255,6 +1392,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn upsert_device(&mut self, d: &DeviceRow, token_hash: &[u8]) -> Result<(), StoreError> {
+        self.flush_devices()?;
         self.exec(
             "INSERT INTO devices (id, user_id, name, token_hash, created_at, last_seen_at, revoked_at, acked_through, clock_drift_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8) \
@@ -1274,6 +1412,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn revoke_device(&mut self, id: DeviceId, at: &str) -> Result<(), StoreError> {
+        self.flush_devices()?;
         self.exec(
             "UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
             &[&id.to_string(), &at],
@@ -1282,6 +1421,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn log_out_device(&mut self, id: DeviceId, at: &str) -> Result<(), StoreError> {
+        self.flush_devices()?;
         self.exec(
             "UPDATE devices SET logged_out_at = $2 WHERE id = $1 AND logged_out_at IS NULL",
             &[&id.to_string(), &at],
@@ -1290,27 +1430,21 @@ impl WriteTx for Tx<'_> {
     }
 
     fn touch_device(&mut self, id: DeviceId, at: &str) -> Result<(), StoreError> {
-        self.exec(
-            "UPDATE devices SET last_seen_at = $2 WHERE id = $1",
-            &[&id.to_string(), &at],
-        )?;
-        Ok(())
+        self.behind_mut()?
+            .update_device(id, |u| u.last_seen_at = Some(at.to_owned()));
+        self.flush_if_full()
     }
 
     fn set_acked_through(&mut self, id: DeviceId, s: u64) -> Result<(), StoreError> {
-        self.exec(
-            "UPDATE devices SET acked_through = $2 WHERE id = $1",
-            &[&id.to_string(), &seq(s)],
-        )?;
-        Ok(())
+        self.behind_mut()?
+            .update_device(id, |u| u.acked_through = Some(s));
+        self.flush_if_full()
     }
 
     fn set_clock_drift(&mut self, id: DeviceId, drift_ms: i64) -> Result<(), StoreError> {
-        self.exec(
-            "UPDATE devices SET clock_drift_ms = $2 WHERE id = $1",
-            &[&id.to_string(), &drift_ms],
-        )?;
-        Ok(())
+        self.behind_mut()?
+            .update_device(id, |u| u.clock_drift_ms = Some(drift_ms));
+        self.flush_if_full()
     }
 
     fn add_login_failure(

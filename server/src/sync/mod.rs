@@ -35,12 +35,13 @@ pub struct ServerClock {
 impl ServerClock {
     /// Load the persisted clock ([`ensure_identity`] must have run).
     pub fn load(tx: &mut dyn ReadTx) -> Result<Self, StoreError> {
-        let device: DeviceId = tx
-            .meta(META_DEVICE)?
+        let mut values = tx.metas(&[META_DEVICE, META_CLOCK])?.into_iter();
+        let (device, clock) = (values.next().flatten(), values.next().flatten());
+        let device: DeviceId = device
             .ok_or_else(|| StoreError::Corrupt("server device id missing".into()))?
             .parse()
             .map_err(|_| StoreError::Corrupt("bad server device id".into()))?;
-        let clock = match tx.meta(META_CLOCK)? {
+        let clock = match clock {
             Some(s) => HlcClock::restore(
                 s.parse::<Hlc>()
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,

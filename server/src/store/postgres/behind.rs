@@ -3,9 +3,10 @@
 //! A push of 20 visits used to send about 200 statements, one round trip
 //! each, while holding the write lock that serialises every writer of every
 //! instance. Here the row writes a push makes (records, their report facts,
-//! customer owners, ops, check-ins, the change head) are kept in memory and
-//! sent as a few multi-row statements ([`Behind::take`], sent by the
-//! store) before the transaction reads those tables through a query the
+//! customer owners, ops, check-ins, the change head, meta values and the
+//! device's bookkeeping) are kept in memory and sent as one statement
+//! ([`Behind::take`], sent by the store as a chain of data-modifying `WITH`
+//! parts) before the transaction reads those tables through a query the
 //! overlay cannot answer, and before commit.
 //!
 //! Reads the push makes are answered from the overlay first: a record
@@ -18,7 +19,7 @@
 use crate::store::facts::FactRow;
 use crate::store::{CheckIn, OpRow, RecordRow};
 use std::collections::HashMap;
-use sync_protocol::{RecordId, UserId};
+use sync_protocol::{DeviceId, RecordId, UserId};
 
 /// Rows pending after this many are sent at once (a migration or a fact
 /// rebuild writes millions in one transaction). A full push (5,000 ops of
@@ -86,6 +87,23 @@ pub struct Pending {
     pub ops: Vec<OpRow>,
     /// The change head to store, when numbers were taken.
     pub head: Option<u64>,
+    /// Meta values by key.
+    pub meta: Latest<String, (String, String)>,
+    /// Device columns a sync keeps up to date, by device.
+    pub devices: Latest<DeviceId, DeviceUpdate>,
+}
+
+/// The bookkeeping columns of one device to set (`None`: leave as is).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceUpdate {
+    /// The device.
+    pub id: Option<DeviceId>,
+    /// `last_seen_at`.
+    pub last_seen_at: Option<String>,
+    /// `acked_through`.
+    pub acked_through: Option<u64>,
+    /// `clock_drift_ms`.
+    pub clock_drift_ms: Option<i64>,
 }
 
 impl Pending {
@@ -95,6 +113,8 @@ impl Pending {
             + self.owners.len()
             + self.check_ins.len()
             + self.ops.len()
+            + self.meta.len()
+            + self.devices.len()
     }
 
     /// Nothing to send.
@@ -147,6 +167,29 @@ impl Behind {
     /// Keep an op.
     pub fn add_op(&mut self, op: OpRow) {
         self.pending.ops.push(op);
+    }
+
+    /// Keep a meta value.
+    pub fn put_meta(&mut self, key: &str, value: &str) {
+        self.pending
+            .meta
+            .put(key.to_owned(), (key.to_owned(), value.to_owned()));
+    }
+
+    /// The pending value of a meta key.
+    pub fn pending_meta(&self, key: &str) -> Option<&str> {
+        self.pending
+            .meta
+            .get(&key.to_owned())
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Keep a change to a device's bookkeeping columns.
+    pub fn update_device(&mut self, id: DeviceId, change: impl FnOnce(&mut DeviceUpdate)) {
+        let mut u = self.pending.devices.get(&id).cloned().unwrap_or_default();
+        u.id = Some(id);
+        change(&mut u);
+        self.pending.devices.put(id, u);
     }
 
     /// Whether enough is pending to send it now.
@@ -251,5 +294,28 @@ mod tests {
         assert_eq!(sent.owners.rows().len(), 1);
         assert!(b.known.records.is_empty());
         assert!(b.pending.is_empty());
+    }
+
+    #[test]
+    fn meta_and_device_updates_keep_the_latest_per_key() {
+        let mut b = Behind::default();
+        b.put_meta("hlc", "1");
+        b.put_meta("hlc", "2");
+        assert_eq!(b.pending_meta("hlc"), Some("2"));
+        assert_eq!(b.pending_meta("other"), None);
+        let d = DeviceId(uuid::Uuid::from_u128(5));
+        b.update_device(d, |u| u.acked_through = Some(3));
+        b.update_device(d, |u| u.last_seen_at = Some("now".into()));
+        let sent = b.take();
+        assert_eq!(sent.meta.rows(), &[("hlc".to_owned(), "2".to_owned())]);
+        assert_eq!(
+            sent.devices.rows(),
+            &[DeviceUpdate {
+                id: Some(d),
+                last_seen_at: Some("now".into()),
+                acked_through: Some(3),
+                clock_drift_ms: None,
+            }]
+        );
     }
 }
