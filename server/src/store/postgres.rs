@@ -103,6 +103,11 @@ struct PoolState {
 pub struct PostgresStore {
     /// One turn per pooled connection, taken in arrival order.
     turns: Turns,
+    /// Write transactions of this instance, one at a time, before they take
+    /// a connection: writers of all instances are serialised by
+    /// [`WRITE_LOCK`] anyway, and a writer waiting for it inside the
+    /// database would hold a connection that reads could use.
+    writers: Turns,
     config: postgres::Config,
     target: String,
     max: usize,
@@ -178,6 +183,7 @@ impl PostgresStore {
         })?;
         let store = Self {
             turns: Turns::new(max.max(1)),
+            writers: Turns::new(1),
             target: describe(&config),
             config,
             max: max.max(1),
@@ -305,6 +311,7 @@ impl Store for PostgresStore {
     }
 
     fn write(&self, f: &mut WriteFn<'_>) -> Result<(), StoreError> {
+        let _writer = self.writers.wait();
         let mut pooled = self.checkout()?;
         let (client, statements) = pooled.parts()?;
         let t = client
