@@ -147,12 +147,17 @@ pub struct Actor {
     pub device: DeviceRow,
 }
 
-impl FromRequest for Actor {
+/// The SHA-256 of the request's bearer token, for handlers that
+/// authenticate inside their own transaction ([`authenticate`]) instead of
+/// a separate one ([`Actor`]).
+#[derive(Clone, Debug)]
+pub struct BearerHash(pub Vec<u8>);
+
+impl FromRequest for BearerHash {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = req
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
@@ -161,53 +166,65 @@ impl FromRequest for Actor {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             })
-            .map(|t| t.trim().to_owned());
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        std::future::ready(match token {
+            Some(t) => Ok(Self(token_hash(t))),
+            None => Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "this request needs `Authorization: Bearer <device token>`; log in first",
+            )),
+        })
+    }
+}
+
+/// The device whose token hashes to `hash`, and its user, if both may act.
+pub fn authenticate(tx: &mut dyn crate::store::ReadTx, hash: &[u8]) -> Result<Actor, ApiError> {
+    let Some(device) = tx.device_by_token(hash)? else {
+        return Err(ApiError::new(
+            ErrorCode::Unauthenticated,
+            "unknown device token; log in again",
+        ));
+    };
+    if device.revoked_at.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::DeviceRevoked,
+            "this device was revoked by an administrator",
+        ));
+    }
+    if device.logged_out_at.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::DeviceRevoked,
+            "this token was revoked by a logout; log in again",
+        ));
+    }
+    let user = tx.user(device.user_id)?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            "the device's user no longer exists",
+        )
+    })?;
+    if !user.active {
+        return Err(ApiError::new(
+            ErrorCode::UserDeactivated,
+            format!("user {} is deactivated", user.username),
+        ));
+    }
+    Ok(Actor { user, device })
+}
+
+impl FromRequest for Actor {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let hash = BearerHash::from_request(req, payload).into_inner();
         Box::pin(async move {
             let state = state
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
-            let Some(token) = token.filter(|t| !t.is_empty()) else {
-                return Err(ApiError::new(
-                    ErrorCode::Unauthenticated,
-                    "this request needs `Authorization: Bearer <device token>`; log in first",
-                ));
-            };
-            let hash = token_hash(&token);
-            blocking(move || {
-                store::read(state.store.as_ref(), |tx| {
-                    let Some(device) = tx.device_by_token(&hash)? else {
-                        return Err(ApiError::new(
-                            ErrorCode::Unauthenticated,
-                            "unknown device token; log in again",
-                        ));
-                    };
-                    if device.revoked_at.is_some() {
-                        return Err(ApiError::new(
-                            ErrorCode::DeviceRevoked,
-                            "this device was revoked by an administrator",
-                        ));
-                    }
-                    if device.logged_out_at.is_some() {
-                        return Err(ApiError::new(
-                            ErrorCode::DeviceRevoked,
-                            "this token was revoked by a logout; log in again",
-                        ));
-                    }
-                    let user = tx.user(device.user_id)?.ok_or_else(|| {
-                        ApiError::new(
-                            ErrorCode::Unauthenticated,
-                            "the device's user no longer exists",
-                        )
-                    })?;
-                    if !user.active {
-                        return Err(ApiError::new(
-                            ErrorCode::UserDeactivated,
-                            format!("user {} is deactivated", user.username),
-                        ));
-                    }
-                    Ok(Actor { user, device })
-                })
-            })
-            .await
+            let BearerHash(hash) = hash?;
+            blocking(move || store::read(state.store.as_ref(), |tx| authenticate(tx, &hash))).await
         })
     }
 }
