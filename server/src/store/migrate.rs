@@ -637,6 +637,10 @@ pub fn migrate_store(from: &Source, to: &str) -> Result<Vec<TableReport>, Migrat
         });
     }
     tx.commit()?;
+    // Planner statistics for the freshly loaded tables, instead of waiting
+    // for autovacuum: with none, a pull's plan scans a customer's whole
+    // history instead of stopping at a page.
+    target.batch_execute("ANALYZE")?;
     Ok(report)
 }
 

@@ -141,6 +141,8 @@ pub struct Behind {
     pub known: Known,
     /// The change head: read once under the write lock, then counted here.
     pub head: Option<u64>,
+    /// Record rows sent so far.
+    pub records_sent: u64,
 }
 
 impl Behind {
