@@ -118,6 +118,27 @@ impl Remote {
         decode(resp)
     }
 
+    /// `POST path` with a JSON body → the answer, not yet decoded
+    /// ([`Answer::decode`]), so that its headers can be acted on first.
+    pub fn post_answer<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<Answer, RemoteError> {
+        let resp = self.send(self.http.post(self.url(path)).json(body))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .map_err(|e| RemoteError::Offline(describe(&e)))?
+            .into();
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
     /// `POST path` with a JSON body, ignoring the answer's body.
     pub fn post_empty<B: Serialize + ?Sized>(
         &self,
@@ -193,12 +214,49 @@ impl Remote {
     }
 }
 
+/// A successful answer, read but not yet decoded.
+pub struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    /// An answer as if received (for tests of what is done with one).
+    #[cfg(test)]
+    pub fn received(headers: &[(&'static str, &str)], body: &str) -> Self {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, v.parse().expect("header value"));
+        }
+        Self {
+            status: StatusCode::OK,
+            headers: map,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// A header's value, when present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The JSON body.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, RemoteError> {
+        decode_body(self.status, &self.body)
+    }
+}
+
 fn decode<T: DeserializeOwned>(resp: Response) -> Result<T, RemoteError> {
     let status = resp.status();
     let bytes = resp
         .bytes()
         .map_err(|e| RemoteError::Offline(describe(&e)))?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    decode_body(status, &bytes)
+}
+
+fn decode_body<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> Result<T, RemoteError> {
+    serde_json::from_slice(bytes).map_err(|e| {
         RemoteError::Api(
             status,
             ApiError {

@@ -8,14 +8,18 @@ use super::Ctx;
 use crate::cli::SyncArgs;
 use crate::error::{Exit, Failure};
 use crate::output::plural;
-use crate::remote::{self, Remote};
+use crate::remote::{self, Answer, Remote, RemoteError};
 use crate::store::{PulledPage, Store, key};
 use anyhow::Result;
 use chrono::Utc;
 use serde::Serialize;
 use std::collections::BTreeSet;
+use std::sync::mpsc::SyncSender;
 use sync_protocol::time::format_ts;
-use sync_protocol::wire::{ClockWarning, PullRequest, PushRequest, PushResponse, ScopeSummary};
+use sync_protocol::wire::{
+    ClockWarning, PULL_CURSOR_HEADER, PULL_MORE_HEADER, PullRequest, PushRequest, PushResponse,
+    ScopeSummary,
+};
 
 /// Most ops in one push (the server's limit): fewer round trips and
 /// commits for a large outbox.
@@ -223,13 +227,15 @@ fn push(ctx: &Ctx, store: &mut Store, remote: &Remote, sum: &mut Summary) -> Res
     }
 }
 
-/// Pull until caught up. The next page is asked for (on a second thread)
-/// while this one is stored: a page names the cursor of the next, so the
-/// server builds page N + 1 and the answer travels while page N is written.
-/// Pages are still stored in order, each in its own transaction with its
-/// cursor, so an interrupted pull resumes from the last stored page. A
-/// fetched page is handed over only when the previous one is stored, so at
-/// most two pages are in memory.
+/// Pull until caught up, storing each page while the next ones are on their
+/// way. A fetching thread asks for page N + 1 as soon as page N's headers
+/// name its cursor (`fieldsync-cursor`, `fieldsync-more`), a parsing thread
+/// decodes page N meanwhile, and this thread stores page N - 1; a server
+/// that sends no such headers is read one page at a time on the fetching
+/// thread. Pages are still stored in order, each in its own transaction
+/// with its cursor, so an interrupted pull resumes from the last stored
+/// page. Every hand-over waits for the taker, so at most three pages are
+/// in memory (one being stored, one parsed, one read).
 fn pull(
     ctx: &Ctx,
     store: &mut Store,
@@ -240,31 +246,18 @@ fn pull(
     let first = store.cursor()?;
     let checkpointer = store.checkpointer()?;
     let pulled = std::thread::scope(|s| {
-        // A third thread copies the log into the database file while pages
+        // A fourth thread copies the log into the database file while pages
         // are stored; a kick while it is busy coalesces with the one queued.
         let (kick, kicks) = std::sync::mpsc::sync_channel::<()>(1);
         s.spawn(move || checkpointer.run(&kicks));
+        let (fetched, to_parse) = std::sync::mpsc::sync_channel::<Fetched>(0);
         let (pages, received) = std::sync::mpsc::sync_channel(0);
+        s.spawn(move || fetch_pages(remote, first, checksums, &fetched));
         s.spawn(move || {
-            let mut cursor = first;
-            loop {
-                let req = PullRequest {
-                    cursor,
-                    limit: Some(PULL_LIMIT),
-                    checksums,
-                };
-                let page: Result<PulledPage, _> = remote.post("/v1/sync/pull", &req);
-                let next = match &page {
-                    Ok(p) if p.more && p.cursor > cursor => Some(p.cursor),
-                    _ => None,
-                };
+            for f in to_parse {
                 // A closed channel: storing failed and nobody waits for more.
-                if pages.send((cursor, page)).is_err() {
+                if pages.send(f.parse()).is_err() {
                     return;
-                }
-                match next {
-                    Some(c) => cursor = c,
-                    None => return,
                 }
             }
         });
@@ -298,6 +291,85 @@ fn pull(
     pulled
 }
 
+/// A pulled page on its way from the fetching to the parsing thread, with
+/// the cursor it was asked for.
+enum Fetched {
+    /// Read, not decoded; the cursor and `more` its headers named.
+    Read(u64, Answer, (u64, bool)),
+    /// Decoded already (the server sent no cursor headers), or failed.
+    Done(u64, Result<PulledPage, RemoteError>),
+}
+
+impl Fetched {
+    /// Decode, checking that the body says what the headers said (the next
+    /// page was asked for with them).
+    fn parse(self) -> (u64, Result<PulledPage, RemoteError>) {
+        match self {
+            Fetched::Done(cursor, page) => (cursor, page),
+            Fetched::Read(cursor, answer, named) => {
+                let page = answer.decode::<PulledPage>().and_then(|p| {
+                    if (p.cursor, p.more) == named {
+                        Ok(p)
+                    } else {
+                        Err(RemoteError::Offline(format!(
+                            "the server's pull headers (cursor {}, more {}) disagree with its answer (cursor {}, more {})",
+                            named.0, named.1, p.cursor, p.more
+                        )))
+                    }
+                });
+                (cursor, page)
+            }
+        }
+    }
+}
+
+/// The cursor and `more` a pull answer's headers name, when it has both.
+fn named_cursor(answer: &Answer) -> Option<(u64, bool)> {
+    let cursor = answer.header(PULL_CURSOR_HEADER)?.parse().ok()?;
+    let more = match answer.header(PULL_MORE_HEADER)? {
+        "true" => true,
+        "false" => false,
+        _ => return None,
+    };
+    Some((cursor, more))
+}
+
+/// Ask for pages from `first` on and hand each over, until the last one
+/// or a failure (also handed over) or until nobody takes them.
+fn fetch_pages(remote: &Remote, first: u64, checksums: bool, out: &SyncSender<Fetched>) {
+    let mut cursor = first;
+    loop {
+        let req = PullRequest {
+            cursor,
+            limit: Some(PULL_LIMIT),
+            checksums,
+        };
+        let (item, next) = match remote.post_answer("/v1/sync/pull", &req) {
+            Err(e) => (Fetched::Done(cursor, Err(e)), None),
+            Ok(answer) => {
+                if let Some(named) = named_cursor(&answer) {
+                    let next = (named.1 && named.0 > cursor).then_some(named.0);
+                    (Fetched::Read(cursor, answer, named), next)
+                } else {
+                    let page = answer.decode::<PulledPage>();
+                    let next = match &page {
+                        Ok(p) if p.more && p.cursor > cursor => Some(p.cursor),
+                        _ => None,
+                    };
+                    (Fetched::Done(cursor, page), next)
+                }
+            }
+        };
+        if out.send(item).is_err() {
+            return;
+        }
+        match next {
+            Some(c) => cursor = c,
+            None => return,
+        }
+    }
+}
+
 /// Collections whose count or checksum differs from the server's scope.
 fn compare(store: &Store, scope: Option<&[ScopeSummary]>) -> Result<Vec<String>> {
     let Some(scope) = scope else {
@@ -324,4 +396,47 @@ fn compare(store: &Store, scope: Option<&[ScopeSummary]>) -> Result<Vec<String>>
         }
     }
     Ok(diff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = r#"{"changes":[],"cursor":7,"checkpoint":9,"more":true,"server_clock":"0192f1a2b3c4-0001-0192f1a2b3c47d1e8f2a3b4c5d6e7f80"}"#;
+
+    #[test]
+    fn the_next_cursor_comes_from_both_headers_or_not_at_all() {
+        let both = Answer::received(
+            &[(PULL_CURSOR_HEADER, "7"), (PULL_MORE_HEADER, "true")],
+            PAGE,
+        );
+        assert_eq!(named_cursor(&both), Some((7, true)));
+        for headers in [
+            vec![(PULL_CURSOR_HEADER, "7")],
+            vec![(PULL_MORE_HEADER, "true")],
+            vec![(PULL_CURSOR_HEADER, "x"), (PULL_MORE_HEADER, "true")],
+            vec![(PULL_CURSOR_HEADER, "7"), (PULL_MORE_HEADER, "yes")],
+        ] {
+            assert_eq!(
+                named_cursor(&Answer::received(&headers, PAGE)),
+                None,
+                "{headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_that_disagrees_with_its_headers_is_refused() {
+        let read = |named| Fetched::Read(3, Answer::received(&[], PAGE), named).parse();
+        let (cursor, page) = read((7, true));
+        assert_eq!((cursor, page.map(|p| p.cursor).ok()), (3, Some(7)));
+        for named in [(8, true), (7, false)] {
+            let err = read(named)
+                .1
+                .err()
+                .map(|e| format!("{e:?}"))
+                .unwrap_or_default();
+            assert!(err.contains("disagree"), "{named:?}: {err}");
+        }
+    }
 }

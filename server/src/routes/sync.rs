@@ -8,7 +8,9 @@ use crate::sync::{pull as pull_rules, push as push_rules};
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 use sync_protocol::ErrorCode;
-use sync_protocol::wire::{MAX_PUSH_OPS, PullRequest, PushRequest, PushResponse};
+use sync_protocol::wire::{
+    MAX_PUSH_OPS, PULL_CURSOR_HEADER, PULL_MORE_HEADER, PullRequest, PushRequest, PushResponse,
+};
 
 /// Push ops; one transaction per request.
 #[utoipa::path(post, path = "/v1/sync/push", tag = "sync", security(("bearer" = [])), request_body = PushRequest,
@@ -57,17 +59,21 @@ pub async fn pull(
     let req = body.into_inner();
     let st = state.into_inner();
     let st2 = st.clone();
-    let res = blocking(move || {
+    let (body, cursor, more) = blocking(move || {
         // Authenticated in the pull's own snapshot: one transaction, not two.
         let page = store::read(st.store.as_ref(), |tx| {
             let actor = auth::authenticate(tx, &token.0)?;
             pull_rules::page(tx, &actor.user, &req, chrono::Utc::now())
         })?;
-        page.to_json()
+        Ok::<_, ApiError>((page.to_json()?, page.rest.cursor, page.rest.more))
     })
     .await?;
     st2.metrics.pulls.inc();
+    // The body's `cursor` and `more` also as headers, so a client can ask
+    // for the next page before it has read this one.
     Ok(HttpResponse::Ok()
         .content_type(ContentType::json())
-        .body(res))
+        .insert_header((PULL_CURSOR_HEADER, cursor.to_string()))
+        .insert_header((PULL_MORE_HEADER, if more { "true" } else { "false" }))
+        .body(body))
 }

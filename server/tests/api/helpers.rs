@@ -215,18 +215,33 @@ impl TestApp {
         limit: Option<u32>,
         checksums: bool,
     ) -> PullResponse {
-        json_of(
-            self.post(
-                "/v1/sync/pull",
-                Some(&dev.token),
-                &PullRequest {
-                    cursor,
-                    limit,
-                    checksums,
-                },
-            ),
-            200,
-        )
+        let resp = self.post(
+            "/v1/sync/pull",
+            Some(&dev.token),
+            &PullRequest {
+                cursor,
+                limit,
+                checksums,
+            },
+        );
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let named = (
+            header(sync_protocol::wire::PULL_CURSOR_HEADER),
+            header(sync_protocol::wire::PULL_MORE_HEADER),
+        );
+        let page: PullResponse = json_of(resp, 200);
+        // Every page names its cursor in headers too, as its body does.
+        assert_eq!(
+            named,
+            (Some(page.cursor.to_string()), Some(page.more.to_string())),
+            "pull headers"
+        );
+        page
     }
 
     /// Pull everything after the device's cursor, advancing it.

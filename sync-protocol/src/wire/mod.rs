@@ -21,6 +21,10 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_PULL_LIMIT: u32 = 2_000;
 /// Largest page of a pull.
 pub const MAX_PULL_LIMIT: u32 = 10_000;
+/// Response header of a pull: the page's `cursor`, as in the body.
+pub const PULL_CURSOR_HEADER: &str = "fieldsync-cursor";
+/// Response header of a pull: the page's `more` (`true` or `false`).
+pub const PULL_MORE_HEADER: &str = "fieldsync-more";
 
 /// The JSON body of every error response.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
