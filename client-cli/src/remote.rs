@@ -118,24 +118,18 @@ impl Remote {
         decode(resp)
     }
 
-    /// `POST path` with a JSON body → the answer, not yet decoded
-    /// ([`Answer::decode`]), so that its headers can be acted on first.
+    /// `POST path` with a JSON body → the answer with its body not yet
+    /// read ([`Answer::decode`]), so that its headers can be acted on
+    /// first (the next request then goes out on another pooled connection).
     pub fn post_answer<B: Serialize + ?Sized>(
         &self,
         path: &str,
         body: &B,
     ) -> Result<Answer, RemoteError> {
         let resp = self.send(self.http.post(self.url(path)).json(body))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .map_err(|e| RemoteError::Offline(describe(&e)))?
-            .into();
         Ok(Answer {
-            status,
-            headers,
-            body,
+            headers: resp.headers().clone(),
+            body: Body::Unread(resp),
         })
     }
 
@@ -214,11 +208,16 @@ impl Remote {
     }
 }
 
-/// A successful answer, read but not yet decoded.
+/// A successful answer whose body may not have been read yet.
 pub struct Answer {
-    status: StatusCode,
     headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
+    body: Body,
+}
+
+enum Body {
+    Unread(Response),
+    #[cfg(test)]
+    Read(Vec<u8>),
 }
 
 impl Answer {
@@ -230,9 +229,8 @@ impl Answer {
             map.insert(*k, v.parse().expect("header value"));
         }
         Self {
-            status: StatusCode::OK,
             headers: map,
-            body: body.as_bytes().to_vec(),
+            body: Body::Read(body.as_bytes().to_vec()),
         }
     }
 
@@ -241,9 +239,13 @@ impl Answer {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The JSON body.
-    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, RemoteError> {
-        decode_body(self.status, &self.body)
+    /// Read and decode the JSON body.
+    pub fn decode<T: DeserializeOwned>(self) -> Result<T, RemoteError> {
+        match self.body {
+            Body::Unread(resp) => decode(resp),
+            #[cfg(test)]
+            Body::Read(bytes) => decode_body(StatusCode::OK, &bytes),
+        }
     }
 }
 

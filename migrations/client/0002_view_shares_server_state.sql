@@ -26,7 +26,6 @@ DROP TABLE records;
 ALTER TABLE records_new RENAME TO records;
 CREATE INDEX records_collection_at ON records (collection, at);
 CREATE INDEX records_customer ON records (customer_id, collection);
-CREATE INDEX records_name ON records (collection, name COLLATE NOCASE);
-
--- Nothing looks server records up by collection.
+-- Nothing looks records up by name in SQL (names are matched in the
+-- program over a collection's records), nor server records by collection.
 DROP INDEX server_records_collection;

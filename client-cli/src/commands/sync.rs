@@ -228,9 +228,10 @@ fn push(ctx: &Ctx, store: &mut Store, remote: &Remote, sum: &mut Summary) -> Res
 }
 
 /// Pull until caught up, storing each page while the next ones are on their
-/// way. A fetching thread asks for page N + 1 as soon as page N's headers
-/// name its cursor (`fieldsync-cursor`, `fieldsync-more`), a parsing thread
-/// decodes page N meanwhile, and this thread stores page N - 1; a server
+/// way. A fetching thread asks for page N + 1 (on another pooled
+/// connection) as soon as page N's headers name its cursor
+/// (`fieldsync-cursor`, `fieldsync-more`), a parsing thread reads and
+/// decodes page N's body meanwhile, and this thread stores page N - 1; a server
 /// that sends no such headers is read one page at a time on the fetching
 /// thread. Pages are still stored in order, each in its own transaction
 /// with its cursor, so an interrupted pull resumes from the last stored
