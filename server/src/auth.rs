@@ -4,7 +4,7 @@
 use crate::config::HashCost;
 use crate::error::{ApiError, blocking};
 use crate::startup::AppState;
-use crate::store::{self, DeviceRow, UserRow};
+use crate::store::{DeviceRow, UserRow};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -180,7 +180,12 @@ impl FromRequest for BearerHash {
 
 /// The device whose token hashes to `hash`, and its user, if both may act.
 pub fn authenticate(tx: &mut dyn crate::store::ReadTx, hash: &[u8]) -> Result<Actor, ApiError> {
-    let Some(device) = tx.device_by_token(hash)? else {
+    admit(tx.device_with_user(hash)?)
+}
+
+/// The actor of a device and its user as found, if both may act.
+fn admit(found: Option<(DeviceRow, Option<UserRow>)>) -> Result<Actor, ApiError> {
+    let Some((device, user)) = found else {
         return Err(ApiError::new(
             ErrorCode::Unauthenticated,
             "unknown device token; log in again",
@@ -198,7 +203,7 @@ pub fn authenticate(tx: &mut dyn crate::store::ReadTx, hash: &[u8]) -> Result<Ac
             "this token was revoked by a logout; log in again",
         ));
     }
-    let user = tx.user(device.user_id)?.ok_or_else(|| {
+    let user = user.ok_or_else(|| {
         ApiError::new(
             ErrorCode::Unauthenticated,
             "the device's user no longer exists",
@@ -224,7 +229,7 @@ impl FromRequest for Actor {
             let state = state
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
             let BearerHash(hash) = hash?;
-            blocking(move || store::read(state.store.as_ref(), |tx| authenticate(tx, &hash))).await
+            blocking(move || admit(state.store.device_with_user(&hash)?)).await
         })
     }
 }

@@ -237,6 +237,21 @@ fn devices_are_found_by_token_hash_and_keep_their_ack_on_reregistration(s: &dyn 
     );
     write(s, |tx| tx.revoke_device(d.id, "2027-01-03T00:00:00.000Z")).unwrap();
     assert_eq!(read(s, |tx| tx.active_device_count()).unwrap(), 0);
+    // A device with its user, in one look-up: in a transaction and alone.
+    let separately = read(s, |tx| -> Result<_, StoreError> {
+        let device = tx.device_by_token(b"hash-2")?.expect("device");
+        let user = tx.user(device.user_id)?;
+        Ok((device, user))
+    })
+    .unwrap();
+    assert_eq!(separately.1.as_ref().map(|u| u.id), Some(u.id));
+    assert_eq!(
+        read(s, |tx| tx.device_with_user(b"hash-2")).unwrap(),
+        Some(separately.clone())
+    );
+    assert_eq!(s.device_with_user(b"hash-2").unwrap(), Some(separately));
+    assert_eq!(s.device_with_user(b"hash-unknown").unwrap(), None);
+    assert_eq!(read(s, |tx| tx.device_with_user(b"hash-1")).unwrap(), None);
 }
 
 fn device_bookkeeping_and_meta_read_back_in_the_same_write(s: &dyn Store) {

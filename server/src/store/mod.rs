@@ -57,6 +57,20 @@ pub trait Store: Send + Sync {
     fn write(&self, f: &mut WriteFn<'_>) -> Result<(), StoreError>;
     /// Whether the database answers.
     fn ping(&self) -> Result<(), StoreError>;
+    /// The device whose token hashes to `token_hash`, with its user (`None`
+    /// when the user is gone), as of one moment: what every authenticated
+    /// request asks first, so a store may answer it in one statement.
+    fn device_with_user(
+        &self,
+        token_hash: &[u8],
+    ) -> Result<Option<(DeviceRow, Option<UserRow>)>, StoreError> {
+        let mut found = None;
+        self.read(&mut |tx| {
+            found = tx.device_with_user(token_hash)?;
+            Ok(())
+        })?;
+        Ok(found)
+    }
     /// Run `a` on this thread and `b` on a second one, in two read
     /// transactions that see the same snapshot, for a read large enough to
     /// split. `Ok(false)`, running neither, when the store cannot offer
@@ -379,6 +393,18 @@ pub trait ReadTx {
     fn device(&mut self, id: DeviceId) -> Result<Option<DeviceRow>, StoreError>;
     /// A device by the hash of its token.
     fn device_by_token(&mut self, token_hash: &[u8]) -> Result<Option<DeviceRow>, StoreError>;
+    /// A device by the hash of its token, with its user (`None` when the
+    /// user is gone).
+    fn device_with_user(
+        &mut self,
+        token_hash: &[u8],
+    ) -> Result<Option<(DeviceRow, Option<UserRow>)>, StoreError> {
+        let Some(device) = self.device_by_token(token_hash)? else {
+            return Ok(None);
+        };
+        let user = self.user(device.user_id)?;
+        Ok(Some((device, user)))
+    }
     /// Devices, of one user or of all, oldest first.
     fn devices(&mut self, user: Option<UserId>) -> Result<Vec<DeviceRow>, StoreError>;
     /// Devices not revoked whose user is active.
