@@ -295,7 +295,7 @@ fn pull(
 /// A pulled page on its way from the fetching to the parsing thread, with
 /// the cursor it was asked for.
 enum Fetched {
-    /// Read, not decoded; the cursor and `more` its headers named.
+    /// Headers read, body not yet; the cursor and `more` the headers named.
     Read(u64, Answer, (u64, bool)),
     /// Decoded already (the server sent no cursor headers), or failed.
     Done(u64, Result<PulledPage, RemoteError>),
