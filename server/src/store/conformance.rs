@@ -182,11 +182,11 @@ fn usernames_and_team_names_are_unique(s: &dyn Store) {
     assert_eq!(read(s, |tx| tx.team_by_name("north")).unwrap(), Some(t));
 }
 
-fn devices_are_found_by_token_hash_and_keep_their_ack_on_reregistration(s: &dyn Store) {
-    let u = user("ann", Role::Rep, None, None, 1);
-    let d = DeviceRow {
+/// A fresh device of `user`, never seen, acknowledged nothing.
+fn laptop(user: UserId) -> DeviceRow {
+    DeviceRow {
         id: DeviceId::new_v7(at(1)),
-        user_id: u.id,
+        user_id: user,
         name: "laptop".into(),
         created_at: "2027-01-01T00:00:00.000Z".into(),
         last_seen_at: None,
@@ -194,7 +194,12 @@ fn devices_are_found_by_token_hash_and_keep_their_ack_on_reregistration(s: &dyn 
         logged_out_at: None,
         acked_through: 0,
         clock_drift_ms: None,
-    };
+    }
+}
+
+fn devices_are_found_by_token_hash_and_keep_their_ack_on_reregistration(s: &dyn Store) {
+    let u = user("ann", Role::Rep, None, None, 1);
+    let d = laptop(u.id);
     write(s, |tx| {
         tx.insert_user(&u)?;
         tx.upsert_device(&d, b"hash-1")?;
@@ -256,17 +261,7 @@ fn devices_are_found_by_token_hash_and_keep_their_ack_on_reregistration(s: &dyn 
 
 fn device_bookkeeping_and_meta_read_back_in_the_same_write(s: &dyn Store) {
     let u = user("cy", Role::Rep, None, None, 1);
-    let d = DeviceRow {
-        id: DeviceId::new_v7(at(1)),
-        user_id: u.id,
-        name: "laptop".into(),
-        created_at: "2027-01-01T00:00:00.000Z".into(),
-        last_seen_at: None,
-        revoked_at: None,
-        logged_out_at: None,
-        acked_through: 0,
-        clock_drift_ms: None,
-    };
+    let d = laptop(u.id);
     let seen = "2027-01-05T00:00:00.000Z";
     let inside = write(s, |tx| -> Result<_, StoreError> {
         tx.insert_user(&u)?;

@@ -381,6 +381,26 @@ mod tests {
     }
 
     #[test]
+    fn a_verbatim_record_keeps_and_writes_back_the_text_it_came_from() {
+        let r = record();
+        let text = format!(r#"{{"record": {} , "seq":3,"type":"upsert"}}"#, json!(r));
+        let read: Change<Verbatim<RecordState>> = serde_json::from_str(&text).unwrap();
+        let Change::Upsert { seq, record: v } = &read else {
+            panic!("an upsert: {read:?}");
+        };
+        assert_eq!((*seq, &v.value), (3, &r));
+        assert_eq!(v.json(), json!(r).to_string(), "the text as received");
+        let again = serde_json::to_string(&read).unwrap();
+        assert!(again.contains(&json!(r).to_string()), "{again}");
+        let other: Verbatim<RecordState> =
+            serde_json::from_str(&format!(" {} ", serde_json::to_string_pretty(&r).unwrap()))
+                .unwrap();
+        assert_eq!(other.value, v.value);
+        assert_ne!(&other, v, "same value, other text");
+        assert!(serde_json::from_str::<Verbatim<RecordState>>(r#"{"id": 1}"#).is_err());
+    }
+
+    #[test]
     fn a_change_with_a_missing_a_foreign_or_a_repeated_key_is_refused() {
         let r = serde_json::to_value(record()).unwrap();
         let c = RecordId::new_v7(chrono::Utc::now());
