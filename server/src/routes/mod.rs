@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod encode;
 pub mod health;
 pub mod info;
 pub mod openapi;

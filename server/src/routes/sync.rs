@@ -1,11 +1,12 @@
 //! `/v1/sync/*`.
 
+use super::encode::{Body, wants_zstd};
 use crate::auth::{self, Actor, BearerHash};
 use crate::error::{ApiError, blocking};
 use crate::startup::AppState;
 use crate::store;
 use crate::sync::{pull as pull_rules, push as push_rules};
-use actix_web::http::header::ContentType;
+use actix_web::http::header::AcceptEncoding;
 use actix_web::{HttpResponse, web};
 use sync_protocol::ErrorCode;
 use sync_protocol::wire::{
@@ -20,8 +21,9 @@ use sync_protocol::wire::{
 pub async fn push(
     actor: Actor,
     state: web::Data<AppState>,
+    accept: Option<web::Header<AcceptEncoding>>,
     body: web::Json<PushRequest>,
-) -> Result<web::Json<PushResponse>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let req = body.into_inner();
     if req.ops.len() > MAX_PUSH_OPS {
         return Err(ApiError::new(
@@ -33,17 +35,19 @@ pub async fn push(
         ));
     }
     let st = state.into_inner();
+    let zstd = wants_zstd(accept.as_deref());
     // Counted on the blocking thread: the work completes (and is counted)
     // even when the client hangs up before the answer.
-    let pushed = blocking(move || {
+    let body = blocking(move || {
         let pushed = store::write(st.store.as_ref(), |tx| {
             push_rules::push(tx, &actor, &req, chrono::Utc::now())
         })?;
         st.metrics.count_push(&pushed.counts);
-        Ok(pushed)
+        let json = serde_json::to_vec(&pushed.response).map_err(ApiError::internal)?;
+        Ok(Body::new(json, zstd))
     })
     .await?;
-    Ok(web::Json(pushed.response))
+    Ok(body.respond(&[]))
 }
 
 /// Pull one page of changes (the body is written from the stored states
@@ -54,26 +58,28 @@ pub async fn push(
 pub async fn pull(
     token: BearerHash,
     state: web::Data<AppState>,
+    accept: Option<web::Header<AcceptEncoding>>,
     body: web::Json<PullRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let req = body.into_inner();
     let st = state.into_inner();
     let st2 = st.clone();
+    let zstd = wants_zstd(accept.as_deref());
     let (body, cursor, more) = blocking(move || {
         // Authenticated in the pull's own snapshot: one transaction, not two.
         let page = store::read(st.store.as_ref(), |tx| {
             let actor = auth::authenticate(tx, &token.0)?;
             pull_rules::page(tx, &actor.user, &req, chrono::Utc::now())
         })?;
-        Ok::<_, ApiError>((page.to_json()?, page.rest.cursor, page.rest.more))
+        let body = Body::new(page.to_json()?.into_bytes(), zstd);
+        Ok::<_, ApiError>((body, page.rest.cursor, page.rest.more))
     })
     .await?;
     st2.metrics.pulls.inc();
     // The body's `cursor` and `more` also as headers, so a client can ask
     // for the next page before it has read this one.
-    Ok(HttpResponse::Ok()
-        .content_type(ContentType::json())
-        .insert_header((PULL_CURSOR_HEADER, cursor.to_string()))
-        .insert_header((PULL_MORE_HEADER, if more { "true" } else { "false" }))
-        .body(body))
+    Ok(body.respond(&[
+        (PULL_CURSOR_HEADER, cursor.to_string()),
+        (PULL_MORE_HEADER, more.to_string()),
+    ]))
 }

@@ -385,6 +385,73 @@ fn a_zstd_compressed_push_is_accepted() {
     assert_eq!(r.outcomes[0].outcome.status(), "applied");
 }
 
+/// Push and pull answers come zstd-compressed to a client that prefers
+/// zstd (compressed by the handler), gzip-compressed to one that asks for
+/// gzip (by the middleware), and plain otherwise; each decodes to the same
+/// answer.
+#[test]
+fn sync_answers_are_compressed_as_the_client_asks() {
+    use std::io::Read;
+    let app = spawn_app();
+    let mut rep = app.user_device("ann", Role::Rep, None);
+    let (_, c) = rep.create("customers", customer_fields("Acme"));
+    let raw = reqwest::blocking::Client::builder()
+        .no_gzip()
+        .no_zstd()
+        .build()
+        .unwrap();
+    let push = serde_json::to_vec(&PushRequest {
+        ops: vec![c],
+        clock: rep.clock.now(Utc::now()),
+    })
+    .unwrap();
+    let pull = br#"{"cursor":0,"limit":100}"#.to_vec();
+    for (path, body) in [("/v1/sync/push", push), ("/v1/sync/pull", pull)] {
+        let mut answers = Vec::new();
+        for accept in [Some("gzip;q=0.5, zstd"), Some("gzip"), None] {
+            let mut req = raw
+                .post(app.url(path))
+                .bearer_auth(&rep.token)
+                .header("content-type", "application/json")
+                .body(body.clone());
+            if let Some(a) = accept {
+                req = req.header("accept-encoding", a);
+            }
+            let r = req.send().unwrap();
+            assert_eq!(r.status(), 200, "{path} {accept:?}");
+            let encoding = r
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let bytes = r.bytes().unwrap().to_vec();
+            let json = match encoding.as_deref() {
+                Some("zstd") => zstd::decode_all(&bytes[..]).unwrap(),
+                Some("gzip") => {
+                    let mut out = Vec::new();
+                    flate2::read::GzDecoder::new(&bytes[..])
+                        .read_to_end(&mut out)
+                        .unwrap();
+                    out
+                }
+                None => bytes,
+                Some(other) => panic!("unexpected encoding {other}"),
+            };
+            let expected = match accept {
+                Some(a) if a.contains("zstd") => Some("zstd"),
+                Some(_) => Some("gzip"),
+                None => None,
+            };
+            assert_eq!(encoding.as_deref(), expected, "{path} {accept:?}");
+            let mut v: Value = serde_json::from_slice(&json).unwrap();
+            // The server's clock moves between answers.
+            v.as_object_mut().unwrap().remove("server_clock");
+            answers.push(v);
+        }
+        assert_eq!(answers[0], answers[1], "{path}");
+        assert_eq!(answers[1], answers[2], "{path}");
+    }
+}
+
 #[test]
 fn a_push_dropped_mid_flight_then_resent_applies_once() {
     let app = spawn_app();
