@@ -26,7 +26,7 @@ use batch::Batch;
 use behind::Behind;
 use postgres::error::SqlState;
 use postgres::types::{FromSql, ToSql};
-use postgres::{Client, IsolationLevel, NoTls, Row, Statement, Transaction};
+use postgres::{Client, NoTls, Row, SimpleQueryMessage, Statement};
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -78,14 +78,54 @@ impl From<postgres::Error> for StoreError {
     }
 }
 
-/// Plan every execution of a prepared statement with its parameters and
-/// the tables as they are then. A connection lives long and the database
-/// starts empty: a generic plan made while a table held a handful of rows
-/// (a sequential scan) would otherwise stay cached while the table grows,
-/// and a seq range or an id list would be planned without its size.
-fn plan_per_execution(mut client: Client) -> Result<Client, postgres::Error> {
-    client.batch_execute("SET plan_cache_mode = force_custom_plan")?;
-    Ok(client)
+// Plan modes. A connection keeps PostgreSQL's default plan cache mode (`auto`):
+// after five executions a prepared statement keeps a generic plan when
+// that costs no more than planning with the parameters. Write
+// transactions and the token look-up find rows by key, where a generic
+// plan is as good, and planning them again each time was the largest part
+// of the database's work in a fleet of small pushes (about 30 % of its
+// CPU). A generic plan is made again when ANALYZE (ours, `Analyzer`, or
+// autovacuum's) changes a table's statistics.
+//
+// Read transactions plan every execution instead (`read_opening`):
+// a pull's seq range or a report's period would otherwise be planned
+// without its size (generic plans cost the bootstrap pull a quarter of its
+// speed), and a plan made while a table was tiny would scan it whole.
+
+/// Meta values every sync reads, fetched in a transaction's first round trip.
+const OPENING_META: [&str; 2] = [crate::sync::META_DEVICE, crate::sync::META_CLOCK];
+
+/// A read transaction's first round trip: begin, plan every execution
+/// (see "Plan modes" above), then read the change head (which takes the
+/// snapshot every later statement sees) and the [`OPENING_META`] values.
+fn read_opening() -> String {
+    format!(
+        "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
+         SET LOCAL plan_cache_mode = force_custom_plan; {HEAD}; {}",
+        opening_meta_sql()
+    )
+}
+
+/// A write transaction's first round trip: begin, take [`WRITE_LOCK`], then
+/// read the change head and the [`OPENING_META`] values on a snapshot taken
+/// after the lock was granted. Nothing else changes them until this
+/// transaction ends.
+fn write_opening() -> String {
+    format!(
+        "START TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+         SELECT pg_advisory_xact_lock({WRITE_LOCK}); {HEAD}; {}",
+        opening_meta_sql()
+    )
+}
+
+const HEAD: &str = "SELECT head FROM change_seq WHERE id = 1";
+
+fn opening_meta_sql() -> String {
+    let keys: Vec<String> = OPENING_META.iter().map(|k| format!("'{k}'")).collect();
+    format!(
+        "SELECT key, value FROM meta WHERE key IN ({})",
+        keys.join(", ")
+    )
 }
 
 /// One pooled connection with its prepared statements.
@@ -238,10 +278,6 @@ impl PostgresStore {
         let config = parse_url(url)?;
         let mut client = connect(&config)?;
         migrations::apply_postgres(&mut client, migrations::SERVER_POSTGRES)?;
-        let client = plan_per_execution(client).map_err(|source| OpenError::Connect {
-            target: describe(&config),
-            source,
-        })?;
         let store = Self {
             turns: Turns::new(max.max(1)),
             writers: Turns::new(1),
@@ -283,7 +319,7 @@ impl PostgresStore {
             if st.open < self.max {
                 st.open += 1;
                 drop(st);
-                return match self.config.connect(NoTls).and_then(plan_per_execution) {
+                return match self.config.connect(NoTls) {
                     Ok(client) => Ok(Pooled {
                         store: self,
                         conn: Some(Conn {
@@ -357,44 +393,30 @@ impl Store for PostgresStore {
     fn read(&self, f: &mut ReadFn<'_>) -> Result<(), StoreError> {
         let mut pooled = self.checkout()?;
         let (client, statements) = pooled.parts()?;
-        let t = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
-        let mut tx = Tx {
-            t,
-            statements,
-            behind: None,
-        };
+        let mut tx = Tx::begin(client, statements, &read_opening(), None)?;
         f(&mut tx)?;
-        tx.t.commit()?;
-        Ok(())
+        tx.end("COMMIT")
     }
 
     fn write(&self, f: &mut WriteFn<'_>) -> Result<(), StoreError> {
         let _writer = self.writers.wait();
         let mut pooled = self.checkout()?;
         let (client, statements) = pooled.parts()?;
-        let t = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::ReadCommitted)
-            .start()?;
-        let mut tx = Tx {
-            t,
+        let mut tx = Tx::begin(
+            client,
             statements,
-            behind: Some(Behind::default()),
-        };
-        tx.lock_and_read_head()?;
+            &write_opening(),
+            Some(Behind::default()),
+        )?;
         match f(&mut tx).and_then(|()| tx.flush()) {
             Ok(()) => {
                 let written = tx.behind.as_ref().map_or(0, |b| b.records_sent);
-                tx.t.commit()?;
+                tx.end("COMMIT")?;
                 self.analyzer.wrote(written, &self.config);
                 Ok(())
             }
             Err(e) => {
-                tx.t.rollback()?;
+                tx.end("ROLLBACK")?;
                 Err(e)
             }
         }
@@ -429,11 +451,84 @@ impl Store for PostgresStore {
     }
 }
 
+/// One transaction on a pooled connection. It is begun and ended with
+/// plain statements rather than the driver's `Transaction`, so that BEGIN
+/// travels with the transaction's first reads in one round trip.
 struct Tx<'a> {
-    t: Transaction<'a>,
+    t: &'a mut Client,
     statements: &'a mut HashMap<String, Statement>,
     /// Write transactions: writes not yet sent ([`behind`]).
     behind: Option<Behind>,
+    /// The change head read in the first round trip (a write transaction
+    /// counts on from it in `behind`).
+    head: u64,
+    /// The [`OPENING_META`] values as the first round trip read them.
+    opening_meta: HashMap<String, String>,
+    /// Neither COMMIT nor ROLLBACK was sent yet.
+    open: bool,
+}
+
+impl Drop for Tx<'_> {
+    /// A transaction left open by an error is rolled back, so the
+    /// connection returns to the pool clean (the driver's `Transaction`
+    /// does the same).
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.t.batch_execute("ROLLBACK");
+        }
+    }
+}
+
+impl<'a> Tx<'a> {
+    /// Send `opening` ([`read_opening`] or [`write_opening`]) and keep what
+    /// it read.
+    fn begin(
+        t: &'a mut Client,
+        statements: &'a mut HashMap<String, Statement>,
+        opening: &str,
+        behind: Option<Behind>,
+    ) -> Result<Self, StoreError> {
+        let mut tx = Tx {
+            t,
+            statements,
+            behind,
+            head: 0,
+            opening_meta: HashMap::new(),
+            open: true,
+        };
+        let mut head = None;
+        for m in tx.t.simple_query(opening)? {
+            let SimpleQueryMessage::Row(r) = m else {
+                continue;
+            };
+            match r.columns() {
+                [c] if c.name() == "head" => {
+                    head = r
+                        .get(0)
+                        .map(|h| parse::<u64>(h, "change head"))
+                        .transpose()?;
+                }
+                [k, _] if k.name() == "key" => {
+                    if let (Some(k), Some(v)) = (r.get(0), r.get(1)) {
+                        tx.opening_meta.insert(k.to_owned(), v.to_owned());
+                    }
+                }
+                _ => {}
+            }
+        }
+        tx.head = head.ok_or_else(|| StoreError::Corrupt("the change head is missing".into()))?;
+        if let Some(b) = tx.behind.as_mut() {
+            b.head = Some(tx.head);
+        }
+        Ok(tx)
+    }
+
+    /// Send COMMIT or ROLLBACK.
+    fn end(mut self, how: &str) -> Result<(), StoreError> {
+        self.open = false;
+        self.t.batch_execute(how)?;
+        Ok(())
+    }
 }
 
 impl Tx<'_> {
@@ -762,6 +857,9 @@ fn scope_cond(scope: &ScopeFilter, u: usize, t: usize) -> String {
 
 impl ReadTx for Tx<'_> {
     fn metas(&mut self, keys: &[&str]) -> Result<Vec<Option<String>>, StoreError> {
+        if keys.iter().all(|k| OPENING_META.contains(k)) {
+            return Ok(keys.iter().map(|k| self.opening_value(k)).collect());
+        }
         let rows = self.query(
             "SELECT key, value FROM meta WHERE key = ANY($1::text[])",
             &[&keys],
@@ -783,6 +881,9 @@ impl ReadTx for Tx<'_> {
     }
 
     fn meta(&mut self, key: &str) -> Result<Option<String>, StoreError> {
+        if OPENING_META.contains(&key) {
+            return Ok(self.opening_value(key));
+        }
         if let Some(v) = self.behind.as_ref().and_then(|b| b.pending_meta(key)) {
             return Ok(Some(v.to_owned()));
         }
@@ -792,11 +893,11 @@ impl ReadTx for Tx<'_> {
     }
 
     fn head_seq(&mut self) -> Result<u64, StoreError> {
-        if let Some(h) = self.behind.as_ref().and_then(|b| b.head) {
-            return Ok(h);
-        }
-        let r = self.one("SELECT head FROM change_seq WHERE id = 1", &[])?;
-        Ok(col::<i64>(&r, 0)? as u64)
+        Ok(self
+            .behind
+            .as_ref()
+            .and_then(|b| b.head)
+            .unwrap_or(self.head))
     }
 
     fn user_count(&mut self) -> Result<u64, StoreError> {
@@ -1301,27 +1402,13 @@ impl Tx<'_> {
 }
 
 impl Tx<'_> {
-    /// Take [`WRITE_LOCK`] and read the change head, in one round trip: two
-    /// statements of one simple query, so the head is read on a snapshot
-    /// taken after the lock was granted. Nothing else changes the head
-    /// until this transaction ends; it is counted in memory from here.
-    fn lock_and_read_head(&mut self) -> Result<(), StoreError> {
-        let sql = format!(
-            "SELECT pg_advisory_xact_lock({WRITE_LOCK}); SELECT head FROM change_seq WHERE id = 1"
-        );
-        let head = self
-            .t
-            .simple_query(&sql)?
-            .iter()
-            .find_map(|m| match m {
-                postgres::SimpleQueryMessage::Row(r) if r.columns()[0].name() == "head" => {
-                    r.get(0).map(str::to_owned)
-                }
-                _ => None,
-            })
-            .ok_or_else(|| StoreError::Corrupt("the change head is missing".into()))?;
-        self.behind_mut()?.head = Some(parse(&head, "change head")?);
-        Ok(())
+    /// An [`OPENING_META`] value: kept behind, else as first read.
+    fn opening_value(&self, key: &str) -> Option<String> {
+        self.behind
+            .as_ref()
+            .and_then(|b| b.pending_meta(key))
+            .or_else(|| self.opening_meta.get(key).map(String::as_str))
+            .map(str::to_owned)
     }
 
     fn behind_mut(&mut self) -> Result<&mut Behind, StoreError> {
@@ -1455,6 +1542,10 @@ impl Tx<'_> {
 impl WriteTx for Tx<'_> {
     fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
         self.behind_mut()?.put_meta(key, value);
+        if OPENING_META.contains(&key) {
+            // Read back from here once a flush has sent it.
+            self.opening_meta.insert(key.to_owned(), value.to_owned());
+        }
         self.flush_if_full()
     }
 
@@ -1462,12 +1553,7 @@ impl WriteTx for Tx<'_> {
         // The write transaction holds WRITE_LOCK until it ends, so this
         // number becomes visible only after every smaller one. The head is
         // read once and counted here; the flush before commit stores it.
-        let head = if let Some(h) = self.behind_mut()?.head {
-            h
-        } else {
-            let r = self.one("SELECT head FROM change_seq WHERE id = 1", &[])?;
-            col::<i64>(&r, 0)? as u64
-        };
+        let head = self.behind_mut()?.head.unwrap_or(self.head);
         let b = self.behind_mut()?;
         b.head = Some(head + 1);
         b.pending.head = b.head;
@@ -1824,21 +1910,50 @@ mod tests {
     use super::testing::TempDatabase;
     use super::*;
 
-    /// Every pooled connection, the one left over from migrating included,
-    /// plans each execution with its parameters.
+    /// On every pooled connection, the one left over from migrating
+    /// included, read transactions plan each execution with its parameters
+    /// and everything else may keep generic plans; a transaction's opening
+    /// reads the head and the server's meta values, and a transaction left
+    /// open is rolled back when dropped.
     #[test]
-    fn pooled_connections_plan_each_execution() {
+    fn transactions_open_in_one_round_trip_with_their_plan_mode() {
         let db = TempDatabase::new();
         let store = PostgresStore::open_with_pool(&db.url(), 2).unwrap();
+        crate::store::write(&store, |tx| {
+            tx.set_meta(crate::sync::META_CLOCK, "c1")?;
+            tx.set_meta("other", "o1")?;
+            tx.next_seq().map(drop)
+        })
+        .unwrap();
         let mut first = store.checkout().unwrap();
         let mut second = store.checkout().unwrap();
+        let show =
+            |c: &mut Client| -> String { c.query_one("SHOW plan_cache_mode", &[]).unwrap().get(0) };
         for pooled in [&mut first, &mut second] {
-            let (client, _) = pooled.parts().unwrap();
-            let mode: String = client
-                .query_one("SHOW plan_cache_mode", &[])
-                .unwrap()
-                .get(0);
-            assert_eq!(mode, "force_custom_plan");
+            let (client, statements) = pooled.parts().unwrap();
+            assert_eq!(show(client), "auto");
+            for (opening, mode, behind) in [
+                (read_opening(), "force_custom_plan", None),
+                (write_opening(), "auto", Some(Behind::default())),
+            ] {
+                let mut tx = Tx::begin(client, statements, &opening, behind).unwrap();
+                assert_eq!(show(tx.t), mode);
+                assert_eq!(tx.head_seq().unwrap(), 1);
+                assert_eq!(tx.opening_meta.get(crate::sync::META_CLOCK).unwrap(), "c1");
+                assert!(!tx.opening_meta.contains_key("other"));
+                assert_eq!(tx.meta("other").unwrap().as_deref(), Some("o1"));
+                drop(tx);
+                // Rolled back: its SET LOCAL and its lock are gone.
+                assert_eq!(show(client), "auto");
+                let locks: i64 = client
+                    .query_one(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+                        &[],
+                    )
+                    .unwrap()
+                    .get(0);
+                assert_eq!(locks, 0);
+            }
         }
         drop((first, second));
         drop(store);
