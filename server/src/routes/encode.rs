@@ -6,7 +6,7 @@
 //! few kilobytes of an everyday push or pull answer that set-up costs more
 //! than the compressing. The sync handlers already run on a blocking thread
 //! with the whole body in hand, so they compress there, telling zstd the
-//! size and reusing one context per thread. The middleware leaves an answer
+//! size and reusing a few contexts. The middleware leaves an answer
 //! that names its encoding alone, and still serves clients that do not
 //! accept zstd.
 
@@ -14,7 +14,8 @@ use actix_web::HttpResponse;
 use actix_web::http::header::{
     self, AcceptEncoding, ContentEncoding, ContentType, Encoding, HeaderValue,
 };
-use std::cell::RefCell;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use zstd::bulk::Compressor;
 
 /// zstd's default level, as the middleware uses.
 const LEVEL: i32 = 3;
@@ -63,17 +64,35 @@ impl Body {
     }
 }
 
+/// Idle zstd contexts kept for reuse: a few suffice, since only as many
+/// answers are compressed at once as there are cores.
+const IDLE_CONTEXTS: usize = 8;
+
+/// Larger bodies get a context of their own: its set-up is small next to
+/// compressing them, and a kept context would keep tables that size.
+const REUSE_UP_TO: usize = 256 * 1024;
+
+static IDLE: Mutex<Vec<Compressor<'static>>> = Mutex::new(Vec::new());
+
+fn idle() -> MutexGuard<'static, Vec<Compressor<'static>>> {
+    IDLE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn compress(json: &[u8]) -> Option<Vec<u8>> {
-    thread_local! {
-        static CONTEXT: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    if json.len() > REUSE_UP_TO {
+        return zstd::bulk::compress(json, LEVEL).ok();
     }
-    CONTEXT.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        if cell.is_none() {
-            *cell = zstd::bulk::Compressor::new(LEVEL).ok();
-        }
-        cell.as_mut()?.compress(json).ok()
-    })
+    let kept = idle().pop();
+    let mut context = match kept {
+        Some(c) => c,
+        None => Compressor::new(LEVEL).ok()?,
+    };
+    let out = context.compress(json).ok()?;
+    let mut idle = idle();
+    if idle.len() < IDLE_CONTEXTS {
+        idle.push(context);
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -113,5 +132,25 @@ mod tests {
         let plain = Body::new(json.clone(), false).respond(&[]);
         assert!(plain.headers().get("content-encoding").is_none());
         assert_eq!(plain.into_body().try_into_bytes().unwrap(), json);
+    }
+
+    #[test]
+    fn large_bodies_and_many_threads_keep_few_contexts() {
+        let big = br#"{"note":"visit"}"#.repeat(REUSE_UP_TO / 16 + 100);
+        let packed = compress(&big).unwrap();
+        assert_eq!(zstd::decode_all(&packed[..]).unwrap(), big);
+        std::thread::scope(|s| {
+            for t in 0..32u8 {
+                s.spawn(move || {
+                    for i in 0..10u8 {
+                        let small = [t, i].repeat(500);
+                        let packed = compress(&small).unwrap();
+                        assert_eq!(zstd::decode_all(&packed[..]).unwrap(), small);
+                    }
+                });
+            }
+        });
+        assert!(!idle().is_empty());
+        assert!(idle().len() <= IDLE_CONTEXTS);
     }
 }
