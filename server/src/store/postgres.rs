@@ -459,8 +459,8 @@ struct Tx<'a> {
     statements: &'a mut HashMap<String, Statement>,
     /// Write transactions: writes not yet sent ([`behind`]).
     behind: Option<Behind>,
-    /// The change head read in the first round trip (a write transaction
-    /// counts on from it in `behind`).
+    /// The change head: read in the first round trip; a write transaction
+    /// (which holds the write lock) counts on from it as it takes numbers.
     head: u64,
     /// The [`OPENING_META`] values as the first round trip read them.
     opening_meta: HashMap<String, String>,
@@ -517,9 +517,6 @@ impl<'a> Tx<'a> {
             }
         }
         tx.head = head.ok_or_else(|| StoreError::Corrupt("the change head is missing".into()))?;
-        if let Some(b) = tx.behind.as_mut() {
-            b.head = Some(tx.head);
-        }
         Ok(tx)
     }
 
@@ -893,11 +890,7 @@ impl ReadTx for Tx<'_> {
     }
 
     fn head_seq(&mut self) -> Result<u64, StoreError> {
-        Ok(self
-            .behind
-            .as_ref()
-            .and_then(|b| b.head)
-            .unwrap_or(self.head))
+        Ok(self.head)
     }
 
     fn user_count(&mut self) -> Result<u64, StoreError> {
@@ -1553,11 +1546,10 @@ impl WriteTx for Tx<'_> {
         // The write transaction holds WRITE_LOCK until it ends, so this
         // number becomes visible only after every smaller one. The head is
         // read once and counted here; the flush before commit stores it.
-        let head = self.behind_mut()?.head.unwrap_or(self.head);
-        let b = self.behind_mut()?;
-        b.head = Some(head + 1);
-        b.pending.head = b.head;
-        Ok(head + 1)
+        let next = self.head + 1;
+        self.behind_mut()?.pending.head = Some(next);
+        self.head = next;
+        Ok(next)
     }
 
     fn insert_user(&mut self, u: &UserRow) -> Result<(), StoreError> {

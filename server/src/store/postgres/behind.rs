@@ -139,8 +139,6 @@ pub struct Behind {
     pub pending: Pending,
     /// Read from the database, valid until the next flush.
     pub known: Known,
-    /// The change head: read once under the write lock, then counted here.
-    pub head: Option<u64>,
     /// Record rows sent so far.
     pub records_sent: u64,
 }
