@@ -17,6 +17,10 @@ type Test = fn(&dyn Store);
 /// Every conformance test, by name.
 pub const ALL: &[(&str, Test)] = &[
     (
+        "a_user_changed_after_announced_reads_reads_back_changed",
+        a_user_changed_after_announced_reads_reads_back_changed,
+    ),
+    (
         "change_numbers_are_gap_free_and_shared",
         change_numbers_are_gap_free_and_shared,
     ),
@@ -618,12 +622,19 @@ fn a_write_transaction_reads_its_own_writes(s: &dyn Store) {
         let seen = write(s, |tx| -> Result<_, StoreError> {
             if hinted {
                 tx.prefetch_records(&[stored, customer, missing])?;
+                tx.prefetch_customer_owners(&[stored, customer, missing])?;
                 tx.prefetch_previous_check_ins(
                     u,
                     &[(2_500, missing), (5_000, missing), (1_500, early.visit_id)],
                 )?;
             }
             let before = tx.record(stored)?.map(|r| r.seq);
+            // Owners as the previous transaction left them (the first
+            // pass hands the customer over), neither with a user row.
+            let owner = if hinted { u } else { other };
+            assert_eq!(tx.customer_owner(stored)?, Some(owner), "{hinted}");
+            assert_eq!(tx.customer_owner(missing)?, None, "{hinted}");
+            assert_eq!(tx.user(owner)?, None, "{hinted}");
             let head = tx.head_seq()?;
             // Overwrite one record twice and create another.
             rec(tx, stored, "customers", RecordScope::default());
@@ -698,6 +709,31 @@ fn a_write_transaction_reads_its_own_writes(s: &dyn Store) {
         assert_eq!(prev, Some(moved), "{hinted}");
         assert_eq!(head_now, created, "{hinted}");
     }
+}
+
+/// A customer owner's user row read with announced reads, then changed in
+/// the same transaction, reads back changed.
+fn a_user_changed_after_announced_reads_reads_back_changed(s: &dyn Store) {
+    let owner = user("olga", Role::Rep, None, None, 1);
+    let customer = RecordId::new_v7(at(10));
+    write(s, |tx| -> Result<(), StoreError> {
+        tx.insert_user(&owner)?;
+        rec(tx, customer, "customers", RecordScope::default());
+        tx.set_customer_owner(customer, owner.id)
+    })
+    .unwrap();
+    let (before, after, hash) = write(s, |tx| -> Result<_, StoreError> {
+        tx.prefetch_customer_owners(&[customer])?;
+        assert_eq!(tx.customer_owner(customer)?, Some(owner.id));
+        let before = tx.user(owner.id)?.map(|u| u.active);
+        tx.set_user_active(owner.id, false)?;
+        let after = tx.user(owner.id)?.map(|u| u.active);
+        tx.set_password(owner.id, "y")?;
+        Ok((before, after, tx.user(owner.id)?.map(|u| u.password_hash)))
+    })
+    .unwrap();
+    assert_eq!((before, after), (Some(true), Some(false)));
+    assert_eq!(hash.as_deref(), Some("y"));
 }
 
 fn team_members_by_team_or_supervisor(s: &dyn Store) {

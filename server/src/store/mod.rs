@@ -564,6 +564,13 @@ pub trait WriteTx: ReadTx {
         Ok(())
     }
 
+    /// A hint: [`ReadTx::customer_owner`] will be asked for these
+    /// customers (and [`ReadTx::user`] for their owners). The default does
+    /// nothing.
+    fn prefetch_customer_owners(&mut self, _customers: &[RecordId]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// A hint: [`ReadTx::previous_check_in`] will be asked for `user` with
     /// these `(before_ms, exclude)`. The default does nothing.
     fn prefetch_previous_check_ins(

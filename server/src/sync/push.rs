@@ -75,6 +75,9 @@ pub fn push(
     req: &PushRequest,
     now: DateTime<Utc>,
 ) -> Result<Pushed, ApiError> {
+    // Announced before the first read: a store whose reads are round trips
+    // sends them with it.
+    prefetch(tx, &actor.user, &req.ops)?;
     let device = tx
         .device(actor.device.id)?
         .ok_or_else(|| ApiError::new(E::Unauthenticated, "unknown device"))?;
@@ -96,7 +99,6 @@ pub fn push(
         .clock
         .observe_bounded(&req.clock, now, CLOCK_LIMIT_MS);
 
-    prefetch(tx, &actor.user, &req.ops, acked)?;
     let mut outcomes = Vec::with_capacity(req.ops.len());
     let mut counts = Counts::default();
     let mut resend_from = None;
@@ -198,28 +200,31 @@ pub fn push(
     })
 }
 
-/// Tell the store what the new ops of a push will look up: their records,
-/// the customers they name and, for new visits with a position, the rep's
-/// earlier check-ins. A store with a round trip per read then reads them
-/// at once; the answers are the same either way.
-fn prefetch(
-    tx: &mut dyn WriteTx,
-    actor: &UserRow,
-    ops: &[Op],
-    acked: u64,
-) -> Result<(), StoreError> {
+/// Tell the store what the ops of a push will look up: their records, the
+/// customers they name and those customers' owners and, for new visits
+/// with a position, the rep's earlier check-ins. A store with a round trip
+/// per read then reads them at once; the answers are the same either way.
+/// (Ops the device already sent are among them: which those are is only
+/// known once the device is read, and they cost a few rows more.)
+fn prefetch(tx: &mut dyn WriteTx, actor: &UserRow, ops: &[Op]) -> Result<(), StoreError> {
     let mut ids = Vec::with_capacity(ops.len() * 2);
+    let mut customers = Vec::new();
     let mut check_ins = Vec::new();
-    for op in ops.iter().filter(|o| o.device_seq > acked) {
+    for op in ops {
         ids.push(op.record_id);
         let Some(coll) = schema::collection(&op.collection) else {
             continue;
         };
         // Without the stored state only a create's own fields are known.
-        if let Anchor::CustomerRef(f) = coll.anchor
-            && let Some(c) = id_in::<RecordId>(op, None, f)
-        {
-            ids.push(c);
+        match coll.anchor {
+            Anchor::CustomerRef(f) => {
+                if let Some(c) = id_in::<RecordId>(op, None, f) {
+                    ids.push(c);
+                    customers.push(c);
+                }
+            }
+            Anchor::Customer if op.kind != OpKind::Create => customers.push(op.record_id),
+            _ => {}
         }
         if coll.name == "visits"
             && op.kind == OpKind::Create
@@ -234,6 +239,9 @@ fn prefetch(
     }
     if !ids.is_empty() {
         tx.prefetch_records(&ids)?;
+    }
+    if !customers.is_empty() {
+        tx.prefetch_customer_owners(&customers)?;
     }
     if !check_ins.is_empty() {
         tx.prefetch_previous_check_ins(actor.id, &check_ins)?;

@@ -17,7 +17,7 @@
 //! held when it was asked.
 
 use crate::store::facts::FactRow;
-use crate::store::{CheckIn, OpRow, RecordRow};
+use crate::store::{CheckIn, OpRow, RecordRow, UserRow};
 use std::collections::HashMap;
 use sync_protocol::{DeviceId, RecordId, UserId};
 
@@ -130,6 +130,11 @@ pub struct Known {
     pub records: HashMap<RecordId, Option<RecordRow>>,
     /// `previous_check_in(user, before_ms, exclude)` on the database alone.
     pub previous: HashMap<(UserId, i64, RecordId), Option<CheckIn>>,
+    /// Customer owners (`None`: the customer has none).
+    pub owners: HashMap<RecordId, Option<UserId>>,
+    /// Users (`None`: there is none). Forgotten as well when a user row is
+    /// written, which is not kept behind.
+    pub users: HashMap<UserId, Option<UserRow>>,
 }
 
 /// The write-behind state of one write transaction.
