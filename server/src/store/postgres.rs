@@ -160,14 +160,16 @@ struct PoolState {
 const ANALYZE_AFTER: u64 = 20_000;
 
 /// The tables a bulk write grows, with the columns queries filter, join or
-/// sort on, from a sample of 3,000 rows per table instead of 30,000 (a
-/// statistics target of 10 instead of 100). A run competes with the syncs
+/// sort on, from a sample of 9,000 rows per table instead of 30,000 (a
+/// statistics target of 30 instead of 100). A run competes with the syncs
 /// for the same cores; it only has to show the planner how large the
-/// tables have become and roughly how their keys spread, and autovacuum
-/// refines the statistics later. Leaving out a record's JSON and its id
-/// (unique: the planner knows from the index) and the smaller sample cut
-/// a run over 41,000 visits from about 210 ms to about 25.
-const ANALYZE: &str = "SET default_statistics_target = 10; ANALYZE records (collection, seq, customer_id, subject_user, subject_team, public), \
+/// tables have become and how their keys spread, and autovacuum refines
+/// the statistics later. Leaving out a record's JSON and its id (unique:
+/// the planner knows from the index) and the smaller sample cut a run
+/// over 41,000 visits from about 210 ms to about 55. (A target of 10,
+/// about 25 ms, left the PostgreSQL bootstrap pull a few per cent slower,
+/// inside the run-to-run spread.)
+const ANALYZE: &str = "SET default_statistics_target = 30; ANALYZE records (collection, seq, customer_id, subject_user, subject_team, public), \
      report_facts, report_customers, customer_owners, check_ins (user_id, started_at_ms)";
 
 /// Refreshes planner statistics after bulk writes, on a connection and
