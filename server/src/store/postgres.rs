@@ -234,10 +234,7 @@ impl Analyzer {
             .spawn(move || {
                 let done = connect(&config)
                     .map_err(|e| e.to_string())
-                    .and_then(|mut c| {
-                        c.batch_execute(ANALYZE)
-                            .map_err(|e| e.to_string())
-                    });
+                    .and_then(|mut c| c.batch_execute(ANALYZE).map_err(|e| e.to_string()));
                 if let Err(e) = done {
                     tracing::warn!(error = %e, "refreshing planner statistics failed");
                 }
@@ -450,12 +447,7 @@ impl Store for PostgresStore {
         let _writer = self.writers.wait();
         let mut pooled = self.checkout()?;
         let (client, statements) = pooled.parts()?;
-        let mut tx = Tx::new(
-            client,
-            statements,
-            write_opening(),
-            Some(Behind::default()),
-        );
+        let mut tx = Tx::new(client, statements, write_opening(), Some(Behind::default()));
         match f(&mut tx).and_then(|()| tx.flush()) {
             Ok(()) => {
                 let written = tx.behind.as_ref().map_or(0, |b| b.records_sent);
@@ -1241,7 +1233,11 @@ impl ReadTx for Tx<'_> {
         {
             return Ok(Some(*owner));
         }
-        if let Some(owner) = self.behind.as_ref().and_then(|b| b.known.owners.get(&customer)) {
+        if let Some(owner) = self
+            .behind
+            .as_ref()
+            .and_then(|b| b.known.owners.get(&customer))
+        {
             return Ok(*owner);
         }
         let s: Option<String> = self
@@ -2204,7 +2200,11 @@ mod tests {
         assert_eq!(known.owners.get(&missing), Some(&None));
         assert_eq!(known.users.get(&owner.id), Some(&Some(owner.clone())));
         let previous = |ms| known.previous.get(&(owner.id, ms, missing)).copied();
-        assert_eq!(previous(2_000), Some(Some(check_in)), "floats read back exactly");
+        assert_eq!(
+            previous(2_000),
+            Some(Some(check_in)),
+            "floats read back exactly"
+        );
         assert_eq!(previous(500), Some(None));
         // A hint after the opening is read at once.
         let later = RecordId(uuid::Uuid::from_u128(6));
@@ -2227,6 +2227,7 @@ mod tests {
     /// background; fewer do not.
     #[test]
     fn bulk_writes_refresh_planner_statistics() {
+        use std::sync::atomic::Ordering;
         let db = TempDatabase::new();
         let mut store = PostgresStore::open_with_pool(&db.url(), 2).unwrap();
         store.analyzer = Analyzer::new(3);
@@ -2270,7 +2271,6 @@ mod tests {
         }
         assert!(seen, "the third record starts a run within 5 s");
         // The next run waits for as many records again as were written.
-        use std::sync::atomic::Ordering;
         let idle = |store: &PostgresStore| {
             (0..200).any(|_| {
                 let done = !store.analyzer.running.load(Ordering::Acquire);
