@@ -68,6 +68,11 @@ pub async fn pull(
     let (body, cursor, more) = blocking(move || {
         // Authenticated in the pull's own snapshot: one transaction, not two.
         let page = store::read(st.store.as_ref(), |tx| {
+            // A page reaches its rows from keys; the scope checksums scan
+            // the whole scope and are planned for it.
+            if !req.checksums {
+                tx.reuse_plans();
+            }
             let actor = auth::authenticate(tx, &token.0)?;
             pull_rules::page(tx, &actor.user, &req, chrono::Utc::now())
         })?;

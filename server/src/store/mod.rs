@@ -357,6 +357,11 @@ pub struct CheckIn {
 
 /// Reads every store offers.
 pub trait ReadTx {
+    /// A hint, before the first read: every statement this transaction
+    /// runs reaches its rows from keys whatever its parameters (a pull), so
+    /// a store may reuse plans made without them. The default does nothing.
+    fn reuse_plans(&mut self) {}
+
     /// A meta value.
     fn meta(&mut self, key: &str) -> Result<Option<String>, StoreError>;
     /// Several meta values, in the order of `keys` (one round trip where

@@ -92,20 +92,26 @@ impl From<postgres::Error> for StoreError {
 // autovacuum's) changes a table's statistics.
 //
 // Read transactions plan every execution instead (`read_opening`):
-// a pull's seq range or a report's period would otherwise be planned
-// without its size (generic plans cost the bootstrap pull a quarter of its
-// speed), and a plan made while a table was tiny would scan it whole.
+// a report's period would otherwise be planned without its size, and a
+// plan made while a table was tiny would scan it whole. Pulls are the
+// exception (`ReadTx::reuse_plans`): their statements reach every row
+// from a key, so a plan made without the parameters is the same plan, and
+// planning the changes statement for each page had cost more than running
+// it (about 0.5 ms against 0.2). Written as `subject_user = ANY($4)`, its
+// generic plan walked the whole seq range filtering by user instead (one
+// fleet run's median doubled), hence the unnested keys and lateral seeks.
 
 /// Meta values every sync reads, fetched in a transaction's first round trip.
 const OPENING_META: [&str; 2] = [crate::sync::META_DEVICE, crate::sync::META_CLOCK];
 
 /// A read transaction's first round trip: begin, plan every execution
-/// (see "Plan modes" above), then read the change head (which takes the
+/// unless its reads are `keyed` (see "Plan modes" above), then read the change head (which takes the
 /// snapshot every later statement sees) and the [`OPENING_META`] values.
-fn read_opening() -> String {
+fn read_opening(keyed: bool) -> String {
+    let mode = if keyed { "auto" } else { "force_custom_plan" };
     format!(
         "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
-         SET LOCAL plan_cache_mode = force_custom_plan; {HEAD}; {}",
+         SET LOCAL plan_cache_mode = {mode}; {HEAD}; {}",
         opening_meta_sql()
     )
 }
@@ -172,6 +178,23 @@ const ANALYZE_AFTER: u64 = 20_000;
 const ANALYZE: &str = "SET default_statistics_target = 30; ANALYZE records (collection, seq, customer_id, subject_user, subject_team, public), \
      report_facts, report_customers, customer_owners, check_ins (user_id, started_at_ms)";
 
+/// Whether the planner's picture of `records` is off by half or more: it
+/// was never analysed, or the table has at least doubled since. Smaller
+/// drifts are autovacuum's (it analyses after 10 % changed). The count of
+/// changes since the last ANALYZE cannot tell: an ANALYZE of some columns
+/// (ours) leaves it as it was, for autovacuum to refine them all later.
+const STALE: &str = "SELECT coalesce((SELECT s.n_live_tup >= 2 * greatest(c.reltuples, 0) \
+     FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = 'records'::regclass), true)";
+
+/// Run [`ANALYZE`] when the statistics are [`STALE`]; whether it ran.
+fn refresh(c: &mut Client) -> Result<bool, postgres::Error> {
+    let stale: bool = c.query_one(STALE, &[])?.get(0);
+    if stale {
+        c.batch_execute(ANALYZE)?;
+    }
+    Ok(stale)
+}
+
 /// Refreshes planner statistics after bulk writes, on a connection and
 /// thread of its own, one run at a time. Autovacuum does it too, but only
 /// after up to a minute: until then a table loaded by a large push or a
@@ -183,13 +206,17 @@ const ANALYZE: &str = "SET default_statistics_target = 30; ANALYZE records (coll
 /// `after` records, then after as many more as were written in all, so a
 /// steadily growing database is analysed ever more rarely (autovacuum
 /// looks after it once each run's share of the table is small), while a
-/// bulk load is analysed soon after it lands.
+/// bulk load is analysed soon after it lands. A run that finds the
+/// statistics less than twice off ([`STALE`]: other instances' writes,
+/// autovacuum) leaves them to autovacuum: every run makes each connection
+/// plan its statements again, and in the fleet a run (one per instance)
+/// cost the measured runs' tail more than the statistics gained.
 #[derive(Debug)]
 struct Analyzer {
     /// Rows after which the first run starts.
     after: u64,
     /// Rows after which the next run starts.
-    next: std::sync::atomic::AtomicU64,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
     written: std::sync::atomic::AtomicU64,
     /// Rows counted before the last run started.
     total: std::sync::atomic::AtomicU64,
@@ -206,7 +233,7 @@ impl Analyzer {
     fn new(after: u64) -> Self {
         Self {
             after,
-            next: std::sync::atomic::AtomicU64::new(after),
+            next: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(after)),
             written: std::sync::atomic::AtomicU64::new(0),
             total: std::sync::atomic::AtomicU64::new(0),
             running: std::sync::Arc::default(),
@@ -227,14 +254,24 @@ impl Analyzer {
         }
         let total = self.total.load(Ordering::Relaxed) + self.written.swap(0, Ordering::Relaxed);
         self.total.store(total, Ordering::Relaxed);
-        self.next.store(total.max(self.after), Ordering::Relaxed);
-        let (config, running) = (config.clone(), self.running.clone());
+        // After a run, wait for as many records again; after a check that
+        // found the statistics close enough (or failed), check again soon.
+        let (after, grown) = (self.after, total.max(self.after));
+        let (config, running, next) = (config.clone(), self.running.clone(), self.next.clone());
         let spawned = std::thread::Builder::new()
             .name("pg-analyze".into())
             .spawn(move || {
                 let done = connect(&config)
                     .map_err(|e| e.to_string())
-                    .and_then(|mut c| c.batch_execute(ANALYZE).map_err(|e| e.to_string()));
+                    .and_then(|mut c| refresh(&mut c).map_err(|e| e.to_string()));
+                next.store(
+                    if matches!(done, Ok(true)) {
+                        grown
+                    } else {
+                        after
+                    },
+                    Ordering::Relaxed,
+                );
                 if let Err(e) = done {
                     tracing::warn!(error = %e, "refreshing planner statistics failed");
                 }
@@ -438,7 +475,7 @@ impl Store for PostgresStore {
     fn read(&self, f: &mut ReadFn<'_>) -> Result<(), StoreError> {
         let mut pooled = self.checkout()?;
         let (client, statements) = pooled.parts()?;
-        let mut tx = Tx::new(client, statements, read_opening(), None);
+        let mut tx = Tx::new(client, statements, read_opening(false), None);
         f(&mut tx)?;
         tx.end("COMMIT")
     }
@@ -1011,6 +1048,14 @@ fn scope_cond(scope: &ScopeFilter, u: usize, t: usize) -> String {
 }
 
 impl ReadTx for Tx<'_> {
+    fn reuse_plans(&mut self) {
+        if self.behind.is_none()
+            && let Some((opening, _)) = &mut self.unsent
+        {
+            *opening = read_opening(true);
+        }
+    }
+
     fn metas(&mut self, keys: &[&str]) -> Result<Vec<Option<String>>, StoreError> {
         self.ensure_open()?;
         if keys.iter().all(|k| OPENING_META.contains(k)) {
@@ -1288,25 +1333,33 @@ impl ReadTx for Tx<'_> {
                 })
                 .collect();
         }
-        // One index seek per scope branch (per owned customer for the
-        // customers' records), each bounded by the seq range, merged in seq
-        // order and cut at the limit before the states are read; the
-        // customers that left the users' scope (evictions) in the same
-        // statement and order.
+        // One index seek per scope key (each user, owned customer and
+        // team, and the public records), each bounded by the seq range,
+        // merged in seq order and cut at the limit before the states are
+        // read; the customers that left the users' scope (evictions) in the
+        // same statement and order. Every seek starts from a key (the
+        // arrays are unnested, a state is looked up by seq per row), so
+        // the plan is the same whatever the parameters and may be made
+        // once: see "Plan modes".
         let rows = self.query(
             "SELECT seq, state, evicted FROM (\
-             (SELECT r.seq, r.state, NULL::text AS evicted FROM (\
+             (SELECT s.seq, r.state, NULL::text AS evicted FROM (\
               (SELECT seq FROM records WHERE public AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) \
-              UNION (SELECT seq FROM records WHERE subject_user = ANY($4) AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) \
-              UNION (SELECT x.seq FROM customer_owners o CROSS JOIN LATERAL \
-                     (SELECT seq FROM records WHERE customer_id = o.customer_id AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) x \
-                     WHERE o.owner_id = ANY($4) ORDER BY x.seq LIMIT $3) \
-              UNION (SELECT seq FROM records WHERE subject_team = ANY($5) AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) \
-              ORDER BY 1 LIMIT $3) s JOIN records r ON r.seq = s.seq) \
+              UNION (SELECT x.seq FROM unnest($4::text[]) AS k(id) CROSS JOIN LATERAL \
+                     (SELECT seq FROM records WHERE subject_user = k.id AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) x) \
+              UNION (SELECT x.seq FROM unnest($4::text[]) AS k(id) \
+                     CROSS JOIN LATERAL (SELECT customer_id FROM customer_owners WHERE owner_id = k.id OFFSET 0) o \
+                     CROSS JOIN LATERAL (SELECT seq FROM records WHERE customer_id = o.customer_id AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) x \
+                     ORDER BY x.seq LIMIT $3) \
+              UNION (SELECT x.seq FROM unnest($5::text[]) AS k(id) CROSS JOIN LATERAL \
+                     (SELECT seq FROM records WHERE subject_team = k.id AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) x) \
+              ORDER BY 1 LIMIT $3) s \
+              CROSS JOIN LATERAL (SELECT state FROM records WHERE seq = s.seq OFFSET 0) r) \
              UNION ALL \
-             (SELECT e.seq, NULL, e.customer_id FROM evictions e LEFT JOIN customer_owners o ON o.customer_id = e.customer_id \
-              WHERE e.seq > $1 AND e.seq <= $2 AND e.from_owner = ANY($4) AND (o.owner_id IS NULL OR NOT (o.owner_id = ANY($4))) \
-              ORDER BY e.seq LIMIT $3)) c ORDER BY seq LIMIT $3",
+             (SELECT x.seq, NULL, x.customer_id FROM unnest($4::text[]) AS k(id) CROSS JOIN LATERAL \
+                (SELECT e.seq, e.customer_id FROM evictions e WHERE e.from_owner = k.id AND e.seq > $1 AND e.seq <= $2 ORDER BY e.seq LIMIT $3) x \
+              WHERE COALESCE((SELECT o.owner_id FROM customer_owners o WHERE o.customer_id = x.customer_id) <> ALL($4), TRUE))\
+             ) c ORDER BY seq LIMIT $3",
             &[&cursor, &head, &limit, &users, &teams],
         )?;
         rows.iter()
@@ -2093,7 +2146,7 @@ mod tests {
             let (client, statements) = pooled.parts().unwrap();
             assert_eq!(show(client), "auto");
             for (opening, mode, behind) in [
-                (read_opening(), "force_custom_plan", None),
+                (read_opening(false), "force_custom_plan", None),
                 (write_opening(), "auto", Some(Behind::default())),
             ] {
                 let mut tx = Tx::new(client, statements, opening, behind);
@@ -2215,12 +2268,59 @@ mod tests {
         );
         drop(tx);
 
-        let mut tx = Tx::new(client, statements, read_opening(), None);
+        let mut tx = Tx::new(client, statements, read_opening(false), None);
         let found = tx.device_with_user(b"token").unwrap();
         assert!(tx.unsent.is_none());
         assert_eq!(found, Some((device.clone(), Some(owner.clone()))));
         assert_eq!(tx.device_with_user(b"other").unwrap(), None);
         tx.end("COMMIT").unwrap();
+    }
+
+    /// A refresh runs only while the statistics of `records` are at least
+    /// twice off: never taken, or the table has doubled since.
+    #[test]
+    fn a_refresh_runs_only_when_the_statistics_are_twice_off() {
+        let db = TempDatabase::new();
+        drop(PostgresStore::open_with_pool(&db.url(), 1).unwrap());
+        let config = parse_url(&db.url()).unwrap();
+        let (mut writer, mut c) = (connect(&config).unwrap(), connect(&config).unwrap());
+        let mut next = 1;
+        // Insert `n` records, then wait until the statistics count them all.
+        let mut insert = |c: &mut Client, n: i64| {
+            writer
+                .batch_execute(&format!(
+                    "INSERT INTO records (id, collection, seq, state) \
+                     SELECT 'r' || g, 'visits', g, '{{}}' FROM generate_series({next}, {}) g",
+                    next + n - 1
+                ))
+                .unwrap();
+            next += n;
+            writer
+                .query_one("SELECT pg_stat_force_next_flush()", &[])
+                .unwrap();
+            let total = next - 1;
+            let counted = (0..400).any(|_| {
+                let live: i64 = c
+                    .query_one(
+                        "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'records'",
+                        &[],
+                    )
+                    .unwrap()
+                    .get(0);
+                if live < total {
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                live >= total
+            });
+            assert!(counted, "the statistics count {total} rows within 10 s");
+        };
+        assert!(refresh(&mut c).unwrap(), "never analysed");
+        insert(&mut c, 10);
+        assert!(refresh(&mut c).unwrap(), "10 rows after an empty table");
+        insert(&mut c, 3);
+        assert!(!refresh(&mut c).unwrap(), "13 rows after 10");
+        insert(&mut c, 7);
+        assert!(refresh(&mut c).unwrap(), "20 rows after 10");
     }
 
     /// Enough written records refresh the planner statistics in the
@@ -2271,29 +2371,21 @@ mod tests {
         }
         assert!(seen, "the third record starts a run within 5 s");
         // The next run waits for as many records again as were written.
-        let idle = |store: &PostgresStore| {
-            (0..200).any(|_| {
-                let done = !store.analyzer.running.load(Ordering::Acquire);
-                if !done {
-                    std::thread::sleep(Duration::from_millis(25));
-                }
-                done
-            })
-        };
-        assert!(idle(&store), "the run ends within 5 s");
+        let idle = (0..200).any(|_| {
+            let done = !store.analyzer.running.load(Ordering::Acquire);
+            if !done {
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            done
+        });
+        assert!(idle, "the run ends within 5 s");
         assert_eq!(store.analyzer.next.load(Ordering::Relaxed), 3);
-        for n in 4..=6 {
+        for n in 4..=5 {
             put(&store, n);
         }
-        assert_eq!(store.analyzer.next.load(Ordering::Relaxed), 6);
-        assert!(idle(&store), "the second run ends within 5 s");
-        for n in 7..=11 {
-            put(&store, n);
-        }
-        assert_eq!(
-            store.analyzer.next.load(Ordering::Relaxed),
-            6,
-            "five more records after six in all start no run"
+        assert!(
+            !store.analyzer.running.load(Ordering::Acquire),
+            "two more records start no run"
         );
     }
 }
