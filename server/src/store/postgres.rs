@@ -706,6 +706,14 @@ impl Tx<'_> {
     }
 }
 
+/// The ids of `ids` the transaction cannot answer yet, sorted, once each.
+fn unanswered(ids: &[RecordId], answered: impl Fn(&RecordId) -> bool) -> Vec<RecordId> {
+    let mut ask: Vec<RecordId> = ids.iter().filter(|id| !answered(id)).copied().collect();
+    ask.sort_unstable();
+    ask.dedup();
+    ask
+}
+
 /// A check-in from `visit_id, started_at_ms, lat, lon` starting at column `o`.
 fn check_in_row(r: &impl Cols, user: UserId, o: usize) -> Result<CheckIn, StoreError> {
     Ok(CheckIn {
@@ -2016,13 +2024,9 @@ impl WriteTx for Tx<'_> {
 
     fn prefetch_records(&mut self, ids: &[RecordId]) -> Result<(), StoreError> {
         let b = self.behind_mut()?;
-        let mut ask: Vec<RecordId> = ids
-            .iter()
-            .filter(|id| b.pending.records.get(id).is_none() && !b.known.records.contains_key(id))
-            .copied()
-            .collect();
-        ask.sort_unstable();
-        ask.dedup();
+        let ask = unanswered(ids, |id| {
+            b.pending.records.get(id).is_some() || b.known.records.contains_key(id)
+        });
         if ask.is_empty() {
             return Ok(());
         }
@@ -2031,13 +2035,9 @@ impl WriteTx for Tx<'_> {
 
     fn prefetch_customer_owners(&mut self, customers: &[RecordId]) -> Result<(), StoreError> {
         let b = self.behind_mut()?;
-        let mut ask: Vec<RecordId> = customers
-            .iter()
-            .filter(|id| b.pending.owners.get(id).is_none() && !b.known.owners.contains_key(id))
-            .copied()
-            .collect();
-        ask.sort_unstable();
-        ask.dedup();
+        let ask = unanswered(customers, |id| {
+            b.pending.owners.get(id).is_some() || b.known.owners.contains_key(id)
+        });
         if ask.is_empty() {
             return Ok(());
         }
@@ -2125,7 +2125,8 @@ mod tests {
 
     /// On every pooled connection, the one left over from migrating
     /// included, read transactions plan each execution with its parameters
-    /// and everything else may keep generic plans; a transaction's opening
+    /// (unless a pull says its reads are keyed) and everything else may
+    /// keep generic plans; a transaction's opening
     /// reads the head and the server's meta values, and a transaction left
     /// open is rolled back when dropped.
     #[test]
@@ -2145,11 +2146,16 @@ mod tests {
         for pooled in [&mut first, &mut second] {
             let (client, statements) = pooled.parts().unwrap();
             assert_eq!(show(client), "auto");
-            for (opening, mode, behind) in [
-                (read_opening(false), "force_custom_plan", None),
-                (write_opening(), "auto", Some(Behind::default())),
+            // (opening, a pull's hint first, plan mode, write-behind)
+            for (opening, reuse, mode, behind) in [
+                (read_opening(false), false, "force_custom_plan", None),
+                (read_opening(false), true, "auto", None),
+                (write_opening(), false, "auto", Some(Behind::default())),
             ] {
                 let mut tx = Tx::new(client, statements, opening, behind);
+                if reuse {
+                    tx.reuse_plans();
+                }
                 assert_eq!(tx.head_seq().unwrap(), 1);
                 assert_eq!(show(tx.t), mode);
                 assert_eq!(tx.opening_meta.get(crate::sync::META_CLOCK).unwrap(), "c1");
