@@ -104,6 +104,12 @@ fn num(report: &Value, table: &str, key: &str, col: &str) -> Option<f64> {
 }
 
 fn hq_reports_from_the_cli_match_what_the_reps_recorded(store: StoreKind) {
+    // The visits are dated in November 2026; feedback is dated when it is
+    // recorded (today). The period takes both in, through tomorrow whatever
+    // the local time zone.
+    let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(1);
+    let period = format!("2026-11-01..{tomorrow}");
+    let period = period.as_str();
     let mut server = TestServer::start_on(store).expect("server");
     let admin = Device::new("admin").expect("device");
     admin.login(&server.url(), "admin", ADMIN_PASSWORD);
@@ -173,7 +179,7 @@ fn hq_reports_from_the_cli_match_what_the_reps_recorded(store: StoreKind) {
     bo.ok(&["sync"]);
 
     // HQ: JSON, every rep and the totals.
-    let r = hq.json(&["hq", "scorecard", "--period", "2026-11"]);
+    let r = hq.json(&["hq", "scorecard", "--period", period]);
     assert_eq!(num(&r, "rows", "mei", "visits"), Some(4.0));
     assert_eq!(num(&r, "rows", "mei", "customers_visited"), Some(2.0));
     assert_eq!(num(&r, "rows", "mei", "coverage"), Some(1.0));
@@ -189,7 +195,7 @@ fn hq_reports_from_the_cli_match_what_the_reps_recorded(store: StoreKind) {
         "{}",
         r["freshness"]
     );
-    let by_region = hq.json(&["hq", "scorecard", "--period", "2026-11", "--by", "region"]);
+    let by_region = hq.json(&["hq", "scorecard", "--period", period, "--by", "region"]);
     assert_eq!(num(&by_region, "rows", "East", "visits"), Some(6.0));
 
     // CSV to a file: RFC 4180 with CRLF, header first, totals last.
@@ -199,7 +205,7 @@ fn hq_reports_from_the_cli_match_what_the_reps_recorded(store: StoreKind) {
         "hq",
         "scorecard",
         "--period",
-        "2026-11",
+        period,
         "--format",
         "csv",
         "--output",
@@ -215,23 +221,23 @@ fn hq_reports_from_the_cli_match_what_the_reps_recorded(store: StoreKind) {
     assert!(lines[3].starts_with("total,,6,3,"), "{csv}");
 
     // A table starts with the freshness line.
-    let table = hq.ok(&["hq", "visits", "--period", "2026-11"]);
+    let table = hq.ok(&["hq", "visits", "--period", period]);
     assert!(table.starts_with("data complete through"), "{table}");
     assert!(table.contains("[review_queue]"), "{table}");
 
     // The supervisor: their team only, in rows and totals.
-    let r = sue.json(&["hq", "scorecard", "--period", "2026-11"]);
+    let r = sue.json(&["hq", "scorecard", "--period", period]);
     let rows = r["tables"][0]["rows"].as_array().expect("rows");
     assert_eq!(rows.len(), 1);
     assert_eq!(num(&r, "rows", "total", "visits"), Some(4.0));
     assert_eq!(num(&r, "rows", "total", "csat"), Some(4.0));
-    let out = sue.run(&["hq", "scorecard", "--period", "2026-11", "--team", "south"]);
+    let out = sue.run(&["hq", "scorecard", "--period", period, "--team", "south"]);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("not allowed"), "{}", stderr(&out));
 
     // The review queue: the supervisor rejects the far check-in; after
     // both sync, HQ sees the decision.
-    let v = hq.json(&["hq", "visits", "--period", "2026-11"]);
+    let v = hq.json(&["hq", "visits", "--period", period]);
     let queue = v["tables"]
         .as_array()
         .expect("tables")
@@ -250,7 +256,7 @@ fn hq_reports_from_the_cli_match_what_the_reps_recorded(store: StoreKind) {
     assert_eq!(code(&out), 1, "a rejection needs a note");
     sue.ok(&["hq", "review", &visit_id, "--reject", "--note", "7 km away"]);
     sue.ok(&["sync"]);
-    let v = hq.json(&["hq", "visits", "--period", "2026-11"]);
+    let v = hq.json(&["hq", "visits", "--period", period]);
     let (queued, cols) = row(&v, "review_queue", &visit_id);
     let review = cols.iter().position(|c| c == "review").expect("column");
     assert_eq!(queued[review], "rejected");
@@ -259,7 +265,7 @@ fn hq_reports_from_the_cli_match_what_the_reps_recorded(store: StoreKind) {
     assert_eq!(mei_row[rejected], 1);
 
     // A rep is refused.
-    let out = mei.run(&["hq", "scorecard", "--period", "2026-11"]);
+    let out = mei.run(&["hq", "scorecard", "--period", period]);
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("not allowed"), "{}", stderr(&out));
 
@@ -281,7 +287,7 @@ fn hq_reports_from_the_cli_match_what_the_reps_recorded(store: StoreKind) {
 
     // Offline.
     server.kill();
-    let out = hq.run(&["hq", "scorecard", "--period", "2026-11"]);
+    let out = hq.run(&["hq", "scorecard", "--period", period]);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     assert!(stderr(&out).contains("offline"), "{}", stderr(&out));
 }

@@ -634,6 +634,7 @@ fn management_permissions_are_refused_before_anything_is_written(store: StoreKin
         ],
         "every action needs a due date",
     );
+    let next_month = (Utc::now().date_naive() + Duration::days(30)).to_string();
     let assigned = hq.json(&[
         "training",
         "assign",
@@ -641,7 +642,7 @@ fn management_permissions_are_refused_before_anything_is_written(store: StoreKin
         "--to",
         "north",
         "--due",
-        "2026-12-01",
+        &next_month,
     ]);
     assert_eq!(
         assigned.as_array().unwrap().len(),
