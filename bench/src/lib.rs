@@ -72,6 +72,8 @@ pub enum Selection {
     Device,
     /// The fleet.
     Fleet,
+    /// The fleet on PostgreSQL only.
+    FleetPostgres,
     /// The SQLite limit only.
     Limit,
     /// The HQ scorecard report.
@@ -105,7 +107,10 @@ pub fn run(
     if all || selection == Selection::Fleet {
         figures.extend(fleet::figures(bins, store, &sizes, 1, &mut checks)?);
     }
-    let on_postgres = all || selection == Selection::Device || selection == Selection::Fleet;
+    let on_postgres = all
+        || selection == Selection::Device
+        || selection == Selection::Fleet
+        || selection == Selection::FleetPostgres;
     if let Some(admin) = postgres.filter(|_| on_postgres) {
         if proc::postgres_reachable(admin) {
             figures.extend(postgres_figures(
@@ -195,7 +200,7 @@ fn postgres_figures(
             .collect();
         figures.extend(labelled(device, 1, checks, from));
     }
-    if all || selection == Selection::Fleet {
+    if all || selection == Selection::Fleet || selection == Selection::FleetPostgres {
         for instances in [1, 2] {
             let from = checks.len();
             let fleet = fleet::figures(bins, &store, sizes, instances, checks)?;

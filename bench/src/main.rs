@@ -61,6 +61,8 @@ enum What {
     Device,
     /// The fleet of simulated laptops.
     Fleet,
+    /// The fleet on PostgreSQL only (one and two server instances)
+    FleetPostgres,
     /// The SQLite limit only.
     Limit,
     /// The HQ scorecard report.
@@ -106,6 +108,7 @@ fn try_main() -> Result<ExitCode> {
         What::All => Selection::All,
         What::Device => Selection::Device,
         What::Fleet => Selection::Fleet,
+        What::FleetPostgres => Selection::FleetPostgres,
         What::Limit => Selection::Limit,
         What::Report => Selection::Report,
     };

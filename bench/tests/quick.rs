@@ -140,3 +140,44 @@ fn quick_benchmark_writes_every_figure_and_passes_every_check() {
         }
     }
 }
+
+/// `fleet-postgres` measures the fleet on PostgreSQL alone: one and two
+/// instances, nothing on SQLite.
+#[test]
+fn the_postgres_fleet_runs_alone() {
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let out = out_dir.path().join("results.json");
+    let run = Command::new(env!("CARGO_BIN_EXE_fieldsync-bench"))
+        .args(["fleet-postgres", "--quick", "--runs", "1", "--out"])
+        .arg(&out)
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .output()
+        .expect("run fieldsync-bench");
+    assert!(
+        run.status.success(),
+        "fieldsync-bench failed: {}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let results: fieldsync_bench::results::Results =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("results file"))
+            .expect("results parse");
+    let names: Vec<&str> = results.figures.iter().map(|f| f.name.as_str()).collect();
+    if names == ["postgres"] {
+        return; // not reachable: said so, as above
+    }
+    assert!(
+        names.iter().all(|n| n.starts_with("postgres ×")),
+        "{names:?}"
+    );
+    for name in ["postgres ×1 fleet p99 sync", "postgres ×2 fleet p99 sync"] {
+        assert!(names.contains(&name), "figure {name} missing: {names:?}");
+    }
+    assert_eq!(results.checks.len(), 2, "{:?}", results.checks);
+    assert!(
+        results.checks.iter().all(|c| c.passed),
+        "{:?}",
+        results.checks
+    );
+}
