@@ -11,8 +11,9 @@
 //!   to `h` is committed and visible in it, so a pull never moves its cursor
 //!   past a change it has not seen. (See ARCHITECTURE.md, "Sequence
 //!   visibility".)
-//! * Connections come from a small blocking pool; a broken connection is
-//!   dropped and replaced on the next checkout.
+//! * Reads take connections from a small blocking pool; writes, one at a
+//!   time per instance, have a connection of their own. A broken
+//!   connection is dropped and replaced when next needed.
 
 mod batch;
 mod behind;
@@ -43,7 +44,8 @@ use sync_protocol::{DeviceId, RecordId, TeamId, UserId};
 /// until it commits or rolls back.
 pub const WRITE_LOCK: i64 = 0x6673_5f77_7269_7465; // "fs_write"
 
-/// Connections per server instance.
+/// Pooled connections per server instance (for reads; writes have one
+/// more of their own).
 const DEFAULT_POOL_SIZE: usize = 8;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Prepared statements kept per connection before the cache is cleared.
@@ -287,11 +289,15 @@ impl Analyzer {
 pub struct PostgresStore {
     /// One turn per pooled connection, taken in arrival order.
     turns: Turns,
-    /// Write transactions of this instance, one at a time, before they take
-    /// a connection: writers of all instances are serialised by
-    /// [`WRITE_LOCK`] anyway, and a writer waiting for it inside the
-    /// database would hold a connection that reads could use.
+    /// Write transactions of this instance, one at a time, in arrival
+    /// order: writers of all instances are serialised by [`WRITE_LOCK`]
+    /// anyway.
     writers: Turns,
+    /// The connection of the writer holding the turn, besides the pool: a
+    /// write never queues for a connection behind the reads (it would
+    /// keep every later writer of this instance waiting too), and no read
+    /// waits for one held by a writer queued for the lock.
+    writer: Mutex<Option<Conn>>,
     analyzer: Analyzer,
     config: postgres::Config,
     target: String,
@@ -346,13 +352,13 @@ pub fn connect(config: &postgres::Config) -> Result<Client, OpenError> {
     })
 }
 
-fn lock(m: &Mutex<PoolState>) -> MutexGuard<'_, PoolState> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl PostgresStore {
     /// Connect to `url`, apply migrations (refusing a newer schema), and keep
-    /// a pool of up to 8 connections.
+    /// a pool of up to 8 connections for reads and one for writes.
     pub fn open(url: &str) -> Result<Self, OpenError> {
         Self::open_with_pool(url, DEFAULT_POOL_SIZE)
     }
@@ -369,6 +375,7 @@ impl PostgresStore {
         let store = Self {
             turns: Turns::new(max.max(1)),
             writers: Turns::new(1),
+            writer: Mutex::new(None),
             analyzer: Analyzer::default(),
             target: describe(&config),
             config,
@@ -431,7 +438,8 @@ impl Drop for PostgresStore {
         // panics on a thread that drives an async runtime (the server drops
         // its state there on shutdown): close the idle connections on a
         // plain thread.
-        let idle = std::mem::take(&mut lock(&self.state).idle);
+        let mut idle = std::mem::take(&mut lock(&self.state).idle);
+        idle.extend(lock(&self.writer).take());
         if !idle.is_empty() {
             let _ = std::thread::spawn(move || drop(idle)).join();
         }
@@ -481,10 +489,21 @@ impl Store for PostgresStore {
     }
 
     fn write(&self, f: &mut WriteFn<'_>) -> Result<(), StoreError> {
-        let _writer = self.writers.wait();
-        let mut pooled = self.checkout()?;
-        let (client, statements) = pooled.parts()?;
-        let mut tx = Tx::new(client, statements, write_opening(), Some(Behind::default()));
+        let _turn = self.writers.wait();
+        let mut writer = lock(&self.writer);
+        if writer.as_ref().is_some_and(|c| c.client.is_closed()) {
+            *writer = None;
+        }
+        let conn = match &mut *writer {
+            Some(conn) => conn,
+            empty => empty.insert(self.config.connect(NoTls).and_then(Conn::new)?),
+        };
+        let mut tx = Tx::new(
+            &mut conn.client,
+            &mut conn.statements,
+            write_opening(),
+            Some(Behind::default()),
+        );
         match f(&mut tx).and_then(|()| tx.flush()) {
             Ok(()) => {
                 let written = tx.behind.as_ref().map_or(0, |b| b.records_sent);
