@@ -2197,6 +2197,28 @@ mod tests {
         drop(store);
     }
 
+    /// A write does not queue for a pooled connection: with every pooled
+    /// connection held by reads, it still commits (on the writer's own).
+    #[test]
+    fn a_write_needs_no_pooled_connection() {
+        let db = TempDatabase::new();
+        let store = PostgresStore::open_with_pool(&db.url(), 1).unwrap();
+        let held = store.checkout().unwrap();
+        let (done, wrote) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let r = crate::store::write(&store, |tx| tx.set_meta("k", "v"));
+                let _ = done.send(r);
+            });
+            let r = wrote.recv_timeout(Duration::from_secs(20));
+            drop(held);
+            r.expect("the write finished while the pool was held")
+                .unwrap();
+        });
+        let v = crate::store::read(&store, |tx| tx.meta("k")).unwrap();
+        assert_eq!(v.as_deref(), Some("v"));
+    }
+
     /// Reads a push announces travel in the round trip that begins the
     /// transaction (the first read, here the device), and later reads are
     /// answered from what it brought; a pull's token look-up begins its
