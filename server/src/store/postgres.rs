@@ -504,18 +504,22 @@ impl Store for PostgresStore {
             write_opening(),
             Some(Behind::default()),
         );
-        match f(&mut tx).and_then(|()| tx.flush()) {
-            Ok(()) => {
-                let written = tx.behind.as_ref().map_or(0, |b| b.records_sent);
-                tx.end("COMMIT")?;
-                self.analyzer.wrote(written, &self.config);
-                Ok(())
-            }
-            Err(e) => {
-                tx.end("ROLLBACK")?;
-                Err(e)
-            }
+        let outcome = f(&mut tx).and_then(|()| tx.flush());
+        let written = tx.behind.as_ref().map_or(0, |b| b.records_sent);
+        let ended = tx.end(if outcome.is_ok() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        });
+        if ended.is_err() {
+            // Whatever state it is left in, the next writer starts on a
+            // fresh connection rather than inherit a transaction.
+            *writer = None;
         }
+        ended?;
+        outcome?;
+        self.analyzer.wrote(written, &self.config);
+        Ok(())
     }
 
     /// One statement outside any transaction (a single statement sees one
@@ -2195,6 +2199,28 @@ mod tests {
         }
         drop((first, second));
         drop(store);
+    }
+
+    /// When the database drops the writer's connection, the write that
+    /// finds out fails, and the next one connects again.
+    #[test]
+    fn the_writer_connects_again_after_its_connection_is_dropped() {
+        let db = TempDatabase::new();
+        let store = PostgresStore::open_with_pool(&db.url(), 1).unwrap();
+        crate::store::write(&store, |tx| tx.set_meta("k", "1")).unwrap();
+        let mut admin = Client::connect(&db.url(), NoTls).unwrap();
+        admin
+            .batch_execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .unwrap();
+        // The request that finds its connection gone fails; the next
+        // one connects again (reads alike, on the pool).
+        let wrote = (0..2).any(|_| crate::store::write(&store, |tx| tx.set_meta("k", "2")).is_ok());
+        assert!(wrote, "a write succeeds within two attempts");
+        let read = (0..2).find_map(|_| crate::store::read(&store, |tx| tx.meta("k")).ok());
+        assert_eq!(read, Some(Some("2".to_owned())));
     }
 
     /// A write does not queue for a pooled connection: with every pooled
