@@ -3,16 +3,19 @@
 
 use crate::Sizes;
 use crate::api::Api;
-use crate::proc::{ADMIN_PASSWORD, Bins, Device, ServerProc, ServerStore};
+use crate::proc::{ADMIN_PASSWORD, Bins, Device, ServerProc, ServerStore, Timed};
 use crate::results::{Check, Figure, Target};
 use crate::workload::{self, CUSTOMER, CUSTOMER_POS};
 use anyhow::{Context, Result};
 use chrono::{Duration, Utc};
 use serde_json::Value;
+use std::time::Instant;
 use sync_protocol::schema::Role;
 use sync_protocol::time::format_ts;
 
 const REP: &str = "bench.rep";
+/// The reps of [`two_instances`].
+const REPS: [&str; 2] = [REP, "bench.rep2"];
 const REP_PASSWORD: &str = "bench-rep-password";
 
 /// A server with one rep whose laptop holds (and has synced) the visits.
@@ -36,8 +39,15 @@ fn prepare(
     let (admin, _) = Api::new(server.url())?.login("admin", ADMIN_PASSWORD, "bench admin")?;
     admin.create_team("bench")?;
     admin.create_user(REP, REP_PASSWORD, Role::Rep, Some("bench"), None)?;
+    let device = laptop(bins, server.url(), REP, file)?;
+    Ok((server, device))
+}
+
+/// A laptop of `rep` logged in at `server`, with its customer and the
+/// visits of `file` imported (not yet synced).
+fn laptop(bins: &Bins, server: &str, rep: &str, file: &std::path::Path) -> Result<Device> {
     let device = Device::new(bins)?;
-    device.login(server.url(), REP, REP_PASSWORD)?;
+    device.login(server, rep, REP_PASSWORD)?;
     device.ok(&[
         "customer",
         "add",
@@ -48,7 +58,136 @@ fn prepare(
         &CUSTOMER_POS.1.to_string(),
     ])?;
     device.ok(&["visit", "import", &file.to_string_lossy()])?;
-    Ok((server, device))
+    Ok(device)
+}
+
+/// Run `fieldsync ARGS` on every laptop at once; the wall time from the
+/// first start to the last exit, and each run.
+fn together(devices: &[Device], args: &[&str]) -> Result<(f64, Vec<Timed>)> {
+    let start = Instant::now();
+    let runs = std::thread::scope(|s| {
+        let handles: Vec<_> = devices
+            .iter()
+            .map(|d| s.spawn(move || d.timed(args)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a laptop thread panicked"))?
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    Ok((start.elapsed().as_secs_f64(), runs))
+}
+
+/// Push and bootstrap pull with two server instances on one PostgreSQL
+/// database. Two reps' laptops, each with half of the visits, run
+/// `fieldsync sync` at the same time, one with each instance; then a fresh
+/// laptop of each rep runs its first sync, again both at once and each with
+/// the instance its rep did not push to. Figures: all records over the wall
+/// time of the pair, comparable with one laptop moving them all alone.
+pub fn two_instances(
+    bins: &Bins,
+    store: &ServerStore,
+    sizes: &Sizes,
+    checks: &mut Vec<Check>,
+) -> Result<Vec<Figure>> {
+    let n = sizes.visits;
+    let halves = [n / 2, n - n / 2];
+    let dir = tempfile::tempdir()?;
+    let mut files = Vec::new();
+    for (k, half) in halves.iter().enumerate() {
+        let file = dir.path().join(format!("visits-{k}.jsonl"));
+        let rows = workload::visits(*half, Utc::now(), k as u64 + 1);
+        std::fs::write(&file, workload::import_file(&rows)).context("writing the import file")?;
+        files.push(file);
+    }
+    let mut push_runs = Vec::new();
+    let mut pull_runs = Vec::new();
+    let (mut push_ok, mut pull_ok) = (true, true);
+    let (mut push_detail, mut pull_detail) = (String::new(), String::new());
+    for _ in 0..sizes.runs {
+        let server = ServerProc::start(bins, store)?;
+        let second = server
+            .second_instance()?
+            .context("two server instances need a PostgreSQL database")?;
+        let urls = [server.url(), second.url()];
+        let (admin, _) = Api::new(server.url())?.login("admin", ADMIN_PASSWORD, "bench admin")?;
+        admin.create_team("bench")?;
+        for rep in REPS {
+            admin.create_user(rep, REP_PASSWORD, Role::Rep, Some("bench"), None)?;
+        }
+        let laptops = (0..2)
+            .map(|k| laptop(bins, urls[k], REPS[k], &files[k]))
+            .collect::<Result<Vec<_>>>()?;
+        let (wall, runs) = together(&laptops, &["sync", "--json"])?;
+        let mut applied = Vec::new();
+        for (k, run) in runs.iter().enumerate() {
+            let out: Value =
+                serde_json::from_slice(&run.output.stdout).context("sync --json output")?;
+            let expected = halves[k] as u64 + 1;
+            push_ok &= summary(&out, "applied") == expected && summary(&out, "pending_ops") == 0;
+            applied.push(format!(
+                "{} of {expected} ops applied, {} pending",
+                summary(&out, "applied"),
+                summary(&out, "pending_ops")
+            ));
+        }
+        push_detail = format!("{} (instance 1); {} (instance 2)", applied[0], applied[1]);
+        push_runs.push(n as f64 / wall);
+
+        let fresh = (0..2)
+            .map(|k| {
+                let d = Device::new(bins)?;
+                d.login(urls[1 - k], REPS[k], REP_PASSWORD)?;
+                Ok(d)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (wall, runs) = together(&fresh, &["sync", "--json"])?;
+        let mut pulled = Vec::new();
+        for (k, run) in runs.iter().enumerate() {
+            let out: Value =
+                serde_json::from_slice(&run.output.stdout).context("sync --json output")?;
+            let got = summary(&out, "pulled");
+            pull_ok &= got > halves[k] as u64;
+            pulled.push(got);
+        }
+        pull_detail = format!(
+            "{} and {} records pulled for {} and {} visits and a customer each, each from the instance its rep did not push to",
+            pulled[0], pulled[1], halves[0], halves[1]
+        );
+        pull_runs.push(pulled.iter().sum::<u64>() as f64 / wall);
+    }
+    checks.push(Check::new(
+        "push: every imported visit applied",
+        push_ok,
+        push_detail,
+    ));
+    checks.push(Check::new(
+        "bootstrap pull: every visit arrived",
+        pull_ok,
+        pull_detail,
+    ));
+    Ok(vec![
+        Figure::measured(
+            "push",
+            &format!(
+                "two reps' laptops with {} and {} imported visits run `fieldsync sync` at the same time, one with each instance (all {n} visits over the wall time of the pair)",
+                halves[0], halves[1]
+            ),
+            "records/s",
+            push_runs,
+            Some(Target::at_least(50_000.0)),
+        ),
+        Figure::measured(
+            "bootstrap pull",
+            "a fresh laptop of each rep runs its first `fieldsync sync` at the same time, each with the other instance (all records over the wall time of the pair)",
+            "records/s",
+            pull_runs,
+            Some(Target::at_least(60_000.0)),
+        ),
+    ])
 }
 
 /// Push, bootstrap pull, incremental sync and CLI write.

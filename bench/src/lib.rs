@@ -199,6 +199,9 @@ fn postgres_figures(
             .filter(|f| f.name == "push" || f.name == "bootstrap pull")
             .collect();
         figures.extend(labelled(device, 1, checks, from));
+        let from = checks.len();
+        let device = device::two_instances(bins, &store, sizes, checks)?;
+        figures.extend(labelled(device, 2, checks, from));
     }
     if all || selection == Selection::Fleet || selection == Selection::FleetPostgres {
         for instances in [1, 2] {

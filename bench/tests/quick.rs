@@ -121,6 +121,8 @@ fn quick_benchmark_writes_every_figure_and_passes_every_check() {
         for name in [
             "postgres ×1 push",
             "postgres ×1 bootstrap pull",
+            "postgres ×2 push",
+            "postgres ×2 bootstrap pull",
             "postgres ×1 fleet p99 sync",
             "postgres ×2 fleet p99 sync",
         ] {
@@ -133,6 +135,8 @@ fn quick_benchmark_writes_every_figure_and_passes_every_check() {
             assert!(f.runs.iter().all(|r| r.is_finite() && *r > 0.0), "{name}");
         }
         for name in [
+            "postgres ×2 push: every imported visit applied",
+            "postgres ×2 bootstrap pull: every visit arrived",
             "postgres ×1 fleet: every op applied exactly once",
             "postgres ×2 fleet: every op applied exactly once",
         ] {
