@@ -61,6 +61,14 @@ fn laptop(bins: &Bins, server: &str, rep: &str, file: &std::path::Path) -> Resul
     Ok(device)
 }
 
+/// An import file in `dir` with `n` visits of the workload (`seed`).
+fn visits_file(dir: &std::path::Path, n: usize, seed: u64) -> Result<std::path::PathBuf> {
+    let file = dir.join(format!("visits-{seed}.jsonl"));
+    let rows = workload::visits(n, Utc::now(), seed);
+    std::fs::write(&file, workload::import_file(&rows)).context("writing the import file")?;
+    Ok(file)
+}
+
 /// Run `fieldsync ARGS` on every laptop at once; the wall time from the
 /// first start to the last exit, and each run.
 fn together(devices: &[Device], args: &[&str]) -> Result<(f64, Vec<Timed>)> {
@@ -96,13 +104,9 @@ pub fn two_instances(
     let n = sizes.visits;
     let halves = [n / 2, n - n / 2];
     let dir = tempfile::tempdir()?;
-    let mut files = Vec::new();
-    for (k, half) in halves.iter().enumerate() {
-        let file = dir.path().join(format!("visits-{k}.jsonl"));
-        let rows = workload::visits(*half, Utc::now(), k as u64 + 1);
-        std::fs::write(&file, workload::import_file(&rows)).context("writing the import file")?;
-        files.push(file);
-    }
+    let files = (0..2)
+        .map(|k| visits_file(dir.path(), halves[k], k as u64 + 1))
+        .collect::<Result<Vec<_>>>()?;
     let mut push_runs = Vec::new();
     let mut pull_runs = Vec::new();
     let (mut push_ok, mut pull_ok) = (true, true);
@@ -198,10 +202,8 @@ pub fn figures(
     checks: &mut Vec<Check>,
 ) -> Result<Vec<Figure>> {
     let n = sizes.visits;
-    let rows = workload::visits(n, Utc::now(), 1);
     let dir = tempfile::tempdir()?;
-    let file = dir.path().join("visits.jsonl");
-    std::fs::write(&file, workload::import_file(&rows)).context("writing the import file")?;
+    let file = visits_file(dir.path(), n, 1)?;
 
     // Push: a fresh server and laptop per run.
     let mut push_runs = Vec::new();
