@@ -153,7 +153,9 @@ pub fn failure_of(err: &anyhow::Error) -> Option<&Failure> {
 /// Whether the error is a closed stdout (e.g. `fieldsync customer list | head`).
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        let kind = e.downcast_ref::<std::io::Error>().map(std::io::Error::kind);
+        // JSON output fails with serde_json's error, which wraps the I/O one.
+        let kind = kind.or_else(|| e.downcast_ref::<serde_json::Error>()?.io_error_kind());
+        kind == Some(std::io::ErrorKind::BrokenPipe)
     })
 }

@@ -971,3 +971,53 @@ fn problems_retry_and_discard_and_conflicts_keep_mine_write_new_ops() {
     let st: Status = p.json(&["status"]);
     assert_eq!((st.problems, st.conflicts), (0, 0));
 }
+
+/// A reader that stops early (`fieldsync visit list | head`) ends the
+/// command quietly and successfully, for tables and for JSON.
+#[test]
+fn a_closed_stdout_ends_listing_quietly() {
+    use std::io::Read;
+    let p = Profile::logged_in();
+    p.ok(&["customer", "add", "Acme Trading"]);
+    let notes = "long notes ".repeat(20);
+    let mut lines = String::new();
+    for i in 0..400 {
+        let line = serde_json::json!({
+            "customer": "Acme",
+            "at": format!("2026-03-01T{:02}:{:02}:00Z", i / 60, i % 60),
+            "minutes": 30,
+            "purpose": "review",
+            "outcome": notes,
+            "reason": "indoors",
+        });
+        lines.push_str(&line.to_string());
+        lines.push('\n');
+    }
+    let out = p
+        .cmd()
+        .args(["visit", "import", "-"])
+        .write_stdin(lines)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for args in [&["visit", "list"][..], &["visit", "list", "--json"]] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("fieldsync"))
+            .args(args)
+            .env("FIELDSYNC_HOME", p.home.path())
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 16];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+        assert!(!err.contains("error"), "{args:?}: {err}");
+    }
+}

@@ -27,6 +27,11 @@ pub static CLIENT: &[Migration] = &[
         name: "view_shares_server_state",
         sql: include_str!("../client/0002_view_shares_server_state.sql"),
     },
+    Migration {
+        version: 3,
+        name: "open_visits",
+        sql: include_str!("../client/0003_open_visits.sql"),
+    },
 ];
 
 /// The server's SQLite store.

@@ -254,6 +254,52 @@ mod tests {
     }
 
     #[test]
+    fn client_view_learns_open_visits_corrections_and_utc_instants() {
+        let mut c = Connection::open_in_memory().unwrap();
+        apply(&mut c, &CLIENT[..2]).unwrap();
+        let visit = |ended: &str, extra: &str| {
+            format!(
+                r#"{{"collection":"visits","fields":{{"started_at":{{"value":"2026-11-02T09:00:00.000Z"}}{ended}{extra}}}}}"#
+            )
+        };
+        let open = visit("", "");
+        let ended = visit(r#","ended_at":{"value":"2026-11-02T10:00:00.000Z"}"#, "");
+        let nulled = visit(r#","ended_at":{"value":null}"#, "");
+        let fix = visit("", r#","amends":{"value":"v1"}"#);
+        c.execute_batch(&format!(
+            "INSERT INTO server_records VALUES ('v1', 'visits', 'c', '{open}'), ('v2', 'visits', 'c', '{ended}');
+             INSERT INTO records (id, collection, customer_id, at, pending, state) VALUES
+               ('v1', 'visits', 'c', '2026-11-02T09:00:00.000Z', 0, NULL),
+               ('v2', 'visits', 'c', '2026-11-02T09:00:00.000Z', 0, NULL),
+               ('v3', 'visits', 'c', '2026-11-02T09:00:00.000Z', 1, '{nulled}'),
+               ('v4', 'visits', 'c', '2026-11-02T09:00:00.000Z', 1, '{fix}'),
+               ('s1', 'sales', 'c', '2026-11-02T17:30:00+08:00', 1, '{{}}'),
+               ('s2', 'sales', 'c', '2026-11-02', 1, '{{}}');"
+        ))
+        .unwrap();
+        apply(&mut c, CLIENT).unwrap();
+        let rows: Vec<(String, i64, Option<String>, String)> = c
+            .prepare("SELECT id, open, amends, at FROM records ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let at = "2026-11-02T09:00:00.000Z".to_owned();
+        assert_eq!(
+            rows,
+            [
+                ("s1".into(), 0, None, "2026-11-02T09:30:00.000Z".into()),
+                ("s2".into(), 0, None, "2026-11-02".into()),
+                ("v1".into(), 1, None, at.clone()),
+                ("v2".into(), 0, None, at.clone()),
+                ("v3".into(), 1, None, at.clone()),
+                ("v4".into(), 1, Some("v1".into()), at),
+            ]
+        );
+    }
+
+    #[test]
     fn refuses_a_newer_database_without_touching_it() {
         let mut c = Connection::open_in_memory().unwrap();
         apply(&mut c, TOY).unwrap();

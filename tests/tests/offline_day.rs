@@ -75,6 +75,103 @@ on_both_stores!(
     verify_repairs_a_local_store_that_diverged_from_the_server,
 );
 
+/// `visit end` without a visit ends the user's own open visit: a
+/// supervisor's laptop also holds the team's open visits, which it leaves
+/// alone; a visit replaced by a correction is not open any more; `visit
+/// list --since` and `--customer` pick by the visit's start.
+#[test]
+fn visit_end_finds_the_users_own_open_visit_and_list_filters_by_start() {
+    let co = Company::new(StoreKind::Sqlite);
+    let sup = co.user("wang.sup", "supervisor", "north", None);
+    let li = co.user("li.rep", "rep", "north", Some("wang.sup"));
+    li.ok(&[
+        "customer",
+        "add",
+        "Acme Trading",
+        "--lat",
+        "31.2304",
+        "--lon",
+        "121.4737",
+    ]);
+    li.ok(&[
+        "customer", "add", "Globex", "--lat", "31.3", "--lon", "121.5",
+    ]);
+    log_visit(&li, "Acme", "2026-01-10T09:00:00Z", "january review");
+    log_visit(&li, "Globex", "2026-01-11T09:00:00Z", "intro");
+    li.ok(&[
+        "visit", "start", "Acme", "--lat", "31.2305", "--lon", "121.4738",
+    ]);
+    li.ok(&["sync"]);
+    sup.ok(&["sync"]);
+
+    // The supervisor sees the rep's open visit but has none of their own.
+    let out = sup.run(&["visit", "end", "--outcome", "not mine"]);
+    assert_ne!(code(&out), 0, "the supervisor ended someone's visit");
+    assert!(stderr(&out).contains("no open visit"), "{}", stderr(&out));
+    sup.ok(&[
+        "visit", "start", "Acme", "--lat", "31.2304", "--lon", "121.4737",
+    ]);
+    sup.ok(&["visit", "end", "--outcome", "joint call done"]);
+    sup.ok(&["sync"]);
+
+    // The rep's own visit, corrected while open: the correction is the open one.
+    let open: Vec<Value> = li
+        .json(&["visit", "list", "--since", "2026-06-01"])
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(open.len(), 1, "{open:?}");
+    let original = open[0]["id"].as_str().unwrap().to_owned();
+    li.ok(&[
+        "visit",
+        "amend",
+        &original,
+        "--purpose",
+        "5G upgrade",
+        "--reason",
+        "typo",
+    ]);
+    li.ok(&["visit", "end", "--outcome", "pilot agreed"]);
+    li.ok(&["sync"]);
+    sup.ok(&["sync"]);
+
+    let recent = sup.json(&["visit", "list", "--since", "2026-06-01"]);
+    let recent = recent.as_array().unwrap();
+    assert_eq!(recent.len(), 3, "{recent:?}");
+    let outcomes: Vec<&str> = recent
+        .iter()
+        .map(|v| v["outcome"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        outcomes.contains(&"joint call done") && outcomes.contains(&"pilot agreed"),
+        "{outcomes:?}"
+    );
+    let orig = recent
+        .iter()
+        .find(|v| v["id"] == original.as_str())
+        .unwrap();
+    assert!(
+        orig["outcome"].is_null(),
+        "the replaced visit was ended too: {orig}"
+    );
+    assert_eq!(count(&sup, &["visit", "list"]), 5);
+    assert_eq!(count(&sup, &["visit", "list", "--customer", "Globex"]), 1);
+    assert_eq!(
+        count(
+            &sup,
+            &[
+                "visit",
+                "list",
+                "--customer",
+                "Acme",
+                "--since",
+                "2026-01-11"
+            ]
+        ),
+        3
+    );
+}
+
 fn names(list: &Value) -> Vec<String> {
     let mut v: Vec<String> = list
         .as_array()

@@ -289,7 +289,7 @@ fn review(ctx: &Ctx, visit: &str, accept: bool, note: Option<String>) -> Result<
     }
     ctx.printer.say(&format!(
         "Marked visit {} {to}; it reaches the server with the next `fieldsync sync`.",
-        store.shortener("visits")?.get(&v.id)
+        store.short_id("visits", &v.id)?
     ));
     Ok(())
 }

@@ -18,7 +18,7 @@ use sync_protocol::geo::{GpsRules, judge_check_in};
 use sync_protocol::time::{format_ts, parse_ts};
 use sync_protocol::validate::{Author, validate_op};
 use sync_protocol::version::SCHEMA_VERSION;
-use sync_protocol::{DeviceId, Fields, Hlc, Op, OpId, OpKind, RecordId};
+use sync_protocol::{DeviceId, Fields, Hlc, Op, OpId, OpKind, RecordId, UserId};
 
 /// The GPS check of a visit: the server's verdict once synced, otherwise
 /// the provisional one computed with the same function.
@@ -94,7 +94,8 @@ fn verdict_text(g: &Gps) -> String {
 
 /// Print visits as a table.
 pub fn table(ctx: &Ctx, store: &Store, visits: &[Rec], with_customer: bool) -> Result<()> {
-    let short = store.shortener("visits")?;
+    let ids: Vec<RecordId> = visits.iter().map(|v| v.id).collect();
+    let short = store.shortener_for("visits", &ids)?;
     let amended: HashSet<String> = visits
         .iter()
         .filter_map(|v| v.str("amends").map(str::to_owned))
@@ -182,15 +183,15 @@ pub fn run(ctx: &Ctx, cmd: VisitCmd) -> Result<()> {
             outcome,
             next_step,
         } => {
-            let (mut store, _) = ctx.store()?;
+            let (mut store, cfg) = ctx.store()?;
             let v = match visit {
                 Some(q) => store.resolve_record("visits", "visit", &q)?,
-                None => single_open(&store)?,
+                None => single_open(&store, cfg.user.id)?,
             };
             if v.get("ended_at").is_some() {
                 return fail(format!(
                     "visit {} already ended at {}",
-                    store.shortener("visits")?.get(&v.id),
+                    store.short_id("visits", &v.id)?,
                     v.str("ended_at").map(local_time).unwrap_or_default()
                 ));
             }
@@ -249,18 +250,7 @@ pub fn run(ctx: &Ctx, cmd: VisitCmd) -> Result<()> {
             let store = ctx.read_store()?;
             let since = since.map(|s| parse_time(&s, "--since")).transpose()?;
             let cust = customer.map(|c| store.resolve_customer(&c)).transpose()?;
-            let visits: Vec<Rec> = store
-                .list("visits")?
-                .into_iter()
-                .filter(|v| cust.as_ref().is_none_or(|c| v.customer_id == Some(c.id)))
-                .filter(|v| {
-                    since.is_none_or(|s| {
-                        v.str("started_at")
-                            .and_then(parse_ts)
-                            .is_some_and(|t| t >= s)
-                    })
-                })
-                .collect();
+            let visits = store.list_matching("visits", cust.as_ref().map(|c| &c.id), since)?;
             if ctx.printer.json {
                 let out: Vec<Value> = visits
                     .iter()
@@ -508,17 +498,14 @@ fn import(ctx: &Ctx, file: &Path) -> Result<()> {
     Ok(())
 }
 
-fn single_open(store: &Store) -> Result<Rec> {
-    let all = store.list("visits")?;
-    let amended: HashSet<String> = all
-        .iter()
-        .filter_map(|v| v.str("amends").map(str::to_owned))
-        .collect();
-    let open: Vec<Rec> = all
+/// The one open visit this user started: on this laptop and not yet
+/// synced, or synced as theirs (a supervisor's laptop also holds the team's
+/// open visits, which are not theirs to end without naming them).
+fn single_open(store: &Store, me: UserId) -> Result<Rec> {
+    let open: Vec<Rec> = store
+        .open_visits()?
         .into_iter()
-        .filter(|v| {
-            v.get("ended_at").is_none() && !v.archived && !amended.contains(&v.id.to_string())
-        })
+        .filter(|v| v.state.created_by.is_none_or(|by| by == me))
         .collect();
     match open.len() {
         0 => fail_hint(
@@ -527,7 +514,8 @@ fn single_open(store: &Store) -> Result<Rec> {
         ),
         1 => Ok(open.into_iter().next().context("open visit")?),
         n => {
-            let short = crate::store::Shortener::new(open.iter().map(|v| &v.id));
+            let ids: Vec<RecordId> = open.iter().map(|v| v.id).collect();
+            let short = store.shortener_for("visits", &ids)?;
             let mut msg = format!("{n} visits are open; say which one to end:");
             for v in &open {
                 let _ = write!(

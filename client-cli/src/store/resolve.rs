@@ -12,6 +12,10 @@ use sync_protocol::RecordId;
 /// Shortest displayed prefix, in hex digits.
 const MIN_SHORT: usize = 8;
 
+/// Up to this many ids, [`Store::shortener_for`] looks up neighbours
+/// instead of reading every id of the collection.
+const NEIGHBOURS_UP_TO: usize = 500;
+
 fn hex(s: &str) -> String {
     s.chars()
         .filter(|c| *c != '-')
@@ -78,6 +82,21 @@ impl Store {
             .filter_map(|r| r.ok()?.parse().ok())
             .collect();
         Ok(Shortener::new(ids.iter()))
+    }
+
+    /// Short forms for `ids` of a collection, as [`Store::shortener`] gives
+    /// them. A short form depends only on an id's two neighbours in id
+    /// order, so a few ids are shortened with their neighbours (two index
+    /// seeks each) instead of reading the whole collection.
+    pub fn shortener_for(&self, collection: &str, ids: &[RecordId]) -> Result<Shortener> {
+        if ids.len() > NEIGHBOURS_UP_TO {
+            return self.shortener(collection);
+        }
+        let mut near = ids.to_vec();
+        for id in ids {
+            near.extend(self.neighbours(collection, id)?);
+        }
+        Ok(Shortener::new(near.iter()))
     }
 
     /// A customer by id, unique id prefix, or unique name.
@@ -192,5 +211,44 @@ mod tests {
         let near: RecordId = "01937a00-0000-7000-9000-000000000002".parse().unwrap();
         let short = Shortener::new([&first, &near]);
         assert_eq!(short.get(&first), "01937a00-0000-7000-8");
+    }
+
+    #[test]
+    fn a_few_ids_shorten_as_in_the_whole_collection() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = crate::config::Profile::locate(Some(dir.path().to_path_buf())).unwrap();
+        let store = Store::open(&profile, None).unwrap();
+        // Ids sharing long prefixes, of two collections interleaved.
+        let ids: Vec<RecordId> = (0..40u128)
+            .map(|i| {
+                RecordId(uuid::Uuid::from_u128(
+                    (0x0193_7a00_u128 << 96) + i * i * 977,
+                ))
+            })
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            let collection = if i % 3 == 0 { "sales" } else { "visits" };
+            store
+                .conn
+                .execute(
+                    "INSERT INTO records (id, collection, pending, state) VALUES (?1, ?2, 1, '{}')",
+                    rusqlite::params![id.to_string(), collection],
+                )
+                .unwrap();
+        }
+        let visits: Vec<RecordId> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 != 0)
+            .map(|(_, id)| *id)
+            .collect();
+        let whole = store.shortener("visits").unwrap();
+        for pick in [&visits[..1], &visits[5..9], &visits[visits.len() - 2..]] {
+            let few = store.shortener_for("visits", pick).unwrap();
+            for id in pick {
+                assert_eq!(few.get(id), whole.get(id), "{id}");
+                assert_eq!(store.short_id("visits", id).unwrap(), whole.get(id));
+            }
+        }
     }
 }

@@ -2,9 +2,12 @@
 
 use super::Store;
 use anyhow::{Context, Result};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Value;
+use std::fmt::Write as _;
 use sync_protocol::merge::RecordState;
+use sync_protocol::time::{format_ts, parse_ts};
 use sync_protocol::{Op, RecordId, schema};
 
 /// One record of the local view.
@@ -92,8 +95,11 @@ fn status_of(state: &RecordState) -> Option<String> {
     state.get_str(field.name).map(str::to_owned)
 }
 
+/// The record's main instant, in the one text form `format_ts` writes so
+/// that the view's ranges and order compare as text (an instant sent with
+/// another offset or precision is converted; a date stays a date).
 fn at_of(state: &RecordState) -> Option<String> {
-    [
+    let at = [
         "started_at",
         "sold_at",
         "opened_at",
@@ -103,8 +109,24 @@ fn at_of(state: &RecordState) -> Option<String> {
         "granted_at",
     ]
     .iter()
-    .find_map(|f| state.get_str(f))
-    .map(str::to_owned)
+    .find_map(|f| state.get_str(f))?;
+    Some(canonical_instant(at))
+}
+
+/// `at` as `format_ts` would write it, when it is an instant in another
+/// form; otherwise unchanged.
+fn canonical_instant(at: &str) -> String {
+    let b = at.as_bytes();
+    let canonical = b.len() == 24 && b[19] == b'.' && b[23] == b'Z';
+    match parse_ts(at) {
+        Some(t) if !canonical => format_ts(t),
+        _ => at.to_owned(),
+    }
+}
+
+/// A visit not yet ended.
+fn is_open_visit(state: &RecordState) -> bool {
+    state.collection == "visits" && state.get("ended_at").is_none()
 }
 
 fn pending_ops(conn: &Connection, id: &str) -> Result<Vec<Op>> {
@@ -189,11 +211,11 @@ fn write_view(conn: &Connection, id: &str, state: &RecordState, pending: bool) -
         None
     };
     conn.prepare_cached(
-        "INSERT INTO records (id, collection, customer_id, name, status, at, archived, pending, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        "INSERT INTO records (id, collection, customer_id, name, status, at, archived, pending, state, open, amends)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, customer_id = excluded.customer_id,
            name = excluded.name, status = excluded.status, at = excluded.at, archived = excluded.archived,
-           pending = excluded.pending, state = excluded.state",
+           pending = excluded.pending, state = excluded.state, open = excluded.open, amends = excluded.amends",
     )?
     .execute(params![
             id,
@@ -204,7 +226,11 @@ fn write_view(conn: &Connection, id: &str, state: &RecordState, pending: bool) -
             at_of(state),
             i64::from(state.archived.is_some()),
             i64::from(pending),
-            json
+            json,
+            i64::from(is_open_visit(state)),
+            (state.collection == "visits")
+                .then(|| state.get_str("amends"))
+                .flatten(),
         ],
     )?;
     Ok(())
@@ -240,32 +266,68 @@ impl Store {
 
     /// Every record of a collection, oldest first.
     pub fn list(&self, collection: &str) -> Result<Vec<Rec>> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {COLS} FROM {VIEW} WHERE r.collection = ?1 ORDER BY r.at, r.id"
-        ))?;
-        let rows = stmt
-            .query_map([collection], Rec::from_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter().map(build).collect()
+        self.list_matching(collection, None, None)
     }
 
     /// Every record of a collection belonging to one customer, oldest first.
     pub fn list_for_customer(&self, collection: &str, customer: &RecordId) -> Result<Vec<Rec>> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {COLS} FROM {VIEW} WHERE r.collection = ?1 AND r.customer_id = ?2 ORDER BY r.at, r.id"
-        ))?;
+        self.list_matching(collection, Some(customer), None)
+    }
+
+    /// The records of a collection, oldest first, of one customer if
+    /// given and whose main instant (`records.at`) is at or after `since`
+    /// if given; both are looked up by index.
+    pub fn list_matching(
+        &self,
+        collection: &str,
+        customer: Option<&RecordId>,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Rec>> {
+        let mut sql = format!("SELECT {COLS} FROM {VIEW} WHERE r.collection = ?1");
+        let mut args = vec![collection.to_owned()];
+        if let Some(c) = customer {
+            args.push(c.to_string());
+            let _ = write!(sql, " AND r.customer_id = ?{}", args.len());
+        }
+        if let Some(t) = since {
+            args.push(format_ts(t));
+            let _ = write!(sql, " AND r.at >= ?{}", args.len());
+        }
+        sql.push_str(" ORDER BY r.at, r.id");
+        let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt
-            .query_map(params![collection, customer.to_string()], Rec::from_row)?
+            .query_map(params_from_iter(&args), Rec::from_row)?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(build).collect()
     }
 
-    /// The short form of one id, as [`Store::shortener`] would give it: it
-    /// depends only on the id's two neighbours in id order, so this reads two
-    /// rows instead of the whole collection.
+    /// Visits not yet ended (nor archived, nor replaced by a correction),
+    /// oldest first, whoever started them.
+    pub fn open_visits(&self) -> Result<Vec<Rec>> {
+        // `open = 1` as a literal lets SQLite use the partial index.
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLS} FROM {VIEW} WHERE r.collection = 'visits' AND r.open = 1 AND r.archived = 0
+               AND NOT EXISTS (SELECT 1 FROM records a WHERE a.amends = r.id)
+             ORDER BY r.at, r.id"
+        ))?;
+        let rows = stmt
+            .query_map([], Rec::from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(build).collect()
+    }
+
+    /// The short form of one id, as [`Store::shortener`] would give it.
     pub fn short_id(&self, collection: &str, id: &RecordId) -> Result<String> {
-        let me = id.to_string();
         let mut ids = vec![*id];
+        ids.extend(self.neighbours(collection, id)?);
+        Ok(super::Shortener::new(ids.iter()).get(id))
+    }
+
+    /// The ids of a collection just before and just after `id` in id order:
+    /// all a short form depends on.
+    pub(crate) fn neighbours(&self, collection: &str, id: &RecordId) -> Result<Vec<RecordId>> {
+        let me = id.to_string();
+        let mut out = Vec::with_capacity(2);
         // `+collection` keeps SQLite on the id index (a walk to the nearest
         // id) instead of scanning the whole collection through its index.
         for sql in [
@@ -274,11 +336,12 @@ impl Store {
         ] {
             let near: Option<String> = self
                 .conn
-                .query_row(sql, params![collection, me], |r| r.get(0))
+                .prepare_cached(sql)?
+                .query_row(params![collection, me], |r| r.get(0))
                 .optional()?;
-            ids.extend(near.and_then(|n| n.parse::<RecordId>().ok()));
+            out.extend(near.and_then(|n| n.parse::<RecordId>().ok()));
         }
-        Ok(super::Shortener::new(ids.iter()).get(id))
+        Ok(out)
     }
 
     /// Rebuild the whole view from server state and the outbox.
@@ -287,5 +350,23 @@ impl Store {
         rebuild(&tx)?;
         tx.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_instant;
+
+    #[test]
+    fn instants_are_stored_in_utc_with_milliseconds_and_dates_stay_dates() {
+        for (given, stored) in [
+            ("2026-11-02T09:30:00.000Z", "2026-11-02T09:30:00.000Z"),
+            ("2026-11-02T17:30:00+08:00", "2026-11-02T09:30:00.000Z"),
+            ("2026-11-02T09:30:00Z", "2026-11-02T09:30:00.000Z"),
+            ("2026-11-02T09:30:00.123456Z", "2026-11-02T09:30:00.123Z"),
+            ("2026-11-02", "2026-11-02"),
+        ] {
+            assert_eq!(canonical_instant(given), stored, "{given}");
+        }
     }
 }
