@@ -35,8 +35,7 @@ fn score(f: &Rec) -> String {
 
 /// Print feedback as a table.
 pub fn table(ctx: &Ctx, store: &Store, items: &[Rec], with_customer: bool) -> Result<()> {
-    let ids: Vec<RecordId> = items.iter().map(|r| r.id).collect();
-    let short = store.shortener_for("feedback", &ids)?;
+    let short = store.shortener_for("feedback", items.iter().map(|r| r.id))?;
     let mut rows = Vec::new();
     for f in items {
         let mut row = vec![

@@ -30,8 +30,7 @@ pub fn sale_json(store: &Store, s: &Rec) -> Result<Map<String, Value>> {
 
 /// Print sales as a table.
 pub fn table(ctx: &Ctx, store: &Store, items: &[Rec], with_customer: bool) -> Result<()> {
-    let ids: Vec<RecordId> = items.iter().map(|r| r.id).collect();
-    let short = store.shortener_for("sales", &ids)?;
+    let short = store.shortener_for("sales", items.iter().map(|r| r.id))?;
     let mut rows = Vec::new();
     for s in items {
         let mut row = vec![

@@ -94,8 +94,7 @@ fn verdict_text(g: &Gps) -> String {
 
 /// Print visits as a table.
 pub fn table(ctx: &Ctx, store: &Store, visits: &[Rec], with_customer: bool) -> Result<()> {
-    let ids: Vec<RecordId> = visits.iter().map(|v| v.id).collect();
-    let short = store.shortener_for("visits", &ids)?;
+    let short = store.shortener_for("visits", visits.iter().map(|r| r.id))?;
     let amended: HashSet<String> = visits
         .iter()
         .filter_map(|v| v.str("amends").map(str::to_owned))
@@ -514,8 +513,7 @@ fn single_open(store: &Store, me: UserId) -> Result<Rec> {
         ),
         1 => Ok(open.into_iter().next().context("open visit")?),
         n => {
-            let ids: Vec<RecordId> = open.iter().map(|v| v.id).collect();
-            let short = store.shortener_for("visits", &ids)?;
+            let short = store.shortener_for("visits", open.iter().map(|r| r.id))?;
             let mut msg = format!("{n} visits are open; say which one to end:");
             for v in &open {
                 let _ = write!(

@@ -17,7 +17,6 @@ mod view;
 
 pub use issues::{ConflictRow, ProblemRow};
 pub use outbox::Draft;
-pub use resolve::Shortener;
 pub use server::PulledPage;
 pub use view::Rec;
 

@@ -88,12 +88,17 @@ impl Store {
     /// them. A short form depends only on an id's two neighbours in id
     /// order, so a few ids are shortened with their neighbours (two index
     /// seeks each) instead of reading the whole collection.
-    pub fn shortener_for(&self, collection: &str, ids: &[RecordId]) -> Result<Shortener> {
+    pub fn shortener_for(
+        &self,
+        collection: &str,
+        ids: impl IntoIterator<Item = RecordId>,
+    ) -> Result<Shortener> {
+        let ids: Vec<RecordId> = ids.into_iter().collect();
         if ids.len() > NEIGHBOURS_UP_TO {
             return self.shortener(collection);
         }
-        let mut near = ids.to_vec();
-        for id in ids {
+        let mut near = ids.clone();
+        for id in &ids {
             near.extend(self.neighbours(collection, id)?);
         }
         Ok(Shortener::new(near.iter()))
@@ -244,7 +249,7 @@ mod tests {
             .collect();
         let whole = store.shortener("visits").unwrap();
         for pick in [&visits[..1], &visits[5..9], &visits[visits.len() - 2..]] {
-            let few = store.shortener_for("visits", pick).unwrap();
+            let few = store.shortener_for("visits", pick.iter().copied()).unwrap();
             for id in pick {
                 assert_eq!(few.get(id), whole.get(id), "{id}");
                 assert_eq!(store.short_id("visits", id).unwrap(), whole.get(id));

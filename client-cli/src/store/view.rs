@@ -318,9 +318,7 @@ impl Store {
 
     /// The short form of one id, as [`Store::shortener`] would give it.
     pub fn short_id(&self, collection: &str, id: &RecordId) -> Result<String> {
-        let mut ids = vec![*id];
-        ids.extend(self.neighbours(collection, id)?);
-        Ok(super::Shortener::new(ids.iter()).get(id))
+        Ok(self.shortener_for(collection, [*id])?.get(id))
     }
 
     /// The ids of a collection just before and just after `id` in id order:
