@@ -11,6 +11,7 @@
 
 mod issues;
 mod outbox;
+mod pulled;
 mod resolve;
 mod server;
 mod view;

@@ -1,6 +1,7 @@
 //! Server state as last pulled, and what sync does to it: push outcomes,
 //! pulled pages, evictions, scope tallies.
 
+use super::pulled::PulledRecord;
 use super::{Store, issues, key, load_clock, observe, save_clock, set_meta, view};
 use crate::error::Failure;
 use anyhow::{Context, Result};
@@ -8,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc::Receiver;
 use sync_protocol::integrity::{Tally, canonical_json};
-use sync_protocol::wire::{Change, Outcome, PullResponse, PushResponse, Verbatim};
+use sync_protocol::wire::{Change, Outcome, PullResponse, PushResponse};
 use sync_protocol::{Op, RecordState};
 
 /// What recording one push answer did.
@@ -34,12 +35,18 @@ pub struct PageApplied {
 }
 
 /// Store a record's server state; `json` is its canonical JSON.
-fn upsert_server(conn: &Connection, state: &RecordState, json: &str) -> Result<()> {
+fn upsert_server(
+    conn: &Connection,
+    id: &str,
+    collection: &str,
+    customer_id: Option<&str>,
+    json: &str,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO server_records (id, collection, customer_id, state) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, customer_id = excluded.customer_id, state = excluded.state",
     )?
-    .execute(params![state.id.to_string(), state.collection, view::customer_of(state), json])?;
+    .execute(params![id, collection, customer_id, json])?;
     Ok(())
 }
 
@@ -64,8 +71,8 @@ const SYNC_WAL_PAGES: i64 = 16_000;
 /// A pulled page whose records keep the exact text the server sent. The
 /// server sends each record as the canonical JSON it stores, and computes
 /// scope checksums over those bytes, so they are stored as received
-/// instead of being encoded again.
-pub type PulledPage = PullResponse<Verbatim<RecordState>>;
+/// instead of being encoded again ([`PulledRecord`]).
+pub type PulledPage = PullResponse<PulledRecord>;
 
 /// Copies the write-ahead log into the database file on its own connection
 /// (and the caller's thread) while a bulk pull keeps writing: the pull's
@@ -173,7 +180,8 @@ impl Store {
                     state.apply(op);
                     if state.exists() {
                         let json = canonical_json(&state);
-                        upsert_server(&tx, &state, &json)?;
+                        let customer = view::Columns::of(&state).customer_id;
+                        upsert_server(&tx, &id, &state.collection, customer.as_deref(), &json)?;
                         view::refresh_from(&tx, &state, false)?;
                     } else {
                         view::refresh(&tx, &id)?;
@@ -228,12 +236,17 @@ impl Store {
         for change in &page.changes {
             match change {
                 Change::Upsert { record, .. } => {
-                    let (json, record) = (record.json(), &record.value);
-                    upsert_server(&tx, record, json)?;
-                    for f in record.fields.values() {
-                        clock.observe(&f.hlc);
+                    upsert_server(
+                        &tx,
+                        record.id(),
+                        record.collection(),
+                        record.columns().customer_id.as_deref(),
+                        record.json(),
+                    )?;
+                    if let Some(newest) = record.newest() {
+                        clock.observe(newest);
                     }
-                    view::refresh_from(&tx, record, outbox_empty)?;
+                    view::refresh_pulled(&tx, record, outbox_empty)?;
                     out.upserts += 1;
                 }
                 Change::Evict { customer_id, .. } => {

@@ -1,10 +1,12 @@
 //! The local view: server state with this device's pending ops re-applied.
 
 use super::Store;
+use super::pulled::PulledRecord;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use sync_protocol::merge::RecordState;
 use sync_protocol::time::{format_ts, parse_ts};
@@ -71,47 +73,115 @@ fn build(row: RawRec) -> Result<Rec> {
     })
 }
 
-/// The customer a record belongs to (its own id for customers).
-pub(crate) fn customer_of(state: &RecordState) -> Option<String> {
-    if state.collection == "customers" {
-        return Some(state.id.to_string());
+/// A record's current field values, as [`Columns::of`] reads them: a
+/// merged [`RecordState`], or a pulled record's text before it is parsed
+/// in full (`pulled::StateRef`).
+pub(crate) trait FieldSource {
+    /// The record id.
+    fn id(&self) -> RecordId;
+    /// The collection.
+    fn collection(&self) -> &str;
+    /// A field's value when it is text.
+    fn text(&self, field: &str) -> Option<Cow<'_, str>>;
+    /// Whether a field holds a value (present and not null).
+    fn is_set(&self, field: &str) -> bool;
+    /// Whether the record is archived.
+    fn is_archived(&self) -> bool;
+}
+
+impl FieldSource for RecordState {
+    fn id(&self) -> RecordId {
+        self.id
     }
-    let field = schema::collection(&state.collection)?.customer_field()?;
-    state.get_str(field).map(str::to_owned)
+
+    fn collection(&self) -> &str {
+        &self.collection
+    }
+
+    fn text(&self, field: &str) -> Option<Cow<'_, str>> {
+        self.get_str(field).map(Cow::Borrowed)
+    }
+
+    fn is_set(&self, field: &str) -> bool {
+        self.get(field).is_some()
+    }
+
+    fn is_archived(&self) -> bool {
+        self.archived.is_some()
+    }
 }
 
-fn name_of(state: &RecordState) -> Option<String> {
-    let f = match state.collection.as_str() {
-        "users" => "username",
-        "customers" | "teams" | "incentive_plans" => "name",
-        "courses" => "title",
-        _ => return None,
-    };
-    state.get_str(f).map(str::to_owned)
+/// The query columns of one record of the view.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Columns {
+    /// The customer it belongs to (its own id for customers).
+    pub customer_id: Option<String>,
+    /// customers.name, users.username, teams.name, ...
+    pub name: Option<String>,
+    /// The workflow state (feedback.status, ...).
+    pub status: Option<String>,
+    /// The main instant, in `format_ts`'s form when an instant.
+    pub at: Option<String>,
+    /// Archived.
+    pub archived: bool,
+    /// A visit not yet ended.
+    pub open: bool,
+    /// The visit a correction replaces.
+    pub amends: Option<String>,
 }
 
-fn status_of(state: &RecordState) -> Option<String> {
-    let (field, _) = schema::collection(&state.collection)?.transition_field()?;
-    state.get_str(field.name).map(str::to_owned)
+impl Columns {
+    /// The columns of a record's current values.
+    pub(crate) fn of(r: &impl FieldSource) -> Columns {
+        let visit = r.collection() == "visits";
+        let owned = |f: &str| r.text(f).map(Cow::into_owned);
+        Columns {
+            customer_id: customer_of(r),
+            name: name_field(r.collection()).and_then(owned),
+            status: schema::collection(r.collection())
+                .and_then(schema::Collection::transition_field)
+                .and_then(|(f, _)| owned(f.name)),
+            at: AT_FIELDS
+                .iter()
+                .find_map(|f| r.text(f))
+                .map(|at| canonical_instant(&at)),
+            archived: r.is_archived(),
+            open: visit && !r.is_set("ended_at"),
+            amends: if visit { owned("amends") } else { None },
+        }
+    }
 }
 
-/// The record's main instant, in the one text form `format_ts` writes so
-/// that the view's ranges and order compare as text (an instant sent with
-/// another offset or precision is converted; a date stays a date).
-fn at_of(state: &RecordState) -> Option<String> {
-    let at = [
-        "started_at",
-        "sold_at",
-        "opened_at",
-        "created_at",
-        "held_at",
-        "written_at",
-        "granted_at",
-    ]
-    .iter()
-    .find_map(|f| state.get_str(f))?;
-    Some(canonical_instant(at))
+/// The customer a record belongs to (its own id for customers).
+fn customer_of(r: &impl FieldSource) -> Option<String> {
+    if r.collection() == "customers" {
+        return Some(r.id().to_string());
+    }
+    let field = schema::collection(r.collection())?.customer_field()?;
+    r.text(field).map(Cow::into_owned)
 }
+
+/// The field that names a record of a collection, for name look-ups.
+fn name_field(collection: &str) -> Option<&'static str> {
+    match collection {
+        "users" => Some("username"),
+        "customers" | "teams" | "incentive_plans" => Some("name"),
+        "courses" => Some("title"),
+        _ => None,
+    }
+}
+
+/// The fields that can hold a record's main instant, in order of
+/// preference: the view's `at` is the first one set.
+const AT_FIELDS: [&str; 7] = [
+    "started_at",
+    "sold_at",
+    "opened_at",
+    "created_at",
+    "held_at",
+    "written_at",
+    "granted_at",
+];
 
 /// `at` as `format_ts` would write it, when it is an instant in another
 /// form; otherwise unchanged.
@@ -122,11 +192,6 @@ fn canonical_instant(at: &str) -> String {
         Some(t) if !canonical => format_ts(t),
         _ => at.to_owned(),
     }
-}
-
-/// A visit not yet ended.
-fn is_open_visit(state: &RecordState) -> bool {
-    state.collection == "visits" && state.get("ended_at").is_none()
 }
 
 fn pending_ops(conn: &Connection, id: &str) -> Result<Vec<Op>> {
@@ -176,9 +241,32 @@ pub(crate) fn refresh_from(
         pending_ops(conn, &id)?
     };
     if ops.is_empty() {
-        return write_view(conn, &id, server, false);
+        return write_state(conn, &id, server, false);
     }
     store_view(conn, &id, server.clone(), &ops)
+}
+
+/// Like [`refresh_from`], for a pulled record just stored as its server
+/// state: without pending ops its columns, read off while the page was
+/// parsed, are all the view needs.
+pub(crate) fn refresh_pulled(
+    conn: &Connection,
+    record: &PulledRecord,
+    outbox_empty: bool,
+) -> Result<()> {
+    let id = record.id();
+    let ops = if outbox_empty {
+        Vec::new()
+    } else {
+        pending_ops(conn, id)?
+    };
+    if !ops.is_empty() {
+        return store_view(conn, id, record.state()?, &ops);
+    }
+    if !record.exists() {
+        return delete_view(conn, id);
+    }
+    write_view(conn, id, record.collection(), record.columns(), None)
 }
 
 /// Whether the outbox holds no op at all.
@@ -193,23 +281,46 @@ fn store_view(conn: &Connection, id: &str, mut state: RecordState, ops: &[Op]) -
     for op in ops {
         state.apply(op);
     }
-    write_view(conn, id, &state, !ops.is_empty())
+    write_state(conn, id, &state, !ops.is_empty())
 }
 
-/// Store one record of the view (or drop it when it does not exist). A
-/// record without pending ops is its server state, which the view reads
-/// from `server_records`: only its query columns are stored here.
-fn write_view(conn: &Connection, id: &str, state: &RecordState, pending: bool) -> Result<()> {
+/// Store one record of the view from its merged state (or drop it when it
+/// does not exist). A record without pending ops is its server state,
+/// which the view reads from `server_records`: only its query columns are
+/// stored here.
+fn write_state(conn: &Connection, id: &str, state: &RecordState, pending: bool) -> Result<()> {
     if !state.exists() {
-        conn.prepare_cached("DELETE FROM records WHERE id = ?1")?
-            .execute([id])?;
-        return Ok(());
+        return delete_view(conn, id);
     }
     let json = if pending {
         Some(serde_json::to_string(state)?)
     } else {
         None
     };
+    write_view(
+        conn,
+        id,
+        &state.collection,
+        &Columns::of(state),
+        json.as_deref(),
+    )
+}
+
+fn delete_view(conn: &Connection, id: &str) -> Result<()> {
+    conn.prepare_cached("DELETE FROM records WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Store one record of the view: its query columns, and its merged state
+/// while ops are pending (`state`; pending exactly when given).
+fn write_view(
+    conn: &Connection,
+    id: &str,
+    collection: &str,
+    c: &Columns,
+    state: Option<&str>,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO records (id, collection, customer_id, name, status, at, archived, pending, state, open, amends)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -218,21 +329,18 @@ fn write_view(conn: &Connection, id: &str, state: &RecordState, pending: bool) -
            pending = excluded.pending, state = excluded.state, open = excluded.open, amends = excluded.amends",
     )?
     .execute(params![
-            id,
-            state.collection,
-            customer_of(state),
-            name_of(state),
-            status_of(state),
-            at_of(state),
-            i64::from(state.archived.is_some()),
-            i64::from(pending),
-            json,
-            i64::from(is_open_visit(state)),
-            (state.collection == "visits")
-                .then(|| state.get_str("amends"))
-                .flatten(),
-        ],
-    )?;
+        id,
+        collection,
+        c.customer_id,
+        c.name,
+        c.status,
+        c.at,
+        i64::from(c.archived),
+        i64::from(state.is_some()),
+        state,
+        i64::from(c.open),
+        c.amends,
+    ])?;
     Ok(())
 }
 
