@@ -56,6 +56,11 @@ pub static SERVER_SQLITE: &[Migration] = &[
         name: "report_fact_ids",
         sql: include_str!("../server/sqlite/0004_report_fact_ids.sql"),
     },
+    Migration {
+        version: 5,
+        name: "partial_scope_indexes",
+        sql: include_str!("../server/sqlite/0005_partial_scope_indexes.sql"),
+    },
 ];
 
 /// The server's PostgreSQL store (the same tables as [`SERVER_SQLITE`]).
@@ -79,5 +84,10 @@ pub static SERVER_POSTGRES: &[Migration] = &[
         version: 4,
         name: "report_fact_ids",
         sql: include_str!("../server/postgres/0004_report_fact_ids.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "partial_scope_indexes",
+        sql: include_str!("../server/postgres/0005_partial_scope_indexes.sql"),
     },
 ];

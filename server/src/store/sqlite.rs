@@ -1258,11 +1258,16 @@ impl WriteTx for Tx<'_> {
     }
 
     fn next_seq(&mut self) -> Result<u64, StoreError> {
-        let h: i64 = self.c.row(
-            "UPDATE change_seq SET head = head + 1 WHERE id = 1 RETURNING head",
-            [],
-            |r| r.get(0),
-        )?;
+        // Two statements, not `UPDATE … RETURNING`: SQLite runs a RETURNING
+        // statement in a statement transaction, and closing one inside the
+        // writer's savepoint truncates the in-memory sub-journal by walking
+        // it from its start, 1 KiB chunk by chunk. In a push of 1,000 visits
+        // that walk cost about 300 µs per record, 40 % of the server's CPU.
+        self.c
+            .exec("UPDATE change_seq SET head = head + 1 WHERE id = 1", [])?;
+        let h: i64 = self
+            .c
+            .row("SELECT head FROM change_seq WHERE id = 1", [], |r| r.get(0))?;
         Ok(h as u64)
     }
 
