@@ -101,7 +101,14 @@ fn visit_end_finds_the_users_own_open_visit_and_list_filters_by_start() {
     li.ok(&[
         "visit", "start", "Acme", "--lat", "31.2305", "--lon", "121.4738",
     ]);
+    // Each command's writes were synced into the store's write-ahead log
+    // at commit and stay there when it exits; a sync copies the log into
+    // the database and empties it.
+    let wal = li.home().join("fieldsync.db-wal");
+    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert!(wal_len() > 0, "the log was copied in when a command exited");
     li.ok(&["sync"]);
+    assert_eq!(wal_len(), 0, "a sync left its log behind");
     sup.ok(&["sync"]);
 
     // The supervisor sees the rep's open visit but has none of their own.

@@ -117,6 +117,7 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
         sum.verify = Some(report);
     }
     store.set_meta(key::LAST_SYNC, &format_ts(Utc::now()))?;
+    store.finish_sync()?;
     sum.pending_ops = store.pending()?;
     sum.cursor = store.cursor()?;
     ctx.printer.progress_done();

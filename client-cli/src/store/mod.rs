@@ -23,6 +23,7 @@ pub use view::Rec;
 
 use crate::config::{Profile, set_mode};
 use anyhow::{Context, Result};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::fs::OpenOptions;
 use sync_protocol::hlc::HlcClock;
@@ -49,6 +50,9 @@ pub struct Identity {
 
 /// Page size of a new store, in bytes.
 const PAGE_SIZE: i64 = 8192;
+
+/// Bytes the write-ahead log file keeps after it has been copied in.
+const WAL_SIZE_LIMIT: i64 = 8 * 1024 * 1024;
 
 /// An open local store.
 pub struct Store {
@@ -81,7 +85,19 @@ impl Store {
         // them and leaves a quarter empty.
         conn.pragma_update(None, "page_size", PAGE_SIZE)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // A commit is durable when it returns: the write-ahead log is
+        // synced at every commit (during a sync, at its end: see
+        // `Store::prepare_for_sync`). So closing the last connection need not
+        // copy the log into the database (a checkpoint with two syncs, and
+        // deleting the log, which the next command created again): that
+        // was a quarter of a `visit log`. The log stays beside the store
+        // (`fieldsync.db-wal`; copy the profile directory as a whole) and
+        // is copied in by the automatic checkpoints, every 1,000 pages, and
+        // at the end of a sync; the size limit makes a log that grew in
+        // one transaction shrink again once it has been copied.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         migrations::apply(&mut conn, migrations::CLIENT)
             .context("cannot bring the local store up to date")?;
         Ok(Self { conn, identity })

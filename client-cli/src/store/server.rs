@@ -118,10 +118,28 @@ impl Store {
         Ok(())
     }
 
-    /// Size the page cache for a sync (bulk writes to every table).
+    /// After a sync: copy the write-ahead log into the database (syncing
+    /// both) and empty it, so that a bulk pull leaves no large log behind,
+    /// then sync every commit again. A busy store is not an error: the log
+    /// keeps the pages and a later checkpoint copies them.
+    pub fn finish_sync(&self) -> Result<()> {
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(())
+    }
+
+    /// Size the page cache for a sync (bulk writes to every table), and
+    /// stop syncing the log at every commit. What a sync writes (push
+    /// outcomes, pulled pages with their cursor) the server still has: if
+    /// a power cut takes the last of it, the next sync pushes the same ops
+    /// again, answered from their stored outcomes, and pulls from the
+    /// cursor that is left. [`Store::finish_sync`] syncs it all at the end.
     pub fn prepare_for_sync(&self) -> Result<()> {
         self.conn
             .pragma_update(None, "cache_size", -SYNC_CACHE_KIB)?;
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         // Checkpoint the WAL less often while syncing: pages that every page
         // of a bulk pull touches again (index interiors, meta) are then
         // copied to the database once instead of after every commit.
