@@ -120,7 +120,9 @@ pub(crate) struct Columns {
     pub name: Option<String>,
     /// The workflow state (feedback.status, ...).
     pub status: Option<String>,
-    /// The main instant, in `format_ts`'s form when an instant.
+    /// The main instant, in the one text form `format_ts` writes, so that
+    /// the view's ranges and order compare as text (an instant sent with
+    /// another offset or precision is converted; a date stays a date).
     pub at: Option<String>,
     /// Archived.
     pub archived: bool,
