@@ -198,7 +198,7 @@ impl Store {
                     state.apply(op);
                     if state.exists() {
                         let json = canonical_json(&state);
-                        let customer = view::Columns::of(&state).customer_id;
+                        let customer = view::customer_of(&state);
                         upsert_server(&tx, &id, &state.collection, customer.as_deref(), &json)?;
                         view::refresh_from(&tx, &state, false)?;
                     } else {

@@ -155,7 +155,7 @@ impl Columns {
 }
 
 /// The customer a record belongs to (its own id for customers).
-fn customer_of(r: &impl FieldSource) -> Option<String> {
+pub(crate) fn customer_of(r: &impl FieldSource) -> Option<String> {
     if r.collection() == "customers" {
         return Some(r.id().to_string());
     }
@@ -220,8 +220,7 @@ pub(crate) fn refresh(conn: &Connection, id: &str) -> Result<()> {
             .with_context(|| format!("server state of {id} is damaged"))?,
         (None, Some(op)) => RecordState::new(op.record_id, &op.collection),
         (None, None) => {
-            conn.execute("DELETE FROM records WHERE id = ?1", [id])?;
-            return Ok(());
+            return delete_view(conn, id);
         }
     };
     store_view(conn, id, state, &ops)
