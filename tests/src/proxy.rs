@@ -39,7 +39,7 @@ impl FaultProxy {
                     Ok((client, _)) => {
                         let (p, c) = (p.clone(), c.clone());
                         thread::spawn(move || {
-                            let _ = serve(client, upstream_port, &p, &c);
+                            let _ = serve(client, upstream_port, &p, c);
                         });
                     }
                     Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -101,7 +101,7 @@ fn serve(
     mut client: TcpStream,
     upstream_port: u16,
     plan: &Mutex<Plan>,
-    cuts: &AtomicUsize,
+    cuts: Arc<AtomicUsize>,
 ) -> std::io::Result<()> {
     client.set_nonblocking(false)?;
     let mut upstream = TcpStream::connect(("127.0.0.1", upstream_port))?;
@@ -117,10 +117,14 @@ fn serve(
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     if cut_flag.load(Ordering::SeqCst) {
-                        // The server has answered: it committed. Drop the answer.
+                        // The server has answered: it committed. Drop the
+                        // answer, counted before the client can notice, so
+                        // a test that checks the count after the client
+                        // exits never races this thread.
+                        cuts.fetch_add(1, Ordering::SeqCst);
                         let _ = client_writer.shutdown(Shutdown::Both);
                         let _ = up_reader.shutdown(Shutdown::Both);
-                        return true;
+                        return;
                     }
                     if client_writer.write_all(&buf[..n]).is_err() {
                         break;
@@ -129,7 +133,6 @@ fn serve(
             }
         }
         let _ = client_writer.shutdown(Shutdown::Both);
-        false
     });
     // Client → server.
     let mut buf = vec![0u8; 64 * 1024];
@@ -146,8 +149,6 @@ fn serve(
         }
     }
     let _ = upstream.shutdown(Shutdown::Write);
-    if back.join().unwrap_or(false) {
-        cuts.fetch_add(1, Ordering::SeqCst);
-    }
+    let _ = back.join();
     Ok(())
 }
