@@ -11,7 +11,8 @@ use chrono::{NaiveDate, Utc};
 use clap::Subcommand;
 use serde_json::{Map, Value, json};
 use sync_protocol::metrics::{
-    FactIndex, GoalProgress, GoalSpec, GoalSubject, Metric, Period, PlainRecord, progress,
+    FactIndex, FactIndexBuilder, GoalProgress, GoalSpec, GoalSubject, Metric, Period, PlainRecord,
+    progress,
 };
 use sync_protocol::schema::{self, Reach, Relation, Role};
 use sync_protocol::time::format_ts;
@@ -201,40 +202,31 @@ pub(crate) fn require_access(
 }
 
 /// Every record the metrics are computed from, indexed. Customers created
-/// offline (no owner yet) count for the signed-in user.
+/// offline (no owner yet) count for the signed-in user. Visits, by far the
+/// most numerous, are read off the view's columns ([`Store::visit_facts`]).
 pub(crate) fn fact_index(store: &Store, me: Option<UserId>) -> Result<FactIndex> {
-    let mut recs = Vec::new();
+    let mut b = FactIndexBuilder::new(me);
     for c in [
         "users",
         "customers",
-        "visits",
         "sales",
         "feedback",
         "courses",
         "training_assignments",
     ] {
-        recs.extend(store.list(c)?);
+        for r in store.list(c)? {
+            b.add_record(&PlainRecord {
+                collection: &r.state.collection,
+                id: r.id,
+                archived: r.archived,
+                fields: &r.state.values(),
+            });
+        }
     }
-    let values: Vec<(String, RecordId, bool, Map<String, Value>)> = recs
-        .iter()
-        .map(|r| {
-            (
-                r.state.collection.clone(),
-                r.id,
-                r.archived,
-                r.state.values(),
-            )
-        })
-        .collect();
-    Ok(FactIndex::new(
-        values.iter().map(|(c, id, archived, fields)| PlainRecord {
-            collection: c,
-            id: *id,
-            archived: *archived,
-            fields,
-        }),
-        me,
-    ))
+    for (id, fact) in store.visit_facts()? {
+        b.add_fact(id, fact);
+    }
+    Ok(b.finish())
 }
 
 /// The facts of a goal's subject.
@@ -642,5 +634,205 @@ pub fn run(ctx: &Ctx, cmd: GoalCmd) -> Result<()> {
         } => set(ctx, &subject, &metric, target, &period, stretch, note),
         GoalCmd::List { rep, period } => list(ctx, rep.as_deref(), period.as_deref()),
         GoalCmd::History { goal } => history(ctx, &goal),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Profile;
+    use crate::store::{Identity, PulledPage};
+    use chrono::SubsecRound;
+    use sync_protocol::hlc::Hlc;
+    use sync_protocol::merge::RecordState;
+    use sync_protocol::metrics::compute;
+    use sync_protocol::wire::{Change, PullResponse};
+    use sync_protocol::{DeviceId, FieldState};
+
+    fn fields(v: Value) -> Fields {
+        let Value::Object(m) = v else {
+            panic!("fields must be an object")
+        };
+        m.into_iter().collect()
+    }
+
+    fn hlc(millis: u64) -> Hlc {
+        Hlc {
+            millis,
+            counter: 0,
+            node: DeviceId(uuid::Uuid::from_u128(8)),
+        }
+    }
+
+    /// A record as the server would send it.
+    fn server_state(collection: &str, id: RecordId, values: Value) -> RecordState {
+        let mut s = RecordState::new(id, collection);
+        s.created = Some(hlc(1_700_000_000_000));
+        for (k, value) in fields(values) {
+            let at = hlc(1_700_000_000_000);
+            s.fields.insert(k, FieldState { value, hlc: at });
+        }
+        s
+    }
+
+    fn id() -> RecordId {
+        RecordId::new_v7(Utc::now())
+    }
+
+    #[test]
+    fn visit_facts_from_the_view_columns_equal_those_of_the_full_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = Profile::locate(Some(dir.path().to_path_buf())).unwrap();
+        let me = UserId(uuid::Uuid::from_u128(5));
+        let them = UserId(uuid::Uuid::from_u128(9));
+        let ident = Identity {
+            device: DeviceId(uuid::Uuid::from_u128(6)),
+            role: Role::Admin,
+        };
+        let mut store = Store::open(&profile, Some(ident)).unwrap();
+
+        // Pulled: their customer and its visits (a supervisor's laptop
+        // holds its team's records this way), one archived, one still
+        // open.
+        let (theirs, open) = (id(), id());
+        let visit = |customer: RecordId, at: &str, extra: Value| {
+            let mut f = fields(json!({"customer_id": customer.to_string(), "started_at": at}));
+            f.extend(fields(extra));
+            Value::Object(f.into_iter().collect())
+        };
+        let mut archived = server_state(
+            "visits",
+            id(),
+            visit(theirs, "2026-11-08T09:00:00Z", json!({})),
+        );
+        archived.archived = Some(hlc(1_700_000_000_500));
+        let pulled = [
+            server_state(
+                "customers",
+                theirs,
+                json!({"name": "Bolt", "created_at": "2026-11-02T08:00:00Z", "owner_id": them.to_string()}),
+            ),
+            server_state(
+                "visits",
+                id(),
+                visit(
+                    theirs,
+                    "2026-11-05T09:00:00Z",
+                    json!({"ended_at": "2026-11-05T10:00:00Z"}),
+                ),
+            ),
+            server_state(
+                "visits",
+                id(),
+                visit(theirs, "2026-11-06T17:00:00.250+08:00", json!({})),
+            ),
+            server_state(
+                "visits",
+                open,
+                visit(theirs, "2026-11-07T09:00:00Z", json!({})),
+            ),
+            archived,
+        ];
+        let page = PullResponse {
+            changes: pulled
+                .into_iter()
+                .enumerate()
+                .map(|(i, record)| Change::Upsert {
+                    seq: i as u64 + 1,
+                    record,
+                })
+                .collect(),
+            cursor: 5,
+            checkpoint: 5,
+            more: false,
+            scope: None,
+            server_clock: hlc(1_700_000_001_000),
+        };
+        let page: PulledPage =
+            serde_json::from_str(&serde_json::to_string(&page).unwrap()).unwrap();
+        store.apply_page(&page).unwrap();
+
+        // Written here: a customer without an owner yet (it counts for
+        // `me`) and its visits, with another offset, finer than
+        // milliseconds, the last microsecond of a day and an amendment;
+        // and an op pending on a pulled visit.
+        let (mine, first, gone) = (id(), id(), id());
+        let create = |id: RecordId, at: &str, extra: Value| {
+            let Value::Object(f) = visit(mine, at, extra) else {
+                unreachable!()
+            };
+            Draft::create("visits", id, f.into_iter().collect())
+        };
+        store
+            .write(vec![
+                Draft::create(
+                    "customers",
+                    mine,
+                    fields(json!({"name": "Acme", "created_at": "2026-11-01T08:00:00Z"})),
+                ),
+                create(first, "2026-11-03T09:00:00Z", json!({})),
+                create(id(), "2026-11-04T07:30:00.123456+08:00", json!({})),
+                create(id(), "2026-11-30T23:59:59.999999Z", json!({})),
+                create(
+                    id(),
+                    "2026-11-03T10:00:00Z",
+                    json!({"amends": first.to_string(), "amend_reason": "wrong time"}),
+                ),
+                create(gone, "2026-11-06T09:00:00Z", json!({})),
+                Draft::create(
+                    "sales",
+                    id(),
+                    fields(json!({"customer_id": mine.to_string(), "sold_at": "2026-11-07T09:00:00Z", "amount": {"minor": 1_280_000, "currency": "CNY"}, "product": "5G plan"})),
+                ),
+                Draft::patch(
+                    "visits",
+                    open,
+                    fields(json!({"ended_at": "2026-11-07T10:00:00Z"})),
+                ),
+            ])
+            .unwrap();
+        store.write(vec![Draft::archive("visits", gone)]).unwrap();
+
+        let fast = fact_index(&store, Some(me)).unwrap();
+        let mut all = Vec::new();
+        for c in [
+            "users",
+            "customers",
+            "visits",
+            "sales",
+            "feedback",
+            "courses",
+            "training_assignments",
+        ] {
+            all.extend(store.list(c).unwrap());
+        }
+        let values: Vec<_> = all.iter().map(|r| r.state.values()).collect();
+        let full = FactIndex::new(
+            all.iter().zip(&values).map(|(r, fields)| PlainRecord {
+                collection: &r.state.collection,
+                id: r.id,
+                archived: r.archived,
+                fields,
+            }),
+            Some(me),
+        );
+        for (who, visits) in [(me, 4), (them, 3)] {
+            let (mut a, mut b) = (fast.facts_for_rep(who), full.facts_for_rep(who));
+            a.visits.sort_by_key(|v| v.id);
+            b.visits.sort_by_key(|v| v.id);
+            assert_eq!(a.visits.len(), visits, "archived visits count for no one");
+            // The view keeps milliseconds.
+            for v in &mut b.visits {
+                v.started_at = v.started_at.trunc_subsecs(3);
+            }
+            assert_eq!(a, b);
+        }
+        let period = Period::parse("2026-11").unwrap();
+        for metric in [Metric::Visits, Metric::CustomersVisited, Metric::Coverage] {
+            assert_eq!(
+                compute(metric, &period, &fast.facts_for_rep(me)),
+                compute(metric, &period, &full.facts_for_rep(me)),
+            );
+        }
     }
 }

@@ -9,6 +9,7 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use sync_protocol::merge::RecordState;
+use sync_protocol::metrics::{RecordFact, VisitFact};
 use sync_protocol::time::{format_ts, parse_ts};
 use sync_protocol::{Op, RecordId, schema};
 
@@ -423,6 +424,51 @@ impl Store {
             .query_map([], Rec::from_row)?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(build).collect()
+    }
+
+    /// What every visit of the view gives the metrics, read off its query
+    /// columns (`customer_id`, `at`, `amends`) instead of its state: a
+    /// supervisor's laptop may hold 100,000 visits, and parsing each one's
+    /// JSON was nearly all of `goal list`. The same as
+    /// [`RecordFact::from_plain`] on the full record: `at` is `started_at`
+    /// (visits have no other instant among the view's `at` fields) in
+    /// `format_ts`'s form, which keeps milliseconds; metrics compare a
+    /// visit's start only with whole days, which a dropped sub-millisecond
+    /// part cannot cross. In no particular order: metrics treat a
+    /// rep's visits as a set.
+    pub fn visit_facts(&self) -> Result<Vec<(RecordId, RecordFact)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, customer_id, at, amends FROM records
+             WHERE collection = 'visits' AND archived = 0",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let id: RecordId = id.parse().with_context(|| format!("bad id {id}"))?;
+            let customer = r.get_ref(1)?.as_str_or_null()?;
+            let at = r.get_ref(2)?.as_str_or_null()?;
+            let (Some(customer_id), Some(started_at)) = (
+                customer.and_then(|c| c.parse::<RecordId>().ok()),
+                at.and_then(parse_ts),
+            ) else {
+                continue;
+            };
+            let amends = r.get_ref(3)?.as_str_or_null()?.and_then(|a| a.parse().ok());
+            out.push((
+                id,
+                RecordFact::Visit {
+                    customer_id,
+                    fact: VisitFact {
+                        id,
+                        customer_id,
+                        started_at,
+                        amends,
+                    },
+                },
+            ));
+        }
+        Ok(out)
     }
 
     /// The short form of one id, as [`Store::shortener`] would give it.
