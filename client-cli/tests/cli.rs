@@ -647,6 +647,74 @@ fn customers_are_named_by_id_prefix_or_unique_name() {
     );
 }
 
+/// Visits are named by id or id prefix, looked up in the id index; an
+/// ambiguous prefix lists the first candidates and counts the rest.
+#[test]
+fn visits_are_named_by_id_or_prefix_and_many_candidates_are_counted() {
+    let p = Profile::logged_in();
+    p.ok(&["customer", "add", "Acme Trading"]);
+    let mut lines = String::new();
+    for i in 0..25 {
+        let line = serde_json::json!({
+            "customer": "Acme",
+            "at": format!("2026-03-01T09:{i:02}:00Z"),
+            "minutes": 30,
+            "purpose": format!("review {i}"),
+            "outcome": "ok",
+            "reason": "indoors",
+        });
+        lines.push_str(&line.to_string());
+        lines.push('\n');
+    }
+    let out = p
+        .cmd()
+        .args(["visit", "import", "-"])
+        .write_stdin(lines)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let visits: Vec<Value> = p.json(&["visit", "list"]);
+    let id = visits[7]["id"].as_str().unwrap().to_owned();
+
+    let by_id: Value = p.json(&["visit", "show", &id.to_uppercase()]);
+    assert_eq!(by_id["id"], id.as_str());
+    assert_eq!(by_id["purpose"], "review 7");
+    let nodash = id.replace('-', "");
+    for prefix in [&id[..id.len() - 1], &nodash[..30], &id[..28]] {
+        let hit: Value = p.json(&["visit", "show", prefix]);
+        assert_eq!(hit["id"], id.as_str(), "{prefix}");
+    }
+    // Visits made in the same second share their first 8 digits.
+    let err = p.fails(&["visit", "show", &id[..8]], 1);
+    assert!(err.contains("matches 25 visits:"), "{err}");
+    assert!(err.contains("… and 5 more"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.contains("review")).count(),
+        20,
+        "{err}"
+    );
+    // Every short id listed names one visit.
+    let short = err
+        .lines()
+        .find(|l| l.contains("review"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let one: Value = p.json(&["visit", "show", &short]);
+    assert!(one["id"].as_str().unwrap().starts_with(&short), "{short}");
+    let err = p.fails(&["visit", "show", "ffffffff-ffff"], 1);
+    assert!(err.contains("no visit matches"), "{err}");
+    // A customer's id is not a visit's.
+    let customers: Vec<Value> = p.json(&["customer", "list"]);
+    let customer = customers[0]["id"].as_str().unwrap();
+    let err = p.fails(&["visit", "show", customer], 1);
+    assert!(err.contains("no visit matches"), "{err}");
+}
+
 #[test]
 fn sync_with_the_server_down_keeps_changes_and_exits_offline() {
     let p = Profile::logged_in();

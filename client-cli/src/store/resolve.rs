@@ -12,6 +12,9 @@ use sync_protocol::RecordId;
 /// Shortest displayed prefix, in hex digits.
 const MIN_SHORT: usize = 8;
 
+/// An ambiguous id prefix lists at most this many candidates.
+const CANDIDATES_SHOWN: usize = 20;
+
 /// Up to this many ids, [`Store::shortener_for`] looks up neighbours
 /// instead of reading every id of the collection.
 const NEIGHBOURS_UP_TO: usize = 500;
@@ -114,16 +117,16 @@ impl Store {
         self.resolve(collection, noun, query, false)
     }
 
+    /// An exact id, then (customers) a name, then an id prefix. Ids are
+    /// looked up in the id index: a laptop may hold 100,000 visits, and
+    /// reading every one to find one took seconds.
     fn resolve(&self, collection: &str, noun: &str, query: &str, by_name: bool) -> Result<Rec> {
         let q = query.trim();
-        let all = self.list(collection)?;
-        if let Some(r) = all
-            .iter()
-            .find(|r| r.id.to_string().eq_ignore_ascii_case(q))
-        {
-            return Ok(r.clone());
+        if let Some(r) = self.get_in(collection, &q.to_ascii_lowercase())? {
+            return Ok(r);
         }
         if by_name {
+            let all = self.list(collection)?;
             // An exact name first, then a unique start of a name.
             let ql = q.to_lowercase();
             let exact = |r: &&Rec| r.str("name").is_some_and(|n| n.trim().to_lowercase() == ql);
@@ -138,20 +141,21 @@ impl Store {
                 match named.len() {
                     1 => return Ok(named[0].clone()),
                     0 => {}
-                    _ => return Err(ambiguous(noun, q, &named)),
+                    n => return Err(self.ambiguous(collection, noun, q, n as u64, &named)?),
                 }
             }
         }
         let hq = hex(q);
         if hq.len() >= 4 && hq.chars().all(|c| c.is_ascii_hexdigit()) {
-            let hits: Vec<&Rec> = all
-                .iter()
-                .filter(|r| hex(&r.id.to_string()).starts_with(&hq))
-                .collect();
-            match hits.len() {
-                1 => return Ok(hits[0].clone()),
+            let (count, mut hits) =
+                self.with_id_prefix(collection, &dashed(&hq), CANDIDATES_SHOWN)?;
+            match count {
+                1 if hits.len() == 1 => return Ok(hits.remove(0)),
                 0 => {}
-                _ => return Err(ambiguous(noun, q, &hits)),
+                n => {
+                    let hits: Vec<&Rec> = hits.iter().collect();
+                    return Err(self.ambiguous(collection, noun, q, n, &hits)?);
+                }
             }
         }
         let list_cmd = match collection {
@@ -174,22 +178,50 @@ impl Store {
     }
 }
 
-fn ambiguous(noun: &str, q: &str, hits: &[&Rec]) -> anyhow::Error {
-    let short = Shortener::new(hits.iter().map(|r| &r.id));
-    let mut msg = format!("{q:?} matches {} {noun}s:", hits.len());
-    for r in hits {
-        let label = r
-            .str("name")
-            .or_else(|| r.str("product"))
-            .or_else(|| r.str("purpose"))
-            .or_else(|| r.str("text"))
-            .unwrap_or("");
-        let _ = write!(msg, "\n  {}  {label}", short.get(&r.id));
+impl Store {
+    /// The error for a query that names `total` records: the first of
+    /// them (`hits`), each with its short id and a label.
+    fn ambiguous(
+        &self,
+        collection: &str,
+        noun: &str,
+        q: &str,
+        total: u64,
+        hits: &[&Rec],
+    ) -> Result<anyhow::Error> {
+        let short = self.shortener_for(collection, hits.iter().map(|r| r.id))?;
+        let mut msg = format!("{q:?} matches {total} {noun}s:");
+        for r in hits {
+            let label = r
+                .str("name")
+                .or_else(|| r.str("product"))
+                .or_else(|| r.str("purpose"))
+                .or_else(|| r.str("text"))
+                .unwrap_or("");
+            let _ = write!(msg, "\n  {}  {label}", short.get(&r.id));
+        }
+        let more = total.saturating_sub(hits.len() as u64);
+        if more > 0 {
+            let _ = write!(msg, "\n  … and {more} more");
+        }
+        Ok(Failure::new(msg)
+            .code("ambiguous")
+            .hint(format!("name the {noun} by a longer id prefix"))
+            .into())
     }
-    Failure::new(msg)
-        .code("ambiguous")
-        .hint(format!("name the {noun} by a longer id prefix"))
-        .into()
+}
+
+/// An id prefix given as hex digits, in the stored form of ids (dashes
+/// after the 8th, 12th, 16th and 20th digit).
+fn dashed(hex_digits: &str) -> String {
+    let mut out = String::with_capacity(hex_digits.len() + 4);
+    for (i, c) in hex_digits.chars().enumerate() {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            out.push('-');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn shell_word(s: &str) -> String {

@@ -497,6 +497,58 @@ impl Store {
         Ok(out)
     }
 
+    /// The record of `collection` whose id is `id` as stored (lowercase,
+    /// with dashes), if any.
+    pub(crate) fn get_in(&self, collection: &str, id: &str) -> Result<Option<Rec>> {
+        let row = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLS} FROM {VIEW} WHERE r.id = ?1 AND r.collection = ?2"
+            ))?
+            .query_row([id, collection], Rec::from_row)
+            .optional()?;
+        row.map(build).transpose()
+    }
+
+    /// The records of `collection` whose id starts with `prefix` (stored
+    /// form, lowercase with dashes): how many there are, and the first
+    /// `limit` of them in id order. One range of the id index: every
+    /// character of an id sorts below `~`.
+    pub(crate) fn with_id_prefix(
+        &self,
+        collection: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<(u64, Vec<Rec>)> {
+        let upper = format!("{prefix}~");
+        let count: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM records WHERE id >= ?1 AND id < ?2 AND +collection = ?3",
+            )?
+            .query_row(params![prefix, upper, collection], |r| r.get(0))?;
+        let rows = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLS} FROM {VIEW} WHERE r.id >= ?1 AND r.id < ?2 AND +r.collection = ?3
+                 ORDER BY r.id LIMIT ?4"
+            ))?
+            .query_map(
+                params![
+                    prefix,
+                    upper,
+                    collection,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                Rec::from_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((
+            count.unsigned_abs(),
+            rows.into_iter().map(build).collect::<Result<_>>()?,
+        ))
+    }
+
     /// Rebuild the whole view from server state and the outbox.
     pub fn rebuild_view(&mut self) -> Result<()> {
         let tx = self.conn.transaction()?;
