@@ -176,9 +176,7 @@ impl Store {
                 .into(),
         )
     }
-}
 
-impl Store {
     /// The error for a query that names `total` records: the first of
     /// them (`hits`), each with its short id and a label.
     fn ambiguous(
