@@ -16,8 +16,9 @@ const MIN_SHORT: usize = 8;
 const CANDIDATES_SHOWN: usize = 20;
 
 /// Up to this many ids, [`Store::shortener_for`] looks up neighbours
-/// instead of reading every id of the collection.
-const NEIGHBOURS_UP_TO: usize = 500;
+/// (two index seeks per id, a few microseconds each) instead of reading
+/// every id of the collection (about 0.2 s for 100,000 visits).
+const NEIGHBOURS_UP_TO: usize = 5_000;
 
 fn hex(s: &str) -> String {
     s.chars()

@@ -365,11 +365,8 @@ impl Store {
     pub fn get(&self, id: &RecordId) -> Result<Option<Rec>> {
         let row = self
             .conn
-            .query_row(
-                &format!("SELECT {COLS} FROM {VIEW} WHERE r.id = ?1"),
-                [id.to_string()],
-                Rec::from_row,
-            )
+            .prepare_cached(&format!("SELECT {COLS} FROM {VIEW} WHERE r.id = ?1"))?
+            .query_row([id.to_string()], Rec::from_row)
             .optional()?;
         row.map(build).transpose()
     }
