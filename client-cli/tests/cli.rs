@@ -94,6 +94,21 @@ impl Profile {
         err
     }
 
+    /// Import visits (JSON Lines) from stdin; the import must succeed.
+    fn import_visits(&self, lines: String) {
+        let out = self
+            .cmd()
+            .args(["visit", "import", "-"])
+            .write_stdin(lines)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn pending(&self) -> u64 {
         self.json::<Status>(&["status"]).pending_ops
     }
@@ -666,17 +681,7 @@ fn visits_are_named_by_id_or_prefix_and_many_candidates_are_counted() {
         lines.push_str(&line.to_string());
         lines.push('\n');
     }
-    let out = p
-        .cmd()
-        .args(["visit", "import", "-"])
-        .write_stdin(lines)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    p.import_visits(lines);
     let visits: Vec<Value> = p.json(&["visit", "list"]);
     let id = visits[7]["id"].as_str().unwrap().to_owned();
 
@@ -1061,17 +1066,7 @@ fn a_closed_stdout_ends_listing_quietly() {
         lines.push_str(&line.to_string());
         lines.push('\n');
     }
-    let out = p
-        .cmd()
-        .args(["visit", "import", "-"])
-        .write_stdin(lines)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    p.import_visits(lines);
     for args in [&["visit", "list"][..], &["visit", "list", "--json"]] {
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("fieldsync"))
             .args(args)
