@@ -11,6 +11,9 @@
 //!   to `h` is committed and visible in it, so a pull never moves its cursor
 //!   past a change it has not seen. (See ARCHITECTURE.md, "Sequence
 //!   visibility".)
+//! * Writers that queue behind a writer of the same instance share its
+//!   transaction (group commit, [`Writer`]); each later one runs inside a
+//!   savepoint and is undone alone if it fails.
 //! * Reads take connections from a small blocking pool; writes, one at a
 //!   time per instance, have a connection of their own. A broken
 //!   connection is dropped and replaced when next needed.
@@ -33,7 +36,7 @@ use postgres::error::SqlState;
 use postgres::types::{FromSql, ToSql};
 use postgres::{Client, NoTls, Row, SimpleQueryRow, Statement};
 use std::collections::HashMap;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use sync_protocol::geo::LatLon;
 use sync_protocol::metrics::RecordFact;
@@ -297,7 +300,7 @@ pub struct PostgresStore {
     /// write never queues for a connection behind the reads (it would
     /// keep every later writer of this instance waiting too), and no read
     /// waits for one held by a writer queued for the lock.
-    writer: Mutex<Option<Conn>>,
+    writer: Mutex<Writer>,
     analyzer: Analyzer,
     config: postgres::Config,
     target: String,
@@ -375,7 +378,7 @@ impl PostgresStore {
         let store = Self {
             turns: Turns::new(max.max(1)),
             writers: Turns::new(1),
-            writer: Mutex::new(None),
+            writer: Mutex::new(Writer::default()),
             analyzer: Analyzer::default(),
             target: describe(&config),
             config,
@@ -439,7 +442,7 @@ impl Drop for PostgresStore {
         // its state there on shutdown): close the idle connections on a
         // plain thread.
         let mut idle = std::mem::take(&mut lock(&self.state).idle);
-        idle.extend(lock(&self.writer).take());
+        idle.extend(lock(&self.writer).conn.take());
         if !idle.is_empty() {
             let _ = std::thread::spawn(move || drop(idle)).join();
         }
@@ -488,38 +491,95 @@ impl Store for PostgresStore {
         tx.end("COMMIT")
     }
 
+    /// Group commit: when another writer of this instance is waiting as
+    /// `f` returns, the transaction is left open for it (see [`Writer`]),
+    /// and this call returns once the group's transaction has ended.
     fn write(&self, f: &mut WriteFn<'_>) -> Result<(), StoreError> {
-        let _turn = self.writers.wait();
-        let mut writer = lock(&self.writer);
-        if writer.as_ref().is_some_and(|c| c.client.is_closed()) {
-            *writer = None;
+        let turn = self.writers.wait();
+        let mut slot = lock(&self.writer);
+        if slot.conn.as_ref().is_some_and(|c| c.client.is_closed()) {
+            slot.conn = None;
+            if let Some(lost) = slot.open.take() {
+                lost.group.end(GroupEnd::Failed(
+                    "the connection to the database was lost".into(),
+                ));
+            }
         }
-        let conn = match &mut *writer {
+        let resumed = slot.open.take();
+        let Writer { conn, open } = &mut *slot;
+        let conn = match conn {
             Some(conn) => conn,
             empty => empty.insert(self.config.connect(NoTls).and_then(Conn::new)?),
         };
-        let mut tx = Tx::new(
-            &mut conn.client,
-            &mut conn.statements,
-            write_opening(),
-            Some(Behind::default()),
-        );
-        let outcome = f(&mut tx).and_then(|()| tx.flush());
-        let written = tx.behind.as_ref().map_or(0, |b| b.records_sent);
-        let ended = tx.end(if outcome.is_ok() {
-            "COMMIT"
+        let (mut tx, group) = match resumed {
+            Some(s) => {
+                let group = Arc::clone(&s.group);
+                (Tx::resume(&mut conn.client, &mut conn.statements, s), group)
+            }
+            None => (
+                Tx::new(
+                    &mut conn.client,
+                    &mut conn.statements,
+                    write_opening(),
+                    Some(Behind::default()),
+                ),
+                Arc::new(Group::default()),
+            ),
+        };
+        // Until the group's end is known, writers waiting in it hear that
+        // it failed (also if `f` panics).
+        let mut ending = GroupEnding {
+            group: &group,
+            end: Some(GroupEnd::Failed("a writer of the group stopped".into())),
+        };
+        let mark = tx.mark();
+        let own = f(&mut tx);
+        // A failed writer of a group is undone alone; the group goes on.
+        let usable = match (&own, mark) {
+            (Ok(()), _) => true,
+            (Err(_), Some(mark)) => tx.undo(mark),
+            (Err(_), None) => false,
+        };
+        if usable
+            && group.members() + 1 < MAX_GROUP
+            && self.writers.waiting() > 0
+            && tx.ensure_open().is_ok()
+        {
+            if own.is_ok() {
+                group.join();
+            }
+            *open = Some(tx.suspend(Arc::clone(&group)));
+            ending.end = None;
+            drop(slot);
+            drop(turn);
+            return match own {
+                Ok(()) => group.wait(),
+                Err(e) => Err(e),
+            };
+        }
+        let ended = if usable {
+            tx.flush().and_then(|()| {
+                let written = tx.behind.as_ref().map_or(0, |b| b.records_sent);
+                tx.end("COMMIT").map(|()| written)
+            })
         } else {
-            "ROLLBACK"
-        });
+            tx.end("ROLLBACK").map(|()| 0)
+        };
         if ended.is_err() {
             // Whatever state it is left in, the next writer starts on a
             // fresh connection rather than inherit a transaction.
-            *writer = None;
+            slot.conn = None;
         }
-        ended?;
-        outcome?;
-        self.analyzer.wrote(written, &self.config);
-        Ok(())
+        ending.end = Some(match (&ended, usable) {
+            (Ok(_), true) => GroupEnd::Committed,
+            (Err(e), _) => GroupEnd::Failed(e.to_string()),
+            (Ok(_), false) => GroupEnd::Failed("a writer of the group failed".into()),
+        });
+        drop(ending);
+        drop(slot);
+        drop(turn);
+        self.analyzer.wrote(ended?, &self.config);
+        own
     }
 
     /// One statement outside any transaction (a single statement sees one
@@ -571,6 +631,9 @@ struct Tx<'a> {
     opening_meta: HashMap<String, String>,
     /// Begun, and neither COMMIT nor ROLLBACK was sent yet.
     open: bool,
+    /// The transaction was begun by an earlier writer of its group: the
+    /// unsent opening holds only the asks.
+    continued: bool,
 }
 
 impl Drop for Tx<'_> {
@@ -601,6 +664,69 @@ impl<'a> Tx<'a> {
             head: 0,
             opening_meta: HashMap::new(),
             open: false,
+            continued: false,
+        }
+    }
+
+    /// The open transaction `s` left by the previous writer of a group.
+    fn resume(
+        t: &'a mut Client,
+        statements: &'a mut HashMap<String, Statement>,
+        s: Suspended,
+    ) -> Self {
+        Tx {
+            t,
+            statements,
+            behind: Some(s.behind),
+            unsent: Some((SAVEPOINT.to_owned(), Vec::new())),
+            head: s.head,
+            opening_meta: s.opening_meta,
+            open: true,
+            continued: true,
+        }
+    }
+
+    /// Where this writer of a group starts (`None` for the first).
+    fn mark(&mut self) -> Option<WriterMark> {
+        if !self.continued {
+            return None;
+        }
+        Some(WriterMark {
+            pending: self.behind.as_mut()?.mark(),
+            head: self.head,
+            opening_meta: self.opening_meta.clone(),
+        })
+    }
+
+    /// Undo this writer's part of its group's transaction: its statements,
+    /// back to its savepoint, and its writes kept behind. `false` when that
+    /// cannot be done alone (writes of the group were sent meanwhile, or
+    /// the database failed): the whole transaction is rolled back then.
+    fn undo(&mut self, m: WriterMark) -> bool {
+        let Some(b) = self.behind.as_mut() else {
+            return false;
+        };
+        if !b.undo(&m.pending) {
+            return false;
+        }
+        self.head = m.head;
+        self.opening_meta = m.opening_meta;
+        // Nothing was sent when the opening (with the savepoint) was not.
+        self.unsent.take().is_some()
+            || self
+                .t
+                .batch_execute(&format!("ROLLBACK TO {SAVEPOINT_NAME}"))
+                .is_ok()
+    }
+
+    /// Leave this (begun) transaction open for the next writer of `group`.
+    fn suspend(mut self, group: Arc<Group>) -> Suspended {
+        self.open = false;
+        Suspended {
+            behind: self.behind.take().unwrap_or_default(),
+            head: self.head,
+            opening_meta: std::mem::take(&mut self.opening_meta),
+            group,
         }
     }
 
@@ -639,18 +765,23 @@ impl Tx<'_> {
         // From here a failure may leave a transaction begun: roll it back.
         self.open = true;
         let mut answers = opening::by_statement(self.t.simple_query(&sql)?);
-        let head = opening::answer(&mut answers, opening::HEAD_AT)?;
-        self.head = match head.first().map(|r| r.i64(0)).transpose()? {
-            Some(h) => h as u64,
-            None => return Err(StoreError::Corrupt("the change head is missing".into())),
+        let base = if self.continued {
+            1
+        } else {
+            let head = opening::answer(&mut answers, opening::HEAD_AT)?;
+            self.head = match head.first().map(|r| r.i64(0)).transpose()? {
+                Some(h) => h as u64,
+                None => return Err(StoreError::Corrupt("the change head is missing".into())),
+            };
+            for r in opening::answer(&mut answers, opening::META_AT)? {
+                self.opening_meta.insert(r.string(0)?, r.string(1)?);
+            }
+            opening::BASE_STATEMENTS
         };
-        for r in opening::answer(&mut answers, opening::META_AT)? {
-            self.opening_meta.insert(r.string(0)?, r.string(1)?);
-        }
         let mut out = Vec::new();
         let n = asks.len();
         for (i, a) in asks.into_iter().enumerate() {
-            let rows = opening::answer(&mut answers, opening::BASE_STATEMENTS + i)?;
+            let rows = opening::answer(&mut answers, base + i)?;
             if wanted && i + 1 == n {
                 out = rows;
             } else {
@@ -1209,20 +1340,38 @@ impl ReadTx for Tx<'_> {
     }
 
     fn device(&mut self, id: DeviceId) -> Result<Option<DeviceRow>, StoreError> {
-        self.flush_devices()?;
-        if self.unsent.is_some() {
-            return self
-                .ask(Ask::Device(id))?
+        let stored = if self.unsent.is_some() {
+            self.ask(Ask::Device(id))?
                 .first()
                 .map(device_row)
-                .transpose();
-        }
-        self.opt(
-            &format!("SELECT {DEVICE_COLS} FROM devices WHERE id = $1"),
-            &[&id.to_string()],
-        )?
-        .map(|r| device_row(&r))
-        .transpose()
+                .transpose()?
+        } else {
+            self.opt(
+                &format!("SELECT {DEVICE_COLS} FROM devices WHERE id = $1"),
+                &[&id.to_string()],
+            )?
+            .map(|r| device_row(&r))
+            .transpose()?
+        };
+        // Bookkeeping kept behind is laid over the stored row.
+        let pending = self
+            .behind
+            .as_ref()
+            .and_then(|b| b.pending.devices.get(&id));
+        Ok(stored.map(|mut d| {
+            if let Some(u) = pending {
+                if let Some(seen) = &u.last_seen_at {
+                    d.last_seen_at = Some(seen.clone());
+                }
+                if let Some(a) = u.acked_through {
+                    d.acked_through = a;
+                }
+                if let Some(drift) = u.clock_drift_ms {
+                    d.clock_drift_ms = Some(drift);
+                }
+            }
+            d
+        }))
     }
 
     fn device_with_user(
@@ -2201,6 +2350,99 @@ mod tests {
         drop(store);
     }
 
+    /// Writers that queue while another is inside share its transaction:
+    /// one commit for the group, every part numbered on from the last. One
+    /// that fails is undone alone (its statements, its writes kept behind,
+    /// the numbers it took) and gets its own error; the others commit.
+    #[test]
+    fn waiting_writers_share_a_transaction_and_a_failed_one_is_undone_alone() {
+        let db = TempDatabase::new();
+        let store = PostgresStore::open_with_pool(&db.url(), 2).unwrap();
+        let problem = |i: usize| ProblemRow {
+            id: 0,
+            user_id: UserId(uuid::Uuid::from_u128(1)),
+            device_id: DeviceId(uuid::Uuid::from_u128(2)),
+            op: "{}".into(),
+            code: format!("w{i}"),
+            message: "m".into(),
+            field: None,
+            created_at: "2027-01-01T00:00:00.000Z".into(),
+        };
+        let write = |i: usize| {
+            crate::store::write(&store, |tx| {
+                tx.set_meta(&format!("w{i}"), "x")?;
+                tx.next_seq()?;
+                tx.add_problem(&problem(i))?;
+                if i == 2 {
+                    return Err(StoreError::Taken(format!("w{i}")));
+                }
+                Ok(())
+            })
+        };
+        let (inside, entered) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let queued = |n: usize| {
+            let ok = (0..10_000).any(|_| {
+                std::thread::sleep(Duration::from_millis(1));
+                store.writers.waiting() == n
+            });
+            assert!(ok, "{n} writers queued within 10 s");
+        };
+        let results: Vec<Result<(), StoreError>> = std::thread::scope(|s| {
+            let (store, inside) = (&store, inside);
+            let first = s.spawn(move || {
+                crate::store::write(store, |tx| {
+                    tx.set_meta("w0", "x")?;
+                    tx.next_seq()?;
+                    inside.send(()).unwrap();
+                    released.recv().unwrap();
+                    Ok(())
+                })
+            });
+            entered.recv().unwrap();
+            // They queue in this order, so the failing one is in the middle.
+            let mut all = vec![first];
+            for i in 1..4 {
+                all.push(s.spawn(move || write(i)));
+                queued(i);
+            }
+            release.send(()).unwrap();
+            all.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(results[0].is_ok() && results[1].is_ok() && results[3].is_ok());
+        assert!(matches!(&results[2], Err(StoreError::Taken(w)) if w == "w2"));
+        let mut c = Client::connect(&db.url(), NoTls).unwrap();
+        let keys: Vec<String> = c
+            .query("SELECT key FROM meta WHERE key LIKE 'w%' ORDER BY key", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(keys, ["w0", "w1", "w3"]);
+        let codes: Vec<String> = c
+            .query("SELECT code FROM problems ORDER BY code", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(codes, ["w1", "w3"]);
+        // The number the failed writer took was taken again: none is missing.
+        let head: i64 = c
+            .query_one("SELECT head FROM change_seq", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(head, 3);
+        // One transaction wrote the values kept behind (one statement).
+        let writers: i64 = c
+            .query_one(
+                "SELECT count(DISTINCT xmin::text) FROM meta WHERE key LIKE 'w%'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(writers, 1);
+    }
+
     /// When the database drops the writer's connection, the write that
     /// finds out fails, and the next one connects again.
     #[test]
@@ -2460,5 +2702,95 @@ mod tests {
             !store.analyzer.running.load(Ordering::Acquire),
             "two more records start no run"
         );
+    }
+}
+
+/// Writers whose changes share one transaction, at most this many.
+const MAX_GROUP: usize = 4;
+
+const SAVEPOINT_NAME: &str = "fs_writer";
+/// Opens each later writer's part of a group's transaction.
+const SAVEPOINT: &str = "SAVEPOINT fs_writer";
+
+/// Where a later writer of a group started ([`Tx::mark`]).
+struct WriterMark {
+    pending: behind::PendingMark,
+    head: u64,
+    opening_meta: HashMap<String, String>,
+}
+
+/// The writer's connection and the transaction a group leaves open.
+///
+/// A writer whose closure returned while another writer of this instance
+/// waits for its turn leaves its transaction here, begun and holding
+/// [`WRITE_LOCK`], and waits for the group to end; the next writer
+/// resumes it. The writer that finds nobody waiting, or is the
+/// [`MAX_GROUP`]th, flushes and commits for the whole group.
+#[derive(Default)]
+struct Writer {
+    conn: Option<Conn>,
+    open: Option<Suspended>,
+}
+
+/// A begun write transaction between two writers of a group.
+struct Suspended {
+    behind: Behind,
+    head: u64,
+    opening_meta: HashMap<String, String>,
+    group: Arc<Group>,
+}
+
+/// Writers who share one transaction, waiting for it to end.
+#[derive(Default)]
+struct Group {
+    state: Mutex<(usize, Option<GroupEnd>)>,
+    ended: Condvar,
+}
+
+#[derive(Clone, Debug)]
+enum GroupEnd {
+    Committed,
+    Failed(String),
+}
+
+impl Group {
+    fn members(&self) -> usize {
+        lock(&self.state).0
+    }
+
+    fn join(&self) {
+        lock(&self.state).0 += 1;
+    }
+
+    fn end(&self, end: GroupEnd) {
+        lock(&self.state).1 = Some(end);
+        self.ended.notify_all();
+    }
+
+    fn wait(&self) -> Result<(), StoreError> {
+        let mut st = lock(&self.state);
+        loop {
+            match &st.1 {
+                Some(GroupEnd::Committed) => return Ok(()),
+                Some(GroupEnd::Failed(why)) => {
+                    return Err(StoreError::Backend(why.clone().into()));
+                }
+                None => st = self.ended.wait(st).unwrap_or_else(PoisonError::into_inner),
+            }
+        }
+    }
+}
+
+/// Ends a group when dropped (also while unwinding), unless disarmed.
+struct GroupEnding<'g> {
+    group: &'g Group,
+    end: Option<GroupEnd>,
+}
+
+impl Drop for GroupEnding<'_> {
+    fn drop(&mut self) {
+        if let Some(end) = self.end.take() {
+            self.group.end(end);
+        }
     }
 }

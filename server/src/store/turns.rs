@@ -72,6 +72,11 @@ impl Turns {
         Turn { turns: self }
     }
 
+    /// How many threads are waiting for their turn.
+    pub fn waiting(&self) -> usize {
+        self.state().waiting.len()
+    }
+
     /// Hand the turn to the first thread in line, or free its slot.
     fn pass(&self) {
         let mut st = self.state();

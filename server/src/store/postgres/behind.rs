@@ -33,6 +33,8 @@ pub const FLUSH_AT: usize = 32_768;
 pub struct Latest<K, V> {
     rows: Vec<V>,
     at: HashMap<K, usize>,
+    /// Since the last [`Latest::mark`]: the values replaced, with their row.
+    replaced: Option<Vec<(usize, V)>>,
 }
 
 impl<K, V> Default for Latest<K, V> {
@@ -40,6 +42,7 @@ impl<K, V> Default for Latest<K, V> {
         Self {
             rows: Vec::new(),
             at: HashMap::new(),
+            replaced: None,
         }
     }
 }
@@ -47,7 +50,10 @@ impl<K, V> Default for Latest<K, V> {
 impl<K: std::hash::Hash + Eq, V> Latest<K, V> {
     fn put(&mut self, key: K, value: V) {
         if let Some(&i) = self.at.get(&key) {
-            self.rows[i] = value;
+            let old = std::mem::replace(&mut self.rows[i], value);
+            if let Some(replaced) = &mut self.replaced {
+                replaced.push((i, old));
+            }
         } else {
             self.at.insert(key, self.rows.len());
             self.rows.push(value);
@@ -66,6 +72,21 @@ impl<K: std::hash::Hash + Eq, V> Latest<K, V> {
 
     fn len(&self) -> usize {
         self.rows.len()
+    }
+
+    /// Start keeping what later writes replace; the number of rows now.
+    fn mark(&mut self) -> usize {
+        self.replaced = Some(Vec::new());
+        self.rows.len()
+    }
+
+    /// Back to the state of the [`Latest::mark`] that returned `len`.
+    fn undo(&mut self, len: usize) {
+        for (i, old) in self.replaced.take().unwrap_or_default().into_iter().rev() {
+            self.rows[i] = old;
+        }
+        self.rows.truncate(len);
+        self.at.retain(|_, i| *i < len);
     }
 }
 
@@ -121,6 +142,46 @@ impl Pending {
     pub fn is_empty(&self) -> bool {
         self.len() == 0 && self.head.is_none()
     }
+
+    /// Where to come back to if the writes that follow are undone.
+    fn mark(&mut self) -> PendingMark {
+        PendingMark {
+            records: self.records.mark(),
+            facts: self.facts.mark(),
+            owners: self.owners.mark(),
+            check_ins: self.check_ins.mark(),
+            ops: self.ops.len(),
+            head: self.head,
+            meta: self.meta.mark(),
+            devices: self.devices.mark(),
+            flushes: 0,
+        }
+    }
+
+    fn undo(&mut self, m: &PendingMark) {
+        self.records.undo(m.records);
+        self.facts.undo(m.facts);
+        self.owners.undo(m.owners);
+        self.check_ins.undo(m.check_ins);
+        self.ops.truncate(m.ops);
+        self.head = m.head;
+        self.meta.undo(m.meta);
+        self.devices.undo(m.devices);
+    }
+}
+
+/// The pending writes at one moment ([`Behind::mark`]).
+#[derive(Debug)]
+pub struct PendingMark {
+    records: usize,
+    facts: usize,
+    owners: usize,
+    check_ins: usize,
+    ops: usize,
+    head: Option<u64>,
+    meta: usize,
+    devices: usize,
+    flushes: u64,
 }
 
 /// What the database answered since the last flush.
@@ -146,6 +207,8 @@ pub struct Behind {
     pub known: Known,
     /// Record rows sent so far.
     pub records_sent: u64,
+    /// Times pending writes were taken to be sent.
+    flushes: u64,
 }
 
 impl Behind {
@@ -209,7 +272,26 @@ impl Behind {
             return Pending::default();
         }
         self.known = Known::default();
+        self.flushes += 1;
         std::mem::take(&mut self.pending)
+    }
+
+    /// Where [`Behind::undo`] comes back to: the writes kept so far.
+    pub fn mark(&mut self) -> PendingMark {
+        let mut m = self.pending.mark();
+        m.flushes = self.flushes;
+        m
+    }
+
+    /// Forget the writes kept since `m`; `false` (and nothing undone) when
+    /// some were sent since. What the database answered is forgotten too.
+    pub fn undo(&mut self, m: &PendingMark) -> bool {
+        if self.flushes != m.flushes {
+            return false;
+        }
+        self.pending.undo(m);
+        self.known = Known::default();
+        true
     }
 
     /// The latest pending check-in of `user` strictly before `before_ms`,
@@ -265,6 +347,31 @@ mod tests {
         assert_eq!(l.rows(), &["c", "b"]);
         assert_eq!(l.get(&1), Some(&"c"));
         assert_eq!(l.get(&3), None);
+    }
+
+    #[test]
+    fn undo_forgets_the_writes_since_the_mark_and_restores_replaced_values() {
+        let mut b = Behind::default();
+        b.put_meta("a", "1");
+        b.put_check_in(check_in(1, 7, 100));
+        b.pending.head = Some(4);
+        let m = b.mark();
+        b.put_meta("a", "2");
+        b.put_meta("b", "3");
+        b.put_meta("a", "4");
+        b.put_check_in(check_in(2, 7, 300));
+        b.pending.head = Some(6);
+        assert!(b.undo(&m));
+        assert_eq!(b.pending_meta("a"), Some("1"));
+        assert_eq!(b.pending_meta("b"), None);
+        assert_eq!(b.pending.meta.rows().len(), 1);
+        assert_eq!(b.pending.check_ins.rows().len(), 1);
+        assert_eq!(b.pending.head, Some(4));
+        // Once pending writes were sent, they cannot be undone here.
+        let m = b.mark();
+        b.put_meta("c", "5");
+        let _ = b.take();
+        assert!(!b.undo(&m));
     }
 
     #[test]
