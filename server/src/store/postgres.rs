@@ -2443,6 +2443,62 @@ mod tests {
         assert_eq!(writers, 1);
     }
 
+    /// A writer that panics inside a group's transaction rolls it back:
+    /// the writers waiting in the group get an error instead of waiting
+    /// forever, and the next writer begins a transaction of its own.
+    #[test]
+    fn a_panicking_writer_fails_its_group_and_the_next_writer_goes_on() {
+        let db = TempDatabase::new();
+        let store = PostgresStore::open_with_pool(&db.url(), 2).unwrap();
+        let (inside, entered) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let queued = |n: usize| {
+            let ok = (0..10_000).any(|_| {
+                std::thread::sleep(Duration::from_millis(1));
+                store.writers.waiting() == n
+            });
+            assert!(ok, "{n} writers queued within 10 s");
+        };
+        let (first, panicked, last) = std::thread::scope(|s| {
+            let (store, inside) = (&store, inside);
+            let first = s.spawn(move || {
+                crate::store::write(store, |tx| {
+                    tx.set_meta("w0", "x")?;
+                    inside.send(()).unwrap();
+                    released.recv().unwrap();
+                    Ok::<(), StoreError>(())
+                })
+            });
+            entered.recv().unwrap();
+            let panicking = s.spawn(move || {
+                crate::store::write(store, |tx| -> Result<(), StoreError> {
+                    tx.set_meta("w1", "x")?;
+                    panic!("a writer's bug");
+                })
+            });
+            queued(1);
+            let last = s.spawn(move || crate::store::write(store, |tx| tx.set_meta("w2", "x")));
+            queued(2);
+            release.send(()).unwrap();
+            (
+                first.join().unwrap(),
+                panicking.join().is_err(),
+                last.join().unwrap(),
+            )
+        });
+        assert!(first.is_err(), "the group the first writer was in failed");
+        assert!(panicked);
+        assert!(last.is_ok());
+        let mut c = Client::connect(&db.url(), NoTls).unwrap();
+        let keys: Vec<String> = c
+            .query("SELECT key FROM meta WHERE key LIKE 'w%' ORDER BY key", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(keys, ["w2"]);
+    }
+
     /// When the database drops the writer's connection, the write that
     /// finds out fails, and the next one connects again.
     #[test]
