@@ -210,11 +210,15 @@ pub enum CustomerCmd {
     },
     /// Show a customer with its visits, feedback and sales.
     #[command(
-        after_help = "CUSTOMER is an id, a unique id prefix, or a unique name (any case).\n\nExample:\n  fieldsync customer show acme"
+        after_help = "CUSTOMER is an id, a unique id prefix, or a unique name (any case).\n\nExamples:\n  fieldsync customer show acme\n  fieldsync customer show acme --last 10"
     )]
     Show {
         /// Customer: id, id prefix or name.
         customer: String,
+        /// Only the latest N visits, feedback entries and sales (each);
+        /// the counts still say how many there are in all.
+        #[arg(long, value_name = "N")]
+        last: Option<usize>,
     },
     /// Change a customer's details (only the fields given).
     #[command(

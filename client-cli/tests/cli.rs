@@ -662,6 +662,59 @@ fn customers_are_named_by_id_prefix_or_unique_name() {
     );
 }
 
+/// `customer show --last N` lists the customer's latest N visits,
+/// feedback entries and sales (the oldest of them first) and still counts
+/// them all.
+#[test]
+fn customer_show_last_lists_the_latest_and_counts_all() {
+    let p = Profile::logged_in();
+    p.ok(&["customer", "add", "Acme Trading"]);
+    let mut lines = String::new();
+    // Imported out of order: the latest are the last by start, not by entry.
+    for i in [2, 0, 4, 1, 3] {
+        let line = serde_json::json!({
+            "customer": "Acme",
+            "at": format!("2026-03-0{}T09:00:00Z", i + 1),
+            "minutes": 30,
+            "purpose": format!("review {i}"),
+            "outcome": "ok",
+            "reason": "indoors",
+        });
+        lines.push_str(&line.to_string());
+        lines.push('\n');
+    }
+    p.import_visits(lines);
+    let purposes = |page: &serde_json::Value| -> Vec<String> {
+        page["visits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["purpose"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let page: serde_json::Value = p.json(&["customer", "show", "acme", "--last", "2"]);
+    assert_eq!(purposes(&page), ["review 3", "review 4"]);
+    assert_eq!(page["visits_total"], 5);
+    assert_eq!(page["feedback_total"], 0);
+    assert_eq!(page["sales_total"], 0);
+    let all: serde_json::Value = p.json(&["customer", "show", "acme"]);
+    assert_eq!(purposes(&all).len(), 5);
+    assert_eq!(all["visits_total"], 5);
+    let text = p.ok(&["customer", "show", "acme", "--last", "2"]);
+    assert!(
+        text.contains("Visits (5; the last 2)") && text.contains("Sales (0)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("review 4") && !text.contains("review 2"),
+        "{text}"
+    );
+    let text = p.ok(&["customer", "show", "acme", "--last", "9"]);
+    assert!(text.contains("Visits (5)"), "{text}");
+    let err = p.fails(&["customer", "show", "acme", "--last", "two"], 2);
+    assert!(err.contains("--last"), "{err}");
+}
+
 /// Visits are named by id or id prefix, looked up in the id index; an
 /// ambiguous prefix lists the first candidates and counts the rest.
 #[test]

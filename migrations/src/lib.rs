@@ -32,6 +32,11 @@ pub static CLIENT: &[Migration] = &[
         name: "open_visits",
         sql: include_str!("../client/0003_open_visits.sql"),
     },
+    Migration {
+        version: 4,
+        name: "customer_history_index",
+        sql: include_str!("../client/0004_customer_history_index.sql"),
+    },
 ];
 
 /// The server's SQLite store.

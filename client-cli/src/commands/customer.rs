@@ -112,10 +112,10 @@ pub fn run(ctx: &Ctx, cmd: CustomerCmd) -> Result<()> {
             }
             Ok(())
         }
-        CustomerCmd::Show { customer } => {
+        CustomerCmd::Show { customer, last } => {
             let store = ctx.read_store()?;
             let c = store.resolve_customer(&customer)?;
-            show(ctx, &store, &c)
+            show(ctx, &store, &c, last)
         }
         CustomerCmd::Edit {
             customer,
@@ -202,10 +202,40 @@ pub fn run(ctx: &Ctx, cmd: CustomerCmd) -> Result<()> {
     }
 }
 
-fn show(ctx: &Ctx, store: &Store, c: &Rec) -> Result<()> {
-    let visits = store.list_for_customer("visits", &c.id)?;
-    let feedback = store.list_for_customer("feedback", &c.id)?;
-    let sales = store.list_for_customer("sales", &c.id)?;
+/// A customer's records of one collection, oldest first (only the latest
+/// `last` with `--last`), and how many there are in all.
+fn history(
+    store: &Store,
+    c: &Rec,
+    collection: &str,
+    last: Option<usize>,
+) -> Result<(Vec<Rec>, u64)> {
+    Ok(match last {
+        None => {
+            let all = store.list_for_customer(collection, &c.id)?;
+            let n = all.len() as u64;
+            (all, n)
+        }
+        Some(n) => (
+            store.last_for_customer(collection, &c.id, n)?,
+            store.count_for_customer(collection, &c.id)?,
+        ),
+    })
+}
+
+/// A section heading: `Visits (3)`, or `Visits (120; the last 10)`.
+fn heading(title: &str, shown: usize, total: u64) -> String {
+    if shown as u64 == total {
+        format!("{title} ({total})")
+    } else {
+        format!("{title} ({total}; the last {shown})")
+    }
+}
+
+fn show(ctx: &Ctx, store: &Store, c: &Rec, last: Option<usize>) -> Result<()> {
+    let (visits, visits_total) = history(store, c, "visits", last)?;
+    let (feedback, feedback_total) = history(store, c, "feedback", last)?;
+    let (sales, sales_total) = history(store, c, "sales", last)?;
     if ctx.printer.json {
         let v: Vec<Value> = visits
             .iter()
@@ -216,6 +246,9 @@ fn show(ctx: &Ctx, store: &Store, c: &Rec) -> Result<()> {
             "visits": v,
             "feedback": feedback.iter().map(|f| super::feedback::feedback_json(store, f).map(Value::Object)).collect::<Result<Vec<_>>>()?,
             "sales": sales.iter().map(|s| super::sale::sale_json(store, s).map(Value::Object)).collect::<Result<Vec<_>>>()?,
+            "visits_total": visits_total,
+            "feedback_total": feedback_total,
+            "sales_total": sales_total,
         });
         return ctx.printer.json(&out);
     }
@@ -244,18 +277,20 @@ fn show(ctx: &Ctx, store: &Store, c: &Rec) -> Result<()> {
     pairs.retain(|(_, v)| !v.is_empty());
     ctx.printer.pairs(&pairs)?;
     ctx.printer.line("")?;
-    ctx.printer.line(&format!("Visits ({})", visits.len()))?;
+    ctx.printer
+        .line(&heading("Visits", visits.len(), visits_total))?;
     if !visits.is_empty() {
         super::visit::table(ctx, store, &visits, false)?;
     }
     ctx.printer.line("")?;
     ctx.printer
-        .line(&format!("Feedback ({})", feedback.len()))?;
+        .line(&heading("Feedback", feedback.len(), feedback_total))?;
     if !feedback.is_empty() {
         super::feedback::table(ctx, store, &feedback, false)?;
     }
     ctx.printer.line("")?;
-    ctx.printer.line(&format!("Sales ({})", sales.len()))?;
+    ctx.printer
+        .line(&heading("Sales", sales.len(), sales_total))?;
     if !sales.is_empty() {
         super::sale::table(ctx, store, &sales, false)?;
     }

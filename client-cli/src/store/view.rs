@@ -381,6 +381,40 @@ impl Store {
         self.list_matching(collection, Some(customer), None)
     }
 
+    /// How many records of a collection belong to a customer (archived
+    /// ones too, as [`Store::list_for_customer`] lists them).
+    pub fn count_for_customer(&self, collection: &str, customer: &RecordId) -> Result<u64> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM records WHERE customer_id = ?1 AND collection = ?2",
+            [customer.to_string(), collection.to_owned()],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The last `n` records of [`Store::list_for_customer`] (the latest by
+    /// their main instant), oldest first, read off the index backwards.
+    pub fn last_for_customer(
+        &self,
+        collection: &str,
+        customer: &RecordId,
+        n: usize,
+    ) -> Result<Vec<Rec>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLS} FROM {VIEW} WHERE r.collection = ?1 AND r.customer_id = ?2
+             ORDER BY r.at DESC, r.id DESC LIMIT ?3"
+        ))?;
+        let limit = i64::try_from(n).unwrap_or(i64::MAX);
+        let mut rows = stmt
+            .query_map(
+                params![collection, customer.to_string(), limit],
+                Rec::from_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.reverse();
+        rows.into_iter().map(build).collect()
+    }
+
     /// The records of a collection, oldest first, of one customer if
     /// given and whose main instant (`records.at`) is at or after `since`
     /// if given; both are looked up by index.
