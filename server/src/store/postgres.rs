@@ -632,7 +632,8 @@ struct Tx<'a> {
     /// Begun, and neither COMMIT nor ROLLBACK was sent yet.
     open: bool,
     /// The transaction was begun by an earlier writer of its group: the
-    /// unsent opening holds only the asks.
+    /// unsent opening is this writer's savepoint (then its asks), and
+    /// carries no head or meta reads.
     continued: bool,
 }
 
