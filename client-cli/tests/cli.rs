@@ -662,6 +662,20 @@ fn customers_are_named_by_id_prefix_or_unique_name() {
     );
 }
 
+/// One line for `visit import`: a 30-minute visit to Acme at `at`, with
+/// the purpose `review {i}`.
+fn acme_visit(at: &str, i: usize) -> String {
+    let line = serde_json::json!({
+        "customer": "Acme",
+        "at": at,
+        "minutes": 30,
+        "purpose": format!("review {i}"),
+        "outcome": "ok",
+        "reason": "indoors",
+    });
+    format!("{line}\n")
+}
+
 /// `customer show --last N` lists the customer's latest N visits,
 /// feedback entries and sales (the oldest of them first) and still counts
 /// them all.
@@ -672,16 +686,7 @@ fn customer_show_last_lists_the_latest_and_counts_all() {
     let mut lines = String::new();
     // Imported out of order: the latest are the last by start, not by entry.
     for i in [2, 0, 4, 1, 3] {
-        let line = serde_json::json!({
-            "customer": "Acme",
-            "at": format!("2026-03-0{}T09:00:00Z", i + 1),
-            "minutes": 30,
-            "purpose": format!("review {i}"),
-            "outcome": "ok",
-            "reason": "indoors",
-        });
-        lines.push_str(&line.to_string());
-        lines.push('\n');
+        lines.push_str(&acme_visit(&format!("2026-03-0{}T09:00:00Z", i + 1), i));
     }
     p.import_visits(lines);
     let purposes = |page: &serde_json::Value| -> Vec<String> {
@@ -723,16 +728,7 @@ fn visits_are_named_by_id_or_prefix_and_many_candidates_are_counted() {
     p.ok(&["customer", "add", "Acme Trading"]);
     let mut lines = String::new();
     for i in 0..25 {
-        let line = serde_json::json!({
-            "customer": "Acme",
-            "at": format!("2026-03-01T09:{i:02}:00Z"),
-            "minutes": 30,
-            "purpose": format!("review {i}"),
-            "outcome": "ok",
-            "reason": "indoors",
-        });
-        lines.push_str(&line.to_string());
-        lines.push('\n');
+        lines.push_str(&acme_visit(&format!("2026-03-01T09:{i:02}:00Z"), i));
     }
     p.import_visits(lines);
     let visits: Vec<Value> = p.json(&["visit", "list"]);

@@ -2351,6 +2351,15 @@ mod tests {
         drop(store);
     }
 
+    /// Wait (at most 10 s) until `n` writers wait for their turn.
+    fn wait_until_queued(store: &PostgresStore, n: usize) {
+        let ok = (0..10_000).any(|_| {
+            std::thread::sleep(Duration::from_millis(1));
+            store.writers.waiting() == n
+        });
+        assert!(ok, "{n} writers queued within 10 s");
+    }
+
     /// Writers that queue while another is inside share its transaction:
     /// one commit for the group, every part numbered on from the last. One
     /// that fails is undone alone (its statements, its writes kept behind,
@@ -2382,13 +2391,7 @@ mod tests {
         };
         let (inside, entered) = std::sync::mpsc::channel();
         let (release, released) = std::sync::mpsc::channel::<()>();
-        let queued = |n: usize| {
-            let ok = (0..10_000).any(|_| {
-                std::thread::sleep(Duration::from_millis(1));
-                store.writers.waiting() == n
-            });
-            assert!(ok, "{n} writers queued within 10 s");
-        };
+        let queued = |n: usize| wait_until_queued(&store, n);
         let results: Vec<Result<(), StoreError>> = std::thread::scope(|s| {
             let (store, inside) = (&store, inside);
             let first = s.spawn(move || {
@@ -2453,13 +2456,7 @@ mod tests {
         let store = PostgresStore::open_with_pool(&db.url(), 2).unwrap();
         let (inside, entered) = std::sync::mpsc::channel();
         let (release, released) = std::sync::mpsc::channel::<()>();
-        let queued = |n: usize| {
-            let ok = (0..10_000).any(|_| {
-                std::thread::sleep(Duration::from_millis(1));
-                store.writers.waiting() == n
-            });
-            assert!(ok, "{n} writers queued within 10 s");
-        };
+        let queued = |n: usize| wait_until_queued(&store, n);
         let (first, panicked, last) = std::thread::scope(|s| {
             let (store, inside) = (&store, inside);
             let first = s.spawn(move || {
