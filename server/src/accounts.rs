@@ -166,9 +166,10 @@ pub fn login(
             "too many failed logins; wait 15 minutes and try again",
         ));
     }
-    let ok = user
-        .as_ref()
-        .is_some_and(|u| auth::verify_password(&req.password, &u.password_hash));
+    let ok = match &user {
+        Some(u) => auth::verify_password(&req.password, &u.password_hash)?,
+        None => false,
+    };
     let Some(user) = user.filter(|_| ok) else {
         store::write(store, |tx| {
             tx.add_login_failure(&req.username, address, now_ms, since)

@@ -4,7 +4,7 @@
 use crate::config::HashCost;
 use crate::error::{ApiError, blocking};
 use crate::startup::AppState;
-use crate::store::{DeviceRow, UserRow};
+use crate::store::{DeviceRow, StoreError, UserRow};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 use sync_protocol::ErrorCode;
 
 /// Shortest accepted password.
@@ -27,6 +28,10 @@ fn hash_gate() -> &'static Gate {
     static GATE: OnceLock<Gate> = OnceLock::new();
     GATE.get_or_init(|| Gate::new(std::thread::available_parallelism().map_or(2, usize::from)))
 }
+
+/// How long a login or password change waits for a hashing slot. A hash
+/// takes tens of milliseconds; a queue this long is a flood.
+const HASH_WAIT: Duration = Duration::from_secs(30);
 
 /// A counting gate for blocking code (the hashes run on blocking threads).
 struct Gate {
@@ -42,20 +47,26 @@ impl Gate {
         }
     }
 
-    fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+    /// Run `f` once a slot is free, or give up after `wait` (a 503: the
+    /// hashes queued ahead take too long) without running it.
+    fn run<T>(&self, wait: Duration, f: impl FnOnce() -> T) -> Result<T, ApiError> {
         {
-            let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-            while *free == 0 {
-                free = self
-                    .freed
-                    .wait(free)
-                    .unwrap_or_else(PoisonError::into_inner);
+            let free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+            let (mut free, _) = self
+                .freed
+                .wait_timeout_while(free, wait, |free| *free == 0)
+                .unwrap_or_else(PoisonError::into_inner);
+            if *free == 0 {
+                return Err(ApiError::Unavailable(StoreError::TimedOut {
+                    what: "a password-hashing slot",
+                    after: Some(wait),
+                }));
             }
             *free -= 1;
         }
         // Give the slot back even if `f` panics.
         let _release = Release(self);
-        f()
+        Ok(f())
     }
 }
 
@@ -82,22 +93,25 @@ fn argon(cost: HashCost) -> Argon2<'static> {
 pub fn hash_password(password: &str, cost: HashCost) -> Result<String, ApiError> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     hash_gate()
-        .run(|| {
+        .run(HASH_WAIT, || {
             argon(cost)
                 .hash_password(password.as_bytes(), &salt)
                 .map(|h| h.to_string())
-        })
+        })?
         .map_err(|e| ApiError::internal(anyhow::anyhow!("hashing failed: {e}")))
 }
 
-/// Whether `password` matches the stored PHC string (parameters come from the string).
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| {
-        hash_gate().run(|| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
+/// Whether `password` matches the stored PHC string (parameters come from
+/// the string); an error when no hashing slot came free in time, which is
+/// no verdict on the password.
+pub fn verify_password(password: &str, phc: &str) -> Result<bool, ApiError> {
+    let Ok(h) = PasswordHash::new(phc) else {
+        return Ok(false);
+    };
+    hash_gate().run(HASH_WAIT, || {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
     })
 }
 
@@ -242,8 +256,8 @@ mod tests {
     fn hashes_verify_and_tokens_are_hashed() {
         let h = hash_password("correct horse", HashCost::TestOnlyFast).unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse", &h));
-        assert!(!verify_password("wrong horse", &h));
+        assert!(verify_password("correct horse", &h).unwrap());
+        assert!(!verify_password("wrong horse", &h).unwrap());
         let (t, hash) = new_token();
         assert_eq!(t.len(), 43);
         assert_eq!(hash, token_hash(&t));
@@ -261,12 +275,13 @@ mod tests {
             .map(|_| {
                 let (gate, running, most) = (gate.clone(), running.clone(), most.clone());
                 std::thread::spawn(move || {
-                    gate.run(|| {
+                    gate.run(Duration::from_mins(1), || {
                         let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                         most.fetch_max(now, Ordering::SeqCst);
                         std::thread::yield_now();
                         running.fetch_sub(1, Ordering::SeqCst);
-                    });
+                    })
+                    .unwrap();
                 })
             })
             .collect();
@@ -275,5 +290,40 @@ mod tests {
         }
         assert!(most.load(Ordering::SeqCst) <= 2);
         assert_eq!(*gate.free.lock().unwrap(), 2, "every slot was given back");
+    }
+
+    #[test]
+    fn a_hash_waiting_for_a_full_gate_gives_up_at_its_deadline_without_running() {
+        let gate = Gate::new(1);
+        let (entered, inside) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let gate = &gate;
+            s.spawn(move || {
+                gate.run(Duration::from_mins(1), || {
+                    entered.send(()).unwrap();
+                    released.recv_timeout(Duration::from_mins(1)).unwrap();
+                })
+                .unwrap();
+            });
+            inside.recv_timeout(Duration::from_mins(1)).unwrap();
+            let start = std::time::Instant::now();
+            let ran = std::cell::Cell::new(false);
+            let res = gate.run(Duration::from_millis(100), || ran.set(true));
+            let waited = start.elapsed();
+            assert!(
+                matches!(
+                    &res,
+                    Err(ApiError::Unavailable(StoreError::TimedOut { .. }))
+                ),
+                "{res:?}"
+            );
+            assert!(!ran.get(), "gave up without hashing");
+            assert!(waited >= Duration::from_millis(100), "waited {waited:?}");
+            assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+            release.send(()).unwrap();
+        });
+        // The slot came back; the next hash runs.
+        assert_eq!(gate.run(Duration::from_mins(1), || 7).unwrap(), 7);
     }
 }

@@ -106,7 +106,7 @@ impl From<StoreError> for ApiError {
             StoreError::Taken(what) => {
                 ApiError::new(ErrorCode::Conflict, format!("{what} is already taken"))
             }
-            StoreError::Backend(_) => ApiError::Unavailable(e),
+            StoreError::Backend(_) | StoreError::TimedOut { .. } => ApiError::Unavailable(e),
             other => ApiError::Internal(other.into()),
         }
     }
@@ -162,6 +162,14 @@ impl ResponseError for ApiError {
                 message: message.clone(),
                 field: field.clone(),
             },
+            ApiError::Unavailable(e @ StoreError::TimedOut { .. }) => {
+                tracing::warn!(error = %chain(e), "a store wait passed its deadline");
+                wire::ApiError {
+                    code: ErrorCode::Unavailable,
+                    message: format!("the server is busy ({e}); try again shortly"),
+                    field: None,
+                }
+            }
             ApiError::Unavailable(e) => {
                 tracing::error!(error = %chain(e), "database unavailable");
                 wire::ApiError {
@@ -179,7 +187,12 @@ impl ResponseError for ApiError {
                 }
             }
         };
-        HttpResponse::build(self.status_code()).json(body)
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unavailable(_)) {
+            // Whatever made it unavailable is expected to pass.
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+        }
+        response.json(body)
     }
 }
 

@@ -18,7 +18,6 @@ pub use proxy::FaultProxy;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -26,6 +25,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
+
+/// Longest a `fieldsync` command run by [`Device::run`] may take (the
+/// slowest, a sync of thousands of visits through the fault proxy, takes
+/// a few seconds).
+pub const CLI_LIMIT: Duration = Duration::from_secs(90);
 
 /// The admin password every test server starts with.
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
@@ -377,23 +381,31 @@ impl Device {
         c
     }
 
-    /// Run with arguments (and optional stdin); returns the output whatever the exit code.
+    /// Run with arguments (and optional stdin); returns the output whatever
+    /// the exit code. A command still running after [`CLI_LIMIT`] is
+    /// killed and the test fails naming it.
     pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut c = self.cmd();
-        c.args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            });
-        let mut child = c.spawn().expect("spawn fieldsync");
-        if let Some(input) = stdin {
-            let mut pipe = child.stdin.take().expect("stdin");
-            pipe.write_all(input.as_bytes()).expect("write stdin");
+        c.args(args);
+        if stdin.is_none() {
+            c.stdin(Stdio::null());
         }
-        child.wait_with_output().expect("wait fieldsync")
+        let mut c = assert_cmd::Command::from_std(c);
+        c.timeout(CLI_LIMIT);
+        if let Some(input) = stdin {
+            c.write_stdin(input);
+        }
+        let start = Instant::now();
+        let out = c.output().expect("run fieldsync");
+        assert!(
+            out.status.code().is_some() || start.elapsed() < CLI_LIMIT,
+            "{}: fieldsync {} was still running after {CLI_LIMIT:?} and was killed\nstdout: {}\nstderr: {}",
+            self.name,
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
     }
 
     /// Run; returns the output whatever the exit code.

@@ -1,12 +1,15 @@
 //! A TCP proxy that can cut connections at the worst moment: after the
 //! server has processed a request and started answering, before the client
 //! has read the answer.
+//!
+//! Dropping the proxy stops it: no new connections, every open one shut
+//! down both ways, and every thread it started joined.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 #[derive(Default)]
@@ -21,6 +24,10 @@ pub struct FaultProxy {
     plan: Arc<Mutex<Plan>>,
     cut_count: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
+    /// Both sockets of every connection forwarded so far.
+    open: Arc<Mutex<Vec<TcpStream>>>,
+    /// The accepting thread; it joins each connection's threads.
+    acceptor: Option<JoinHandle<()>>,
 }
 
 impl FaultProxy {
@@ -32,21 +39,36 @@ impl FaultProxy {
         let plan = Arc::new(Mutex::new(Plan::default()));
         let cut_count = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (p, c, s) = (plan.clone(), cut_count.clone(), stop.clone());
-        thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let shared = Shared {
+            plan: plan.clone(),
+            cuts: cut_count.clone(),
+            stop: stop.clone(),
+            open: open.clone(),
+        };
+        let acceptor = thread::spawn(move || {
+            let mut serving = Vec::new();
+            while !shared.stop.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((client, _)) => {
-                        let (p, c) = (p.clone(), c.clone());
-                        thread::spawn(move || {
-                            let _ = serve(client, upstream_port, &p, c);
-                        });
+                        let shared = shared.clone();
+                        serving.push(thread::spawn(move || {
+                            let _ = serve(client, upstream_port, &shared);
+                        }));
                     }
                     Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        // Polls `stop` at least every 5 ms.
                         thread::sleep(Duration::from_millis(5));
                     }
                     Err(_) => break,
                 }
+            }
+            // Shut down after the last accept, so none is left open.
+            for socket in shared.open.lock().expect("open sockets").iter() {
+                let _ = socket.shutdown(Shutdown::Both);
+            }
+            for t in serving {
+                let _ = t.join();
             }
         });
         Ok(Self {
@@ -54,6 +76,8 @@ impl FaultProxy {
             plan,
             cut_count,
             stop,
+            open,
+            acceptor: Some(acceptor),
         })
     }
 
@@ -79,8 +103,16 @@ impl FaultProxy {
 }
 
 impl Drop for FaultProxy {
+    /// Stop accepting, shut every forwarded connection down both ways (so
+    /// no thread is left blocked reading) and join every thread.
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::SeqCst);
+        for socket in self.open.lock().expect("open sockets").iter() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+        if let Some(t) = self.acceptor.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -97,14 +129,34 @@ fn take_cut(plan: &Mutex<Plan>, head: &[u8]) -> bool {
     false
 }
 
-fn serve(
-    mut client: TcpStream,
-    upstream_port: u16,
-    plan: &Mutex<Plan>,
+/// What the accepting thread and each connection's threads share.
+#[derive(Clone)]
+struct Shared {
+    plan: Arc<Mutex<Plan>>,
     cuts: Arc<AtomicUsize>,
-) -> std::io::Result<()> {
+    stop: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+fn serve(mut client: TcpStream, upstream_port: u16, shared: &Shared) -> std::io::Result<()> {
+    let Shared {
+        plan,
+        cuts,
+        stop,
+        open,
+    } = shared;
+    let cuts = cuts.clone();
     client.set_nonblocking(false)?;
     let mut upstream = TcpStream::connect(("127.0.0.1", upstream_port))?;
+    {
+        let mut open = open.lock().expect("open sockets");
+        open.push(client.try_clone()?);
+        open.push(upstream.try_clone()?);
+    }
+    // Stopped while connecting: the shut-down pass may have missed these.
+    if stop.load(Ordering::SeqCst) {
+        return Ok(());
+    }
     let mut up_reader = upstream.try_clone()?;
     let mut client_writer = client.try_clone()?;
     let cut_now = Arc::new(AtomicBool::new(false));

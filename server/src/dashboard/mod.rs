@@ -159,9 +159,10 @@ async fn login(
                 "too many failed sign-ins; wait 15 minutes and try again",
             )));
         }
-        let ok = user
-            .as_ref()
-            .is_some_and(|u| auth::verify_password(&form.password, &u.password_hash));
+        let ok = match &user {
+            Some(u) => auth::verify_password(&form.password, &u.password_hash)?,
+            None => false,
+        };
         let Some(user) = user.filter(|u| ok && u.active) else {
             store::write(st.store.as_ref(), |tx| {
                 tx.add_login_failure(&form.username, &address, now_ms, since)

@@ -40,7 +40,27 @@ pub enum StoreError {
     /// Stored data could not be decoded (a bug or a corrupted row).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// A wait passed its deadline (see [`WAIT_DEADLINE`]): for the
+    /// writer's turn, a connection, a database lock, or the COMMIT of the
+    /// group a writer's work joined. Retry. A writer that gave up before
+    /// its turn applied nothing; one that gave up waiting for its group's
+    /// COMMIT may still be committed, which a retried push finds (replayed
+    /// ops return their stored outcome), so nothing is applied twice.
+    #[error("gave up waiting for {what}{}", after.map(|d| format!(" after {:.1} s", d.as_secs_f64())).unwrap_or_default())]
+    TimedOut {
+        /// What it waited for.
+        what: &'static str,
+        /// How long it waited, when the store knows.
+        after: Option<std::time::Duration>,
+    },
 }
+
+/// How long a store call waits for its turn on the writer, for a pooled
+/// connection, for a database lock, or for its group's COMMIT, before it
+/// gives up with [`StoreError::TimedOut`]. Every one of these waits is
+/// normally milliseconds; thirty seconds means something is stuck, and the
+/// client (which retries a 503) is better told than left hanging.
+pub const WAIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Closure run inside a read transaction.
 pub type ReadFn<'a> = dyn FnMut(&mut dyn ReadTx) -> Result<(), StoreError> + 'a;

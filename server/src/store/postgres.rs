@@ -37,7 +37,7 @@ use postgres::types::{FromSql, ToSql};
 use postgres::{Client, NoTls, Row, SimpleQueryRow, Statement};
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use sync_protocol::geo::LatLon;
 use sync_protocol::metrics::RecordFact;
 use sync_protocol::schema::Role;
@@ -51,6 +51,24 @@ pub const WRITE_LOCK: i64 = 0x6673_5f77_7269_7465; // "fs_write"
 /// more of their own).
 const DEFAULT_POOL_SIZE: usize = 8;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest one statement may run on a store connection. The slowest
+/// statement measured (an HQ scorecard over a million visits) takes about
+/// a second; one still running after a minute is stuck.
+const STATEMENT_DEADLINE: Duration = Duration::from_mins(1);
+
+/// The deadlines every store connection sets for its session: waiting for
+/// a lock (the [`WRITE_LOCK`] included) gives up after `wait`, and so does
+/// a transaction left idle (a writer stuck between two statements would
+/// otherwise hold the write lock of every instance); a statement gives up
+/// after [`STATEMENT_DEADLINE`].
+fn session_deadlines(wait: Duration) -> String {
+    let wait = wait.as_millis().max(1);
+    format!(
+        "SET lock_timeout = {wait}; SET idle_in_transaction_session_timeout = {wait}; \
+         SET statement_timeout = {}",
+        STATEMENT_DEADLINE.as_millis()
+    )
+}
 /// Prepared statements kept per connection before the cache is cleared.
 const STATEMENT_CACHE: usize = 256;
 
@@ -78,7 +96,18 @@ pub enum OpenError {
 }
 
 fn backend(e: postgres::Error) -> StoreError {
-    StoreError::Backend(Box::new(e))
+    use postgres::error::SqlState;
+    match e.code() {
+        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => StoreError::TimedOut {
+            what: "a database lock",
+            after: None,
+        },
+        Some(c) if *c == SqlState::QUERY_CANCELED => StoreError::TimedOut {
+            what: "a statement to finish",
+            after: Some(STATEMENT_DEADLINE),
+        },
+        _ => StoreError::Backend(Box::new(e)),
+    }
 }
 
 impl From<postgres::Error> for StoreError {
@@ -152,7 +181,8 @@ struct Conn {
 impl Conn {
     /// A connection for the pool: the statements of [`Ask`]s are prepared
     /// (by name, so an opening's simple query can execute them).
-    fn new(mut client: Client) -> Result<Self, postgres::Error> {
+    fn new(mut client: Client, wait: Duration) -> Result<Self, postgres::Error> {
+        client.batch_execute(&session_deadlines(wait))?;
         client.batch_execute(&opening::prepare_sql())?;
         Ok(Self {
             client,
@@ -307,6 +337,9 @@ pub struct PostgresStore {
     max: usize,
     state: Mutex<PoolState>,
     returned: Condvar,
+    /// How long a call waits, in all, before [`StoreError::TimedOut`]; the
+    /// connections' lock and idle-transaction deadlines.
+    wait: Duration,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -371,10 +404,11 @@ impl PostgresStore {
         let config = parse_url(url)?;
         let mut client = connect(&config)?;
         migrations::apply_postgres(&mut client, migrations::SERVER_POSTGRES)?;
-        let first = Conn::new(client).map_err(|source| OpenError::Connect {
-            target: describe(&config),
-            source,
-        })?;
+        let first =
+            Conn::new(client, super::WAIT_DEADLINE).map_err(|source| OpenError::Connect {
+                target: describe(&config),
+                source,
+            })?;
         let store = Self {
             turns: Turns::new(max.max(1)),
             writers: Turns::new(1),
@@ -388,16 +422,48 @@ impl PostgresStore {
                 open: 1,
             }),
             returned: Condvar::new(),
+            wait: super::WAIT_DEADLINE,
         };
         super::facts::rebuild_if_stale(&store)?;
         Ok(store)
     }
 
-    /// Take a connection, opening one when the pool is not full, or wait for one.
+    /// The same store with another [`super::WAIT_DEADLINE`] (tests force
+    /// stuck writers and held locks with a short one).
+    pub fn with_wait_deadline(mut self, wait: Duration) -> Result<Self, StoreError> {
+        self.wait = wait;
+        let set = session_deadlines(wait);
+        for conn in &mut lock(&self.state).idle {
+            conn.client.batch_execute(&set)?;
+        }
+        if let Some(conn) = &mut lock(&self.writer).conn {
+            conn.client.batch_execute(&set)?;
+        }
+        Ok(self)
+    }
+
+    /// A new store connection.
+    fn connect(&self) -> Result<Conn, postgres::Error> {
+        Conn::new(self.config.connect(NoTls)?, self.wait)
+    }
+
+    fn timed_out(&self, what: &'static str) -> StoreError {
+        StoreError::TimedOut {
+            what,
+            after: Some(self.wait),
+        }
+    }
+
+    /// Take a connection, opening one when the pool is not full, or wait
+    /// for one until the deadline.
     fn checkout(&self) -> Result<Pooled<'_>, StoreError> {
         // Requests get connections in the order they asked; holding a turn,
         // one is idle or may be opened.
-        let turn = self.turns.wait();
+        let deadline = Instant::now() + self.wait;
+        let turn = self
+            .turns
+            .wait_until(deadline)
+            .ok_or_else(|| self.timed_out("a pooled connection"))?;
         let mut st = lock(&self.state);
         loop {
             if let Some(conn) = st.idle.pop() {
@@ -414,7 +480,7 @@ impl PostgresStore {
             if st.open < self.max {
                 st.open += 1;
                 drop(st);
-                return match self.config.connect(NoTls).and_then(Conn::new) {
+                return match self.connect() {
                     Ok(conn) => Ok(Pooled {
                         store: self,
                         conn: Some(conn),
@@ -427,10 +493,15 @@ impl PostgresStore {
                     }
                 };
             }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.timed_out("a pooled connection"));
+            }
             st = self
                 .returned
-                .wait(st)
-                .unwrap_or_else(PoisonError::into_inner);
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 }
@@ -495,7 +566,11 @@ impl Store for PostgresStore {
     /// `f` returns, the transaction is left open for it (see [`Writer`]),
     /// and this call returns once the group's transaction has ended.
     fn write(&self, f: &mut WriteFn<'_>) -> Result<(), StoreError> {
-        let turn = self.writers.wait();
+        let deadline = Instant::now() + self.wait;
+        let turn = self
+            .writers
+            .wait_until(deadline)
+            .ok_or_else(|| self.timed_out("its turn on the writer"))?;
         let mut slot = lock(&self.writer);
         if slot.conn.as_ref().is_some_and(|c| c.client.is_closed()) {
             slot.conn = None;
@@ -509,7 +584,7 @@ impl Store for PostgresStore {
         let Writer { conn, open } = &mut *slot;
         let conn = match conn {
             Some(conn) => conn,
-            empty => empty.insert(self.config.connect(NoTls).and_then(Conn::new)?),
+            empty => empty.insert(self.connect()?),
         };
         let (mut tx, group) = match resumed {
             Some(s) => {
@@ -553,7 +628,7 @@ impl Store for PostgresStore {
             drop(slot);
             drop(turn);
             return match own {
-                Ok(()) => group.wait(),
+                Ok(()) => group.wait_until(deadline, self.wait),
                 Err(e) => Err(e),
             };
         }
@@ -2360,6 +2435,162 @@ mod tests {
         assert!(ok, "{n} writers queued within 10 s");
     }
 
+    /// How long a test waits for a signal from one of its threads.
+    const SIGNAL: Duration = Duration::from_mins(1);
+
+    /// Take the next number and keep it under `key`, unless `key` is
+    /// already there (as a push replays a stored op): what a retry needs
+    /// to apply its work exactly once.
+    fn once(tx: &mut dyn WriteTx, key: &str) -> Result<(), StoreError> {
+        if tx.meta(key)?.is_none() {
+            let seq = tx.next_seq()?;
+            tx.set_meta(key, &seq.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn meta_of(store: &PostgresStore, key: &str) -> Option<String> {
+        crate::store::read(store, |tx| tx.meta(key)).unwrap()
+    }
+
+    fn head(store: &PostgresStore) -> u64 {
+        crate::store::read(store, |tx| tx.head_seq()).unwrap()
+    }
+
+    fn assert_timed_out(
+        res: &Result<(), StoreError>,
+        what: &str,
+        waited: Duration,
+        wait: Duration,
+    ) {
+        assert!(
+            matches!(res, Err(StoreError::TimedOut { what: w, .. }) if *w == what),
+            "{res:?}"
+        );
+        assert!(
+            waited >= wait && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
+    }
+
+    /// Another instance holding the write lock (here: a plain connection)
+    /// makes a writer give up after `lock_timeout`; once it lets go, the
+    /// retry applies the work once.
+    #[test]
+    fn a_writer_gives_up_on_a_write_lock_held_elsewhere_and_its_retry_applies_once() {
+        let wait = Duration::from_millis(300);
+        let db = TempDatabase::new();
+        let store = PostgresStore::open_with_pool(&db.url(), 2)
+            .unwrap()
+            .with_wait_deadline(wait)
+            .unwrap();
+        let mut other = Client::connect(&db.url(), NoTls).unwrap();
+        other
+            .execute("SELECT pg_advisory_lock($1)", &[&WRITE_LOCK])
+            .unwrap();
+        let start = Instant::now();
+        let res = crate::store::write(&store, |tx| once(tx, "w"));
+        assert_timed_out(&res, "a database lock", start.elapsed(), wait);
+        other
+            .execute("SELECT pg_advisory_unlock($1)", &[&WRITE_LOCK])
+            .unwrap();
+        crate::store::write(&store, |tx| once(tx, "w")).unwrap();
+        crate::store::write(&store, |tx| once(tx, "w")).unwrap();
+        assert_eq!(meta_of(&store, "w").as_deref(), Some("1"));
+        assert_eq!(head(&store), 1);
+    }
+
+    #[test]
+    fn a_writer_behind_a_stuck_writer_gives_up_at_its_deadline_and_applies_nothing() {
+        let wait = Duration::from_millis(300);
+        let db = TempDatabase::new();
+        let store = PostgresStore::open_with_pool(&db.url(), 2)
+            .unwrap()
+            .with_wait_deadline(wait)
+            .unwrap();
+        let (inside, entered) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let stuck = std::thread::scope(|s| {
+            let store = &store;
+            let stuck = s.spawn(move || {
+                crate::store::write(store, |tx| {
+                    once(tx, "stuck")?;
+                    inside.send(()).unwrap();
+                    released.recv_timeout(SIGNAL).unwrap();
+                    Ok::<(), StoreError>(())
+                })
+            });
+            entered.recv_timeout(SIGNAL).unwrap();
+            let start = Instant::now();
+            let res = crate::store::write(store, |tx| once(tx, "behind"));
+            assert_timed_out(&res, "its turn on the writer", start.elapsed(), wait);
+            assert_eq!(store.writers.waiting(), 0, "it left the line");
+            release.send(()).unwrap();
+            stuck.join().unwrap()
+        });
+        // The stuck writer sat idle in its transaction past the deadline:
+        // its session was ended, its lock released and its work undone.
+        assert!(stuck.is_err(), "{stuck:?}");
+        assert_eq!(meta_of(&store, "stuck"), None);
+        assert_eq!(meta_of(&store, "behind"), None, "nothing of it was applied");
+        crate::store::write(&store, |tx| once(tx, "behind")).unwrap();
+        assert_eq!(meta_of(&store, "behind").as_deref(), Some("1"));
+        assert_eq!(head(&store), 1);
+    }
+
+    /// A writer whose work joined a group waits for the group's COMMIT,
+    /// which the writer after it runs. When that writer stalls, the first
+    /// gives up at its deadline; the stalled transaction is ended by the
+    /// database, and a retry applies the work exactly once.
+    #[test]
+    fn a_group_member_gives_up_when_the_writer_after_it_stalls_and_its_retry_applies_once() {
+        let wait = Duration::from_secs(1);
+        let db = TempDatabase::new();
+        let store = PostgresStore::open_with_pool(&db.url(), 2)
+            .unwrap()
+            .with_wait_deadline(wait)
+            .unwrap();
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (inside, entered) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let stalling = std::thread::scope(|s| {
+            let member = s.spawn(|| {
+                let start = Instant::now();
+                let res = crate::store::write(&store, |tx| {
+                    once(tx, "member")?;
+                    started_tx.send(()).unwrap();
+                    // Stay until the stalling writer queues: the group's
+                    // transaction is then left open for it.
+                    wait_until_queued(&store, 1);
+                    Ok(())
+                });
+                (res, start.elapsed())
+            });
+            started.recv_timeout(SIGNAL).unwrap();
+            let store = &store;
+            let stalling = s.spawn(move || {
+                crate::store::write(store, |tx| {
+                    inside.send(()).unwrap();
+                    released.recv_timeout(SIGNAL).unwrap();
+                    once(tx, "stalling")
+                })
+            });
+            entered.recv_timeout(SIGNAL).unwrap();
+            let (res, waited) = member.join().unwrap();
+            assert_timed_out(&res, "its group's COMMIT", waited, wait);
+            release.send(()).unwrap();
+            stalling.join().unwrap()
+        });
+        // Whatever became of the group, each key is there exactly when its
+        // writer was told so, and a retry leaves one copy.
+        assert_eq!(meta_of(&store, "stalling").is_some(), stalling.is_ok());
+        crate::store::write(&store, |tx| once(tx, "member")).unwrap();
+        crate::store::write(&store, |tx| once(tx, "member")).unwrap();
+        assert!(meta_of(&store, "member").is_some());
+        let expected = 1 + u64::from(meta_of(&store, "stalling").is_some());
+        assert_eq!(head(&store), expected, "each applied exactly once");
+    }
+
     /// Writers that queue while another is inside share its transaction:
     /// one commit for the group, every part numbered on from the last. One
     /// that fails is undone alone (its statements, its writes kept behind,
@@ -2399,11 +2630,11 @@ mod tests {
                     tx.set_meta("w0", "x")?;
                     tx.next_seq()?;
                     inside.send(()).unwrap();
-                    released.recv().unwrap();
+                    released.recv_timeout(SIGNAL).unwrap();
                     Ok(())
                 })
             });
-            entered.recv().unwrap();
+            entered.recv_timeout(SIGNAL).unwrap();
             // They queue in this order, so the failing one is in the middle.
             let mut all = vec![first];
             for i in 1..4 {
@@ -2463,11 +2694,11 @@ mod tests {
                 crate::store::write(store, |tx| {
                     tx.set_meta("w0", "x")?;
                     inside.send(()).unwrap();
-                    released.recv().unwrap();
+                    released.recv_timeout(SIGNAL).unwrap();
                     Ok::<(), StoreError>(())
                 })
             });
-            entered.recv().unwrap();
+            entered.recv_timeout(SIGNAL).unwrap();
             let panicking = s.spawn(move || {
                 crate::store::write(store, |tx| -> Result<(), StoreError> {
                     tx.set_meta("w1", "x")?;
@@ -2821,16 +3052,22 @@ impl Group {
         self.ended.notify_all();
     }
 
-    fn wait(&self) -> Result<(), StoreError> {
-        let mut st = lock(&self.state);
-        loop {
-            match &st.1 {
-                Some(GroupEnd::Committed) => return Ok(()),
-                Some(GroupEnd::Failed(why)) => {
-                    return Err(StoreError::Backend(why.clone().into()));
-                }
-                None => st = self.ended.wait(st).unwrap_or_else(PoisonError::into_inner),
-            }
+    /// Wait for the group's end until `deadline` (`after` from the
+    /// call's start). A writer that gives up may still be committed with
+    /// the group, or not: a retry tells.
+    fn wait_until(&self, deadline: Instant, after: Duration) -> Result<(), StoreError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (st, _) = self
+            .ended
+            .wait_timeout_while(lock(&self.state), left, |st| st.1.is_none())
+            .unwrap_or_else(PoisonError::into_inner);
+        match &st.1 {
+            Some(GroupEnd::Committed) => Ok(()),
+            Some(GroupEnd::Failed(why)) => Err(StoreError::Backend(why.clone().into())),
+            None => Err(StoreError::TimedOut {
+                what: "its group's COMMIT",
+                after: Some(after),
+            }),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! COMMIT and return only after it succeeded, or all get its error. One
 //! fsync thus covers every writer that queued up during the previous one.
 
-use super::turns::Turns;
+use super::turns::{Turn, Turns};
 use super::{
     ChangeRow, CheckIn, ConflictRow, DeviceRow, OpRow, PairFn, ProblemRow, ReadFn, ReadTx,
     RecordRow, RecordScope, ScopeFilter, Store, StoreError, TeamRow, UserRow, WriteFn, WriteTx,
@@ -83,17 +83,27 @@ pub enum OpenError {
     Facts(#[from] StoreError),
 }
 
-/// The SQLite store.
+/// The SQLite store. Every wait in it ends within its deadline (see
+/// [`super::WAIT_DEADLINE`]).
 pub struct SqliteStore {
     /// Writers take `writer` in the order they arrived.
     turns: Turns,
     writer: Mutex<Writer>,
+    /// How batches ended, for the writers waiting on them. Apart from
+    /// `writer`, so that a waiting writer can give up at its deadline
+    /// even while the writer holding the turn is stuck.
+    ends: Mutex<Ends>,
     /// Signalled whenever a batch ends (committed or failed).
     batch_ended: Condvar,
+    /// How long a call waits, in all, before [`StoreError::TimedOut`].
+    wait: Duration,
     /// Writers asking for `writer`: while one is, the writer holding it
     /// leaves the batch open for them instead of committing.
     queued: AtomicUsize,
     readers: Vec<Mutex<Connection>>,
+    /// One turn per read connection: a connection is held only with a
+    /// turn, so a turn always finds one idle.
+    reader_turns: Turns,
     next_reader: AtomicUsize,
 }
 
@@ -104,12 +114,8 @@ struct Writer {
     open: bool,
     /// Number of the open batch, or of the last one when none is open.
     batch: u64,
-    /// Writers whose work is in the open batch, waiting for its COMMIT.
+    /// Writers whose work is in the open batch.
     members: usize,
-    /// Every batch numbered up to this one has ended.
-    ended: u64,
-    /// Batches that failed and members that have not yet read the error.
-    failed: Vec<FailedBatch>,
     /// COMMITs run (a batch of one included).
     commits: u64,
     /// When the open batch began.
@@ -119,6 +125,19 @@ struct Writer {
     /// writer in it never waits much longer for the others than one COMMIT
     /// of its own would have taken.
     commit_cost: Duration,
+}
+
+/// What the writers waiting for a batch's COMMIT read.
+#[derive(Default)]
+struct Ends {
+    /// Every batch numbered up to this one has ended.
+    ended: u64,
+    /// Writers waiting for the open batch to end (those that gave up at
+    /// their deadline are no longer counted).
+    waiting: usize,
+    /// Batches that failed and waiting members that have not yet read the
+    /// error.
+    failed: Vec<FailedBatch>,
 }
 
 struct FailedBatch {
@@ -139,6 +158,14 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+        // The busy handler waited `BUSY_TIMEOUT` for another connection
+        // (another process, or a backup) to let go of the database.
+        return StoreError::TimedOut {
+            what: "the database file's lock",
+            after: None,
+        };
+    }
     StoreError::Backend(Box::new(e))
 }
 
@@ -192,29 +219,61 @@ impl SqliteStore {
                 open: false,
                 batch: 0,
                 members: 0,
-                ended: 0,
-                failed: Vec::new(),
                 commits: 0,
                 opened: Instant::now(),
                 commit_cost: Duration::ZERO,
             }),
+            ends: Mutex::default(),
             batch_ended: Condvar::new(),
+            wait: super::WAIT_DEADLINE,
             queued: AtomicUsize::new(0),
             readers,
+            reader_turns: Turns::new(READERS),
             next_reader: AtomicUsize::new(0),
         };
         super::facts::rebuild_if_stale(&store)?;
         Ok(store)
     }
 
-    fn reader(&self) -> MutexGuard<'_, Connection> {
+    /// The same store with another [`super::WAIT_DEADLINE`] (tests force
+    /// stuck writers and held locks with a short one); the connections'
+    /// busy timeout becomes no longer than it.
+    pub fn with_wait_deadline(mut self, wait: Duration) -> Result<Self, StoreError> {
+        self.wait = wait;
+        let busy = wait.min(BUSY_TIMEOUT);
+        lock(&self.writer).conn.busy_timeout(busy)?;
+        for r in &self.readers {
+            lock(r).busy_timeout(busy)?;
+        }
+        Ok(self)
+    }
+
+    /// An idle read connection, waiting in line for one until the
+    /// deadline.
+    fn reader(&self) -> Result<Reader<'_>, StoreError> {
+        let turn = self
+            .reader_turns
+            .wait_until(Instant::now() + self.wait)
+            .ok_or(StoreError::TimedOut {
+                what: "a read connection",
+                after: Some(self.wait),
+            })?;
+        Ok(self.idle_reader(turn))
+    }
+
+    /// The idle connection that a reader turn vouches for: a connection is
+    /// only ever held with a turn, so one of them is free.
+    fn idle_reader<'a>(&'a self, turn: Turn<'a>) -> Reader<'a> {
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         for i in 0..self.readers.len() {
-            if let Ok(g) = self.readers[(start + i) % self.readers.len()].try_lock() {
-                return g;
+            if let Ok(conn) = self.readers[(start + i) % self.readers.len()].try_lock() {
+                return Reader { conn, _turn: turn };
             }
         }
-        lock(&self.readers[start % self.readers.len()])
+        // Unreachable while the invariant above holds; a plain lock is
+        // still correct if it ever did not.
+        let conn = lock(&self.readers[start % self.readers.len()]);
+        Reader { conn, _turn: turn }
     }
 }
 
@@ -229,6 +288,25 @@ fn configure(c: &Connection) -> rusqlite::Result<()> {
     // kept in memory, that is a copy instead of a write() to a temp file.
     c.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
+}
+
+/// A read connection and the turn that holds it (dropped in this order).
+struct Reader<'a> {
+    conn: MutexGuard<'a, Connection>,
+    _turn: Turn<'a>,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
 }
 
 /// How a writer's closure ended inside its savepoint.
@@ -249,10 +327,17 @@ impl SqliteStore {
         &self,
         f: &mut dyn FnMut(&Connection) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        let deadline = Instant::now() + self.wait;
         self.queued.fetch_add(1, Ordering::SeqCst);
-        let turn = self.turns.wait();
-        let mut w = lock(&self.writer);
+        let turn = self.turns.wait_until(deadline);
         self.queued.fetch_sub(1, Ordering::SeqCst);
+        let Some(turn) = turn else {
+            return Err(StoreError::TimedOut {
+                what: "its turn on the writer",
+                after: Some(self.wait),
+            });
+        };
+        let mut w = lock(&self.writer);
         if !w.open {
             if !w.conn.is_autocommit() {
                 // Left over from a batch whose ROLLBACK failed.
@@ -277,8 +362,7 @@ impl SqliteStore {
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
                 Some("the group transaction was rolled back".into()),
             ));
-            let waiting = w.members;
-            self.end_batch(&mut w, Some((error.clone(), waiting)));
+            self.end_batch(&mut w, Some(error.clone()));
             drop(w);
             return match ran {
                 Ran::Panicked(p) => std::panic::resume_unwind(p),
@@ -294,7 +378,7 @@ impl SqliteStore {
             || w.members >= MAX_BATCH
             || w.opened.elapsed() >= w.commit_cost;
         if last || matches!(ran, Ran::Panicked(_)) {
-            let outcome = self.commit_batch(&mut w, joined);
+            let outcome = self.commit_batch(&mut w);
             drop(w);
             return match ran {
                 Ran::Panicked(p) => std::panic::resume_unwind(p),
@@ -306,27 +390,41 @@ impl SqliteStore {
             return Err(e);
         }
         // The next writer may go while this one waits for the COMMIT.
+        let mut ends = lock(&self.ends);
+        ends.waiting += 1;
+        drop(w);
         drop(turn);
-        while w.ended < batch {
-            w = self
-                .batch_ended
-                .wait(w)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (mut ends, _) = self
+            .batch_ended
+            .wait_timeout_while(
+                ends,
+                deadline.saturating_duration_since(Instant::now()),
+                |e| e.ended < batch,
+            )
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ends.ended < batch {
+            // The writer holding the turn is stuck. This writer's work may
+            // still be committed with the batch, or not: a retry tells.
+            ends.waiting -= 1;
+            return Err(StoreError::TimedOut {
+                what: "its group's COMMIT",
+                after: Some(self.wait),
+            });
         }
-        let Some(i) = w.failed.iter().position(|b| b.batch == batch) else {
+        let Some(i) = ends.failed.iter().position(|b| b.batch == batch) else {
             return Ok(());
         };
-        let error = w.failed[i].error.clone();
-        w.failed[i].unread -= 1;
-        if w.failed[i].unread == 0 {
-            w.failed.swap_remove(i);
+        let error = ends.failed[i].error.clone();
+        ends.failed[i].unread -= 1;
+        if ends.failed[i].unread == 0 {
+            ends.failed.swap_remove(i);
         }
         Err(StoreError::Backend(Box::new(BatchFailed(error))))
     }
 
     /// COMMIT the open batch (ROLLBACK when it holds nobody's work) and end
-    /// it; `joined` says whether the caller's own work is in it.
-    fn commit_batch(&self, w: &mut Writer, joined: bool) -> Result<(), Arc<rusqlite::Error>> {
+    /// it.
+    fn commit_batch(&self, w: &mut Writer) -> Result<(), Arc<rusqlite::Error>> {
         let res = if w.members == 0 {
             w.conn.exec("ROLLBACK", [])
         } else {
@@ -349,28 +447,30 @@ impl SqliteStore {
                     let _ = w.conn.exec("ROLLBACK", []);
                 }
                 let e = Arc::new(e);
-                let waiting = w.members - usize::from(joined);
-                self.end_batch(w, Some((e.clone(), waiting)));
+                self.end_batch(w, Some(e.clone()));
                 Err(e)
             }
         }
     }
 
-    /// Mark the open batch ended, keep its error for the `waiting` members
-    /// to read, and wake them.
-    fn end_batch(&self, w: &mut Writer, failure: Option<(Arc<rusqlite::Error>, usize)>) {
-        if let Some((error, waiting)) = failure
+    /// Mark the open batch ended, keep its error for the members waiting
+    /// on it to read, and wake them.
+    fn end_batch(&self, w: &mut Writer, failure: Option<Arc<rusqlite::Error>>) {
+        let mut ends = lock(&self.ends);
+        let waiting = std::mem::take(&mut ends.waiting);
+        if let Some(error) = failure
             && waiting > 0
         {
-            w.failed.push(FailedBatch {
+            ends.failed.push(FailedBatch {
                 batch: w.batch,
                 error,
                 unread: waiting,
             });
         }
+        ends.ended = w.batch;
+        drop(ends);
         w.open = false;
         w.members = 0;
-        w.ended = w.batch;
         self.batch_ended.notify_all();
     }
 }
@@ -406,7 +506,7 @@ fn run_in_savepoint(
 
 impl Store for SqliteStore {
     fn read(&self, f: &mut ReadFn<'_>) -> Result<(), StoreError> {
-        let mut conn = self.reader();
+        let mut conn = self.reader()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
         let mut t = Tx { c: &tx };
         f(&mut t)?;
@@ -424,11 +524,13 @@ impl Store for SqliteStore {
     /// facts go; otherwise a write landed in between and the pair is
     /// declined, as it is when fewer than two readers are idle.
     fn read_pair(&self, a: &mut ReadFn<'_>, b: &mut PairFn<'_>) -> Result<bool, StoreError> {
-        let mut idle = self.readers.iter().filter_map(|r| r.try_lock().ok());
-        let (Some(mut first), Some(mut second)) = (idle.next(), idle.next()) else {
+        let (Some(a_turn), Some(b_turn)) =
+            (self.reader_turns.try_take(), self.reader_turns.try_take())
+        else {
             return Ok(false);
         };
-        drop(idle);
+        let mut first = self.idle_reader(a_turn);
+        let mut second = self.idle_reader(b_turn);
         let second: &mut Connection = &mut second;
         let tx = first.transaction_with_behavior(TransactionBehavior::Deferred)?;
         let mut t = Tx { c: &tx };
@@ -467,7 +569,7 @@ impl Store for SqliteStore {
     }
 
     fn ping(&self) -> Result<(), StoreError> {
-        let c = self.reader();
+        let c = self.reader()?;
         c.query_row("SELECT head FROM change_seq WHERE id = 1", [], |r| {
             r.get::<_, i64>(0)
         })?;
@@ -1614,6 +1716,226 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "writers never queued");
             std::thread::yield_now();
         }
+    }
+
+    /// A store whose waits give up after `wait`.
+    fn impatient_store(wait: Duration) -> (tempfile::TempDir, SqliteStore) {
+        let (dir, _, store) = temp_store();
+        (dir, store.with_wait_deadline(wait).expect("deadline"))
+    }
+
+    /// How long a test waits for a signal from one of its threads.
+    const SIGNAL: Duration = Duration::from_mins(1);
+
+    /// Take the next number and keep it under `key`, unless `key` is
+    /// already there (as a push replays a stored op): what a retry needs
+    /// to apply its work exactly once.
+    fn once(tx: &mut dyn WriteTx, key: &str) -> Result<(), StoreError> {
+        if tx.meta(key)?.is_none() {
+            let seq = tx.next_seq()?;
+            tx.set_meta(key, &seq.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn head(store: &SqliteStore) -> u64 {
+        super::super::read(store, |tx| tx.head_seq()).expect("head")
+    }
+
+    #[test]
+    fn a_writer_behind_a_stuck_writer_gives_up_at_its_deadline_and_applies_nothing() {
+        let wait = Duration::from_millis(300);
+        let (_dir, store) = impatient_store(wait);
+        let (inside, entered) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let store = &store;
+            let stuck = s.spawn(move || {
+                super::super::write(store, |tx| {
+                    once(tx, "stuck")?;
+                    inside.send(()).expect("signal");
+                    released.recv_timeout(SIGNAL).expect("released");
+                    Ok::<(), StoreError>(())
+                })
+            });
+            entered
+                .recv_timeout(SIGNAL)
+                .expect("the stuck writer is inside");
+            let start = Instant::now();
+            let res = super::super::write(store, |tx| once(tx, "behind"));
+            let waited = start.elapsed();
+            assert!(
+                matches!(
+                    res,
+                    Err(StoreError::TimedOut {
+                        what: "its turn on the writer",
+                        ..
+                    })
+                ),
+                "{res:?}"
+            );
+            assert!(
+                waited >= wait && waited < Duration::from_secs(5),
+                "{waited:?}"
+            );
+            assert_eq!(store.turns.waiting(), 0, "it left the line");
+            release.send(()).expect("release");
+            stuck.join().expect("stuck writer").expect("committed");
+        });
+        assert_eq!(meta_of(&store, "behind"), None, "nothing of it was applied");
+        super::super::write(&store, |tx| once(tx, "behind")).expect("the retry");
+        assert_eq!(meta_of(&store, "behind").as_deref(), Some("2"));
+        assert_eq!(head(&store), 2);
+    }
+
+    /// A writer whose work joined a batch waits for the batch's COMMIT,
+    /// which the writer after it runs. When that writer is stuck, the
+    /// first gives up at its deadline (it cannot know whether its work
+    /// will be committed); the batch commits later, and a retry finds the
+    /// work there instead of applying it again.
+    #[test]
+    fn a_batch_member_gives_up_when_the_writer_after_it_stalls_and_its_retry_applies_once() {
+        let wait = Duration::from_millis(300);
+        let (_dir, store) = impatient_store(wait);
+        keep_batches_open(&store);
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (inside, entered) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let before = commits(&store);
+        std::thread::scope(|s| {
+            let member = s.spawn(|| {
+                let start = Instant::now();
+                let res = super::super::write(&store, |tx| {
+                    once(tx, "member")?;
+                    started_tx.send(()).expect("signal");
+                    // Stay until the stalling writer queues: the batch is
+                    // then left open for it.
+                    until_queued(&store, 1);
+                    Ok(())
+                });
+                (res, start.elapsed())
+            });
+            started.recv_timeout(SIGNAL).expect("the member is inside");
+            let store = &store;
+            let stalling = s.spawn(move || {
+                super::super::write(store, |tx| {
+                    once(tx, "stalling")?;
+                    inside.send(()).expect("signal");
+                    released.recv_timeout(SIGNAL).expect("released");
+                    Ok::<(), StoreError>(())
+                })
+            });
+            entered
+                .recv_timeout(SIGNAL)
+                .expect("the stalling writer is inside");
+            let (res, waited) = member.join().expect("member");
+            assert!(
+                matches!(
+                    res,
+                    Err(StoreError::TimedOut {
+                        what: "its group's COMMIT",
+                        ..
+                    })
+                ),
+                "{res:?}"
+            );
+            assert!(
+                waited >= wait && waited < Duration::from_secs(5),
+                "{waited:?}"
+            );
+            release.send(()).expect("release");
+            stalling.join().expect("stalling").expect("committed");
+        });
+        // One COMMIT held both, the member's work included.
+        assert_eq!(commits(&store), before + 1);
+        assert_eq!(meta_of(&store, "member").as_deref(), Some("1"));
+        super::super::write(&store, |tx| once(tx, "member")).expect("the retry");
+        assert_eq!(meta_of(&store, "member").as_deref(), Some("1"));
+        assert_eq!(head(&store), 2, "applied exactly once");
+        assert!(lock(&store.ends).failed.is_empty());
+        assert_eq!(lock(&store.ends).waiting, 0);
+    }
+
+    #[test]
+    fn a_write_blocked_by_another_process_holding_the_file_gives_up_and_its_retry_applies_once() {
+        let wait = Duration::from_millis(300);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("server.db");
+        let store = SqliteStore::open(&path)
+            .expect("open")
+            .with_wait_deadline(wait)
+            .expect("deadline");
+        let other = Connection::open(&path).expect("second connection");
+        other.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        let start = Instant::now();
+        let res = super::super::write(&store, |tx| once(tx, "w"));
+        let waited = start.elapsed();
+        assert!(
+            matches!(
+                res,
+                Err(StoreError::TimedOut {
+                    what: "the database file's lock",
+                    ..
+                })
+            ),
+            "{res:?}"
+        );
+        assert!(
+            waited >= wait && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
+        other.execute_batch("ROLLBACK").expect("unlock");
+        super::super::write(&store, |tx| once(tx, "w")).expect("the retry");
+        super::super::write(&store, |tx| once(tx, "w")).expect("a second retry");
+        assert_eq!(meta_of(&store, "w").as_deref(), Some("1"));
+        assert_eq!(head(&store), 1);
+    }
+
+    #[test]
+    fn a_read_waits_for_a_connection_only_until_its_deadline() {
+        let wait = Duration::from_millis(300);
+        let (_dir, store) = impatient_store(wait);
+        let (inside, entered) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        std::thread::scope(|s| {
+            let mut readers = Vec::new();
+            for _ in 0..READERS {
+                let (store, inside, released) = (&store, inside.clone(), &released);
+                readers.push(s.spawn(move || {
+                    super::super::read(store, |_| {
+                        inside.send(()).expect("signal");
+                        lock(released).recv_timeout(SIGNAL).expect("released");
+                        Ok::<(), StoreError>(())
+                    })
+                }));
+                entered.recv_timeout(SIGNAL).expect("a reader is inside");
+            }
+            let start = Instant::now();
+            let res = store.ping();
+            let waited = start.elapsed();
+            assert!(
+                matches!(
+                    res,
+                    Err(StoreError::TimedOut {
+                        what: "a read connection",
+                        ..
+                    })
+                ),
+                "{res:?}"
+            );
+            assert!(
+                waited >= wait && waited < Duration::from_secs(5),
+                "{waited:?}"
+            );
+            for _ in 0..READERS {
+                release.send(()).expect("release");
+            }
+            for r in readers {
+                r.join().expect("reader").expect("read");
+            }
+        });
+        store.ping().expect("connections are free again");
     }
 
     #[test]

@@ -24,14 +24,23 @@ pub struct TestApp {
     pub admin: Device,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for TestApp {
+    /// Stop the server and wait, at most 10 s, for its thread to end (a
+    /// request stuck in the store must not hang the test; the process
+    /// ends with the test anyway).
     fn drop(&mut self) {
         drop(self.handle.stop(false));
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -75,7 +84,7 @@ pub fn spawn_app() -> TestApp {
         admin,
         handle,
         thread: Some(thread),
-        _dir: dir,
+        dir,
     }
 }
 
@@ -124,6 +133,11 @@ pub fn error_of(r: Response) -> (u16, String) {
 }
 
 impl TestApp {
+    /// The server's SQLite file.
+    pub fn db_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("data").join("server.db")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

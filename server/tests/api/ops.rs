@@ -36,6 +36,42 @@ fn the_same_push_twice_applies_once_and_replays_the_stored_outcome() {
     );
 }
 
+/// Another process holding the database file (a backup, an operator's
+/// `sqlite3`) makes a push wait for its lock only until the busy timeout:
+/// the device gets a retryable 503 instead of a request that never ends,
+/// and the same push sent again once the lock is gone applies once.
+#[test]
+fn a_push_blocked_by_a_held_database_lock_gets_a_retryable_503_and_its_resend_applies_once() {
+    let app = spawn_app();
+    let mut rep = app.user_device("ann", Role::Rep, None);
+    let (_, op) = rep.create("customers", customer_fields("Acme"));
+    let other = rusqlite::Connection::open(app.db_file()).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let start = std::time::Instant::now();
+    let r = app.push_raw(&mut rep, vec![op.clone()]);
+    let waited = start.elapsed();
+    let retry_after = r.headers().get("retry-after").cloned();
+    assert_eq!(error_of(r), (503, "unavailable".to_owned()));
+    assert_eq!(
+        retry_after.as_ref().and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert!(waited < Duration::from_secs(25), "waited {waited:?}");
+    other.execute_batch("ROLLBACK").unwrap();
+    let first = app.push(&mut rep, vec![op.clone()]);
+    let again = app.push(&mut rep, vec![op]);
+    assert_eq!(first.outcomes, again.outcomes);
+    assert_eq!(first.acked_through, 1);
+    let outcome = serde_json::to_value(&first.outcomes[0].outcome).unwrap();
+    assert_eq!(status(&outcome), "applied", "{outcome}");
+    let mut admin = app.login("admin", crate::helpers::ADMIN_PASSWORD);
+    let customers = upserts(&app.pull(&mut admin))
+        .iter()
+        .filter(|r| r.collection == "customers")
+        .count();
+    assert_eq!(customers, 1);
+}
+
 #[test]
 fn a_push_whose_response_is_lost_applies_once_when_resent() {
     let app = spawn_app();
