@@ -56,6 +56,7 @@ fn report(printer: Printer, err: &anyhow::Error) -> ExitCode {
     printer.progress_done();
     if exit == Exit::Offline {
         printer.say(&message);
+        printer.hint(hint);
     } else {
         printer.error(&message, hint);
     }

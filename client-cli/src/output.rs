@@ -108,6 +108,11 @@ impl Printer {
     /// An error and its hint on stderr.
     pub fn error(&self, message: &str, hint: Option<&str>) {
         eprintln!("{}: {message}", self.err_style(Style::Red, "error"));
+        self.hint(hint);
+    }
+
+    /// A `hint:` line on stderr, if there is a hint.
+    pub fn hint(&self, hint: Option<&str>) {
         if let Some(h) = hint {
             eprintln!("{}: {h}", self.err_style(Style::Bold, "hint"));
         }

@@ -82,8 +82,16 @@ impl Remote {
             status,
             StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
         ) {
+            // A 503 from the server itself says why (busy, or its database
+            // unavailable); one from a proxy in between may say nothing.
+            let why = resp
+                .text()
+                .ok()
+                .and_then(|t| serde_json::from_str::<ApiError>(&t).ok())
+                .map(|e| format!(": {}", e.message))
+                .unwrap_or_default();
             return Err(RemoteError::Offline(format!(
-                "the server answered {status}"
+                "the server answered {status}{why}"
             )));
         }
         let text = resp.text().unwrap_or_default();
@@ -295,7 +303,14 @@ impl RemoteError {
                         crate::output::plural(pending, "change is", "changes are")
                     )
                 };
-                Failure::exit(Exit::Offline, msg).code("offline")
+                let failure = Failure::exit(Exit::Offline, msg).code("offline");
+                if pending > 0 && detail.starts_with("the server answered") {
+                    // Reached, but busy or failing: say so rather than
+                    // leave the user checking their network.
+                    failure.hint(format!("run fieldsync sync again shortly ({detail})"))
+                } else {
+                    failure
+                }
             }
             RemoteError::Api(status, e) => api_failure(status, e, server, pending),
         }

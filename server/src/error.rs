@@ -166,7 +166,7 @@ impl ResponseError for ApiError {
                 tracing::warn!(error = %chain(e), "a store wait passed its deadline");
                 wire::ApiError {
                     code: ErrorCode::Unavailable,
-                    message: format!("the server is busy ({e}); try again shortly"),
+                    message: format!("the server is busy: {e}; retry"),
                     field: None,
                 }
             }

@@ -485,6 +485,39 @@ fn a_dead_server_means_offline_work_is_kept_and_synced_later(store: StoreKind) {
     assert_eq!(customer_names(&co.admin), ["Acme"]);
 }
 
+/// Another process holding the server's SQLite file (a backup, an
+/// operator's `sqlite3`) makes a sync wait only until the server's busy
+/// timeout: the laptop is told the server is busy, keeps its work, and
+/// the next sync delivers it exactly once.
+#[test]
+fn a_sync_while_the_server_database_is_locked_is_kept_and_delivered_once_later() {
+    let co = Company::new(StoreKind::Sqlite);
+    let li = co.user("li.rep", "rep", "north", None);
+    li.ok(&["customer", "add", "Acme"]);
+    log_visit(&li, "Acme", "2026-11-27T09:00:00Z", "p");
+    let lock = rusqlite::Connection::open(co.server.data_dir().join("server.db")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let start = std::time::Instant::now();
+    let out = li.run(&["sync"]);
+    let waited = start.elapsed();
+    assert_eq!(code(&out), 3, "offline exit code; stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("2 changes are saved") && err.contains("the server is busy"),
+        "{err}"
+    );
+    assert!(waited < std::time::Duration::from_mins(1), "{waited:?}");
+    assert_eq!(pending(&li), 2);
+    lock.execute_batch("ROLLBACK").unwrap();
+    li.ok(&["sync"]);
+    assert_eq!(pending(&li), 0);
+    li.ok(&["sync"]);
+    co.admin.ok(&["sync"]);
+    assert_eq!(customer_names(&co.admin), ["Acme"]);
+    assert_eq!(count(&co.admin, &["visit", "list"]), 1);
+    assert_verified(&li);
+}
+
 fn revoked_devices_and_wrong_passwords_get_their_own_exit_codes(store: StoreKind) {
     let co = Company::new(store);
     let li = co.user("li.rep", "rep", "north", None);

@@ -2473,6 +2473,67 @@ mod tests {
         );
     }
 
+    /// A request waits for a pooled connection only until its deadline.
+    #[test]
+    fn a_read_waits_for_a_pooled_connection_only_until_its_deadline() {
+        let wait = Duration::from_millis(300);
+        let db = TempDatabase::new();
+        let store = PostgresStore::open_with_pool(&db.url(), 1)
+            .unwrap()
+            .with_wait_deadline(wait)
+            .unwrap();
+        let held = store.checkout().unwrap();
+        let start = Instant::now();
+        let res = store.ping();
+        assert_timed_out(&res, "a pooled connection", start.elapsed(), wait);
+        assert_eq!(store.turns.waiting(), 0, "it left the line");
+        drop(held);
+        store.ping().unwrap();
+    }
+
+    /// Every store connection carries the session deadlines, and a
+    /// statement cancelled by its deadline is a `TimedOut`.
+    #[test]
+    fn store_connections_carry_the_session_deadlines() {
+        let db = TempDatabase::new();
+        let store = PostgresStore::open_with_pool(&db.url(), 1)
+            .unwrap()
+            .with_wait_deadline(Duration::from_millis(1500))
+            .unwrap();
+        let show = |c: &mut Client, name: &str| -> String {
+            c.query_one(&format!("SHOW {name}"), &[]).unwrap().get(0)
+        };
+        crate::store::write(&store, |tx| once(tx, "w")).unwrap();
+        let writer = &mut lock(&store.writer);
+        let mut pooled = store.checkout().unwrap();
+        for client in [
+            &mut writer.conn.as_mut().unwrap().client,
+            pooled.parts().unwrap().0,
+        ] {
+            assert_eq!(show(client, "lock_timeout"), "1500ms");
+            assert_eq!(
+                show(client, "idle_in_transaction_session_timeout"),
+                "1500ms"
+            );
+            assert_eq!(show(client, "statement_timeout"), "1min");
+            client.batch_execute("SET statement_timeout = 50").unwrap();
+            let res = client.batch_execute("SELECT pg_sleep(5)").map_err(backend);
+            assert!(
+                matches!(
+                    res,
+                    Err(StoreError::TimedOut {
+                        what: "a statement to finish",
+                        ..
+                    })
+                ),
+                "{res:?}"
+            );
+            client
+                .batch_execute(&session_deadlines(Duration::from_millis(1500)))
+                .unwrap();
+        }
+    }
+
     /// Another instance holding the write lock (here: a plain connection)
     /// makes a writer give up after `lock_timeout`; once it lets go, the
     /// retry applies the work once.
