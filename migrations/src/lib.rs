@@ -12,7 +12,9 @@ mod postgres;
 mod runner;
 
 #[cfg(feature = "postgres")]
-pub use postgres::{apply_postgres, current_version_postgres};
+pub use postgres::{
+    MIGRATION_LOCK_WAIT, apply_postgres, apply_postgres_waiting, current_version_postgres,
+};
 pub use runner::{Migration, MigrationError, Report, apply, current_version};
 
 /// The client's local store (one per profile).

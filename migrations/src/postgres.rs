@@ -3,7 +3,9 @@
 //! refused untouched), safe when several server instances start at once.
 
 use crate::runner::{Migration, MigrationError, Report, check_list};
+use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
+use std::time::Duration;
 
 /// Key of the transaction-scoped advisory lock that serialises migrations
 /// between server instances starting at the same time.
@@ -33,9 +35,32 @@ pub fn current_version_postgres(c: &mut Client) -> Result<u32, MigrationError> {
     version_in(c)
 }
 
+/// How long a migration waits for a lock (the migration lock while
+/// another instance migrates, or a table lock held by a running instance)
+/// before giving up with [`MigrationError::LockTimeout`]. The slowest
+/// migration measured takes seconds; one still holding its lock after
+/// five minutes is stuck.
+pub const MIGRATION_LOCK_WAIT: Duration = Duration::from_mins(5);
+
 /// Bring a PostgreSQL database up to the newest version in `list`.
 /// Re-running is a no-op; a database newer than `list` is refused untouched.
 pub fn apply_postgres(c: &mut Client, list: &[Migration]) -> Result<Report, MigrationError> {
+    apply_postgres_waiting(c, list, MIGRATION_LOCK_WAIT)
+}
+
+/// [`apply_postgres`] waiting at most `wait` for each lock.
+pub fn apply_postgres_waiting(
+    c: &mut Client,
+    list: &[Migration],
+    wait: Duration,
+) -> Result<Report, MigrationError> {
+    let lock_timeout = |e: postgres::Error| {
+        if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+            MigrationError::LockTimeout { waited: wait }
+        } else {
+            MigrationError::Postgres(e)
+        }
+    };
     check_list(list)?;
     let known = list.len() as u32;
     let from = version_in(c)?;
@@ -44,7 +69,12 @@ pub fn apply_postgres(c: &mut Client, list: &[Migration]) -> Result<Report, Migr
     }
     for m in &list[from as usize..] {
         let mut tx = c.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = {}",
+            wait.as_millis().max(1)
+        ))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .map_err(lock_timeout)?;
         tx.batch_execute(VERSION_TABLE)?;
         // Another instance may have migrated while we waited for the lock.
         let now = version_in(&mut tx)?;
@@ -54,12 +84,16 @@ pub fn apply_postgres(c: &mut Client, list: &[Migration]) -> Result<Report, Migr
         if now >= m.version {
             continue;
         }
-        tx.batch_execute(m.sql)
-            .map_err(|source| MigrationError::PostgresFailed {
+        tx.batch_execute(m.sql).map_err(|source| {
+            if source.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+                return MigrationError::LockTimeout { waited: wait };
+            }
+            MigrationError::PostgresFailed {
                 version: m.version,
                 name: m.name,
                 source,
-            })?;
+            }
+        })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
             &[&(m.version as i32), &m.name],
@@ -192,5 +226,33 @@ mod tests {
             .unwrap()
             .get(0);
         assert_eq!(n, SERVER_POSTGRES.len() as i64);
+    }
+
+    /// An instance stuck while migrating (here: a connection holding the
+    /// migration lock) makes the next one give up at its deadline with a
+    /// clear error, migrating nothing; once the lock is free it migrates.
+    #[test]
+    fn a_migration_waits_for_another_instances_lock_only_until_its_deadline() {
+        let db = TempDb::new("stuck");
+        let mut stuck = db.client();
+        stuck
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .unwrap();
+        let wait = Duration::from_millis(300);
+        let start = std::time::Instant::now();
+        let err = apply_postgres_waiting(&mut db.client(), SERVER_POSTGRES, wait).unwrap_err();
+        let waited = start.elapsed();
+        assert!(matches!(err, MigrationError::LockTimeout { .. }), "{err}");
+        assert!(err.to_string().contains("stuck migrating"), "{err}");
+        assert!(
+            waited >= wait && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
+        assert_eq!(current_version_postgres(&mut db.client()).unwrap(), 0);
+        stuck
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .unwrap();
+        let report = apply_postgres_waiting(&mut db.client(), SERVER_POSTGRES, wait).unwrap();
+        assert_eq!(report.to, SERVER_POSTGRES.len() as u32);
     }
 }

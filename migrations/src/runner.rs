@@ -65,6 +65,18 @@ pub enum MigrationError {
     #[cfg(feature = "postgres")]
     #[error("cannot read or record the schema version")]
     Postgres(#[from] postgres::Error),
+    /// Another process held a lock the migration needed (the migration
+    /// lock of another instance migrating, or a table lock) for longer
+    /// than the deadline.
+    #[cfg(feature = "postgres")]
+    #[error(
+        "gave up after {} s waiting for a lock held by another server instance (is one stuck migrating?)",
+        waited.as_secs()
+    )]
+    LockTimeout {
+        /// The deadline that passed.
+        waited: std::time::Duration,
+    },
 }
 
 /// What [`apply`] did.
