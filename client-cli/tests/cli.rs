@@ -46,7 +46,9 @@ impl Profile {
             .env("NO_COLOR", "1")
             .env("TZ", "UTC")
             .env_remove("RUST_LOG")
-            .write_stdin("");
+            .write_stdin("")
+            // A command that hangs is killed (and fails its test) here.
+            .timeout(std::time::Duration::from_mins(1));
         c
     }
 

@@ -33,6 +33,8 @@ impl Profile {
             .env("TZ", "UTC")
             .env_remove("RUST_LOG")
             .write_stdin("")
+            // A command that hangs is killed (and fails its test) here.
+            .timeout(std::time::Duration::from_mins(1))
             .args(args)
             .output()
             .unwrap()

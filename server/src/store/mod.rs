@@ -17,6 +17,8 @@ mod turns;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod waits;
 
 use sync_protocol::geo::LatLon;
 use sync_protocol::metrics::RecordFact;

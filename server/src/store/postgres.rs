@@ -2368,6 +2368,7 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
+    use super::super::waits::{self, SIGNAL, assert_timed_out, once};
     use super::testing::TempDatabase;
     use super::*;
 
@@ -2435,42 +2436,22 @@ mod tests {
         assert!(ok, "{n} writers queued within 10 s");
     }
 
-    /// How long a test waits for a signal from one of its threads.
-    const SIGNAL: Duration = Duration::from_mins(1);
-
-    /// Take the next number and keep it under `key`, unless `key` is
-    /// already there (as a push replays a stored op): what a retry needs
-    /// to apply its work exactly once.
-    fn once(tx: &mut dyn WriteTx, key: &str) -> Result<(), StoreError> {
-        if tx.meta(key)?.is_none() {
-            let seq = tx.next_seq()?;
-            tx.set_meta(key, &seq.to_string())?;
-        }
-        Ok(())
-    }
-
     fn meta_of(store: &PostgresStore, key: &str) -> Option<String> {
-        crate::store::read(store, |tx| tx.meta(key)).unwrap()
+        waits::meta_of(store, key)
     }
 
     fn head(store: &PostgresStore) -> u64 {
-        crate::store::read(store, |tx| tx.head_seq()).unwrap()
+        waits::head(store)
     }
 
-    fn assert_timed_out(
-        res: &Result<(), StoreError>,
-        what: &str,
-        waited: Duration,
-        wait: Duration,
-    ) {
-        assert!(
-            matches!(res, Err(StoreError::TimedOut { what: w, .. }) if *w == what),
-            "{res:?}"
-        );
-        assert!(
-            waited >= wait && waited < Duration::from_secs(5),
-            "{waited:?}"
-        );
+    /// A store on a fresh database whose waits give up after `wait`.
+    fn impatient_store(wait: Duration) -> (TempDatabase, PostgresStore) {
+        let db = TempDatabase::new();
+        let store = PostgresStore::open_with_pool(&db.url(), 2)
+            .unwrap()
+            .with_wait_deadline(wait)
+            .unwrap();
+        (db, store)
     }
 
     /// A request waits for a pooled connection only until its deadline.
@@ -2540,11 +2521,7 @@ mod tests {
     #[test]
     fn a_writer_gives_up_on_a_write_lock_held_elsewhere_and_its_retry_applies_once() {
         let wait = Duration::from_millis(300);
-        let db = TempDatabase::new();
-        let store = PostgresStore::open_with_pool(&db.url(), 2)
-            .unwrap()
-            .with_wait_deadline(wait)
-            .unwrap();
+        let (db, store) = impatient_store(wait);
         let mut other = Client::connect(&db.url(), NoTls).unwrap();
         other
             .execute("SELECT pg_advisory_lock($1)", &[&WRITE_LOCK])
@@ -2564,39 +2541,11 @@ mod tests {
     #[test]
     fn a_writer_behind_a_stuck_writer_gives_up_at_its_deadline_and_applies_nothing() {
         let wait = Duration::from_millis(300);
-        let db = TempDatabase::new();
-        let store = PostgresStore::open_with_pool(&db.url(), 2)
-            .unwrap()
-            .with_wait_deadline(wait)
-            .unwrap();
-        let (inside, entered) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let stuck = std::thread::scope(|s| {
-            let store = &store;
-            let stuck = s.spawn(move || {
-                crate::store::write(store, |tx| {
-                    once(tx, "stuck")?;
-                    inside.send(()).unwrap();
-                    released.recv_timeout(SIGNAL).unwrap();
-                    Ok::<(), StoreError>(())
-                })
-            });
-            entered.recv_timeout(SIGNAL).unwrap();
-            let start = Instant::now();
-            let res = crate::store::write(store, |tx| once(tx, "behind"));
-            assert_timed_out(&res, "its turn on the writer", start.elapsed(), wait);
-            assert_eq!(store.writers.waiting(), 0, "it left the line");
-            release.send(()).unwrap();
-            stuck.join().unwrap()
-        });
+        let (_db, store) = impatient_store(wait);
+        waits::a_writer_behind_a_stuck_writer_gives_up_and_applies_nothing(&store, wait);
         // The stuck writer sat idle in its transaction past the deadline:
         // its session was ended, its lock released and its work undone.
-        assert!(stuck.is_err(), "{stuck:?}");
         assert_eq!(meta_of(&store, "stuck"), None);
-        assert_eq!(meta_of(&store, "behind"), None, "nothing of it was applied");
-        crate::store::write(&store, |tx| once(tx, "behind")).unwrap();
-        assert_eq!(meta_of(&store, "behind").as_deref(), Some("1"));
-        assert_eq!(head(&store), 1);
     }
 
     /// A writer whose work joined a group waits for the group's COMMIT,
@@ -2606,11 +2555,7 @@ mod tests {
     #[test]
     fn a_group_member_gives_up_when_the_writer_after_it_stalls_and_its_retry_applies_once() {
         let wait = Duration::from_secs(1);
-        let db = TempDatabase::new();
-        let store = PostgresStore::open_with_pool(&db.url(), 2)
-            .unwrap()
-            .with_wait_deadline(wait)
-            .unwrap();
+        let (_db, store) = impatient_store(wait);
         let (started_tx, started) = std::sync::mpsc::channel();
         let (inside, entered) = std::sync::mpsc::channel();
         let (release, released) = std::sync::mpsc::channel::<()>();

@@ -1649,6 +1649,7 @@ impl WriteTx for Tx<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::waits::{self, SIGNAL, assert_timed_out, once};
     use super::*;
 
     /// Issue 7: a pull walked every change after the cursor and tested scope
@@ -1724,68 +1725,17 @@ mod tests {
         (dir, store.with_wait_deadline(wait).expect("deadline"))
     }
 
-    /// How long a test waits for a signal from one of its threads.
-    const SIGNAL: Duration = Duration::from_mins(1);
-
-    /// Take the next number and keep it under `key`, unless `key` is
-    /// already there (as a push replays a stored op): what a retry needs
-    /// to apply its work exactly once.
-    fn once(tx: &mut dyn WriteTx, key: &str) -> Result<(), StoreError> {
-        if tx.meta(key)?.is_none() {
-            let seq = tx.next_seq()?;
-            tx.set_meta(key, &seq.to_string())?;
-        }
-        Ok(())
-    }
-
     fn head(store: &SqliteStore) -> u64 {
-        super::super::read(store, |tx| tx.head_seq()).expect("head")
+        waits::head(store)
     }
 
     #[test]
     fn a_writer_behind_a_stuck_writer_gives_up_at_its_deadline_and_applies_nothing() {
         let wait = Duration::from_millis(300);
         let (_dir, store) = impatient_store(wait);
-        let (inside, entered) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        std::thread::scope(|s| {
-            let store = &store;
-            let stuck = s.spawn(move || {
-                super::super::write(store, |tx| {
-                    once(tx, "stuck")?;
-                    inside.send(()).expect("signal");
-                    released.recv_timeout(SIGNAL).expect("released");
-                    Ok::<(), StoreError>(())
-                })
-            });
-            entered
-                .recv_timeout(SIGNAL)
-                .expect("the stuck writer is inside");
-            let start = Instant::now();
-            let res = super::super::write(store, |tx| once(tx, "behind"));
-            let waited = start.elapsed();
-            assert!(
-                matches!(
-                    res,
-                    Err(StoreError::TimedOut {
-                        what: "its turn on the writer",
-                        ..
-                    })
-                ),
-                "{res:?}"
-            );
-            assert!(
-                waited >= wait && waited < Duration::from_secs(5),
-                "{waited:?}"
-            );
-            assert_eq!(store.turns.waiting(), 0, "it left the line");
-            release.send(()).expect("release");
-            stuck.join().expect("stuck writer").expect("committed");
-        });
-        assert_eq!(meta_of(&store, "behind"), None, "nothing of it was applied");
-        super::super::write(&store, |tx| once(tx, "behind")).expect("the retry");
-        assert_eq!(meta_of(&store, "behind").as_deref(), Some("2"));
-        assert_eq!(head(&store), 2);
+        waits::a_writer_behind_a_stuck_writer_gives_up_and_applies_nothing(&store, wait);
+        // SQLite committed the stuck writer when it went on.
+        assert!(meta_of(&store, "stuck").is_some());
     }
 
     /// A writer whose work joined a batch waits for the batch's COMMIT,
@@ -1829,20 +1779,7 @@ mod tests {
                 .recv_timeout(SIGNAL)
                 .expect("the stalling writer is inside");
             let (res, waited) = member.join().expect("member");
-            assert!(
-                matches!(
-                    res,
-                    Err(StoreError::TimedOut {
-                        what: "its group's COMMIT",
-                        ..
-                    })
-                ),
-                "{res:?}"
-            );
-            assert!(
-                waited >= wait && waited < Duration::from_secs(5),
-                "{waited:?}"
-            );
+            assert_timed_out(&res, "its group's COMMIT", waited, wait);
             release.send(()).expect("release");
             stalling.join().expect("stalling").expect("committed");
         });
@@ -1869,21 +1806,7 @@ mod tests {
         other.execute_batch("BEGIN IMMEDIATE").expect("lock");
         let start = Instant::now();
         let res = super::super::write(&store, |tx| once(tx, "w"));
-        let waited = start.elapsed();
-        assert!(
-            matches!(
-                res,
-                Err(StoreError::TimedOut {
-                    what: "the database file's lock",
-                    ..
-                })
-            ),
-            "{res:?}"
-        );
-        assert!(
-            waited >= wait && waited < Duration::from_secs(5),
-            "{waited:?}"
-        );
+        assert_timed_out(&res, "the database file's lock", start.elapsed(), wait);
         other.execute_batch("ROLLBACK").expect("unlock");
         super::super::write(&store, |tx| once(tx, "w")).expect("the retry");
         super::super::write(&store, |tx| once(tx, "w")).expect("a second retry");
@@ -1913,21 +1836,7 @@ mod tests {
             }
             let start = Instant::now();
             let res = store.ping();
-            let waited = start.elapsed();
-            assert!(
-                matches!(
-                    res,
-                    Err(StoreError::TimedOut {
-                        what: "a read connection",
-                        ..
-                    })
-                ),
-                "{res:?}"
-            );
-            assert!(
-                waited >= wait && waited < Duration::from_secs(5),
-                "{waited:?}"
-            );
+            assert_timed_out(&res, "a read connection", start.elapsed(), wait);
             for _ in 0..READERS {
                 release.send(()).expect("release");
             }
@@ -2005,7 +1914,7 @@ mod tests {
                     Ok::<_, StoreError>(())
                 })
             });
-            started.recv().expect("first writer started");
+            started.recv_timeout(SIGNAL).expect("first writer started");
             let failing = s.spawn(|| {
                 super::super::write(&store, |tx| {
                     tx.set_meta("b", "2")?;
@@ -2050,7 +1959,7 @@ mod tests {
                     Ok::<_, StoreError>(())
                 })
             });
-            started.recv().expect("first writer started");
+            started.recv_timeout(SIGNAL).expect("first writer started");
             // Its deferred foreign key fails only at COMMIT, which it runs
             // for the batch as the last writer.
             let orphan = s.spawn(|| {
