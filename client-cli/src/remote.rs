@@ -2,7 +2,10 @@
 //!
 //! Every failure is turned into a [`Failure`] with the right exit code:
 //! unreachable server → offline (3), bad or missing credentials → 4,
-//! revoked device or deactivated user → 5, `426 client_too_old` → 6.
+//! revoked device or deactivated user → 5, `426 client_too_old` → 6. A
+//! server that answers it is busy (503 with `Retry-After`) is asked again
+//! by the sync requests a few times ([`Remote::retrying_busy`]) before the
+//! sync gives up as offline.
 
 use crate::error::{Exit, Failure};
 use anyhow::{Context, Result};
@@ -25,11 +28,30 @@ pub struct Remote {
     http: Client,
 }
 
+/// How many times a sync request is sent again while the server answers
+/// it is busy.
+pub const BUSY_RETRIES: u32 = 3;
+/// How long, in all, a sync request keeps being retried while the server
+/// answers it is busy; then the sync ends as offline, its changes kept.
+pub const BUSY_RETRY_FOR: Duration = Duration::from_secs(15);
+/// The longest wait between two tries, whatever `Retry-After` asks.
+pub const BUSY_WAIT_MAX: Duration = Duration::from_secs(5);
+
 /// Why a request failed, before it becomes a [`Failure`].
 #[derive(Debug)]
 pub enum RemoteError {
-    /// The server could not be reached (or answered 502/503/504).
+    /// The server could not be reached (or answered 502/503/504 without
+    /// saying it is busy).
     Offline(String),
+    /// The server answered that it is busy (503 with `Retry-After`): a
+    /// wait inside it passed its deadline. Retrying is safe for sync
+    /// requests (a replayed push returns its stored outcomes).
+    Busy {
+        /// What the server said.
+        detail: String,
+        /// How long it asked to wait.
+        retry_after: Duration,
+    },
     /// The server answered with an error body.
     Api(StatusCode, ApiError),
 }
@@ -48,6 +70,30 @@ impl Remote {
             token,
             http,
         })
+    }
+
+    /// Run `request` again while the server answers it is busy: at most
+    /// [`BUSY_RETRIES`] more times and, in all, while less than
+    /// [`BUSY_RETRY_FOR`] has passed, waiting what it asks (at most
+    /// [`BUSY_WAIT_MAX`]) in between. Only for requests that are safe to
+    /// repeat.
+    pub fn retrying_busy<T>(
+        &self,
+        mut request: impl FnMut(&Self) -> Result<T, RemoteError>,
+    ) -> Result<T, RemoteError> {
+        let start = std::time::Instant::now();
+        let mut retries = 0;
+        loop {
+            match request(self) {
+                Err(RemoteError::Busy { retry_after, .. })
+                    if retries < BUSY_RETRIES && start.elapsed() < BUSY_RETRY_FOR =>
+                {
+                    retries += 1;
+                    std::thread::sleep(retry_after.min(BUSY_WAIT_MAX));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The server's base URL.
@@ -82,17 +128,30 @@ impl Remote {
             status,
             StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
         ) {
-            // A 503 from the server itself says why (busy, or its database
-            // unavailable); one from a proxy in between may say nothing.
+            // The server itself says why (busy, or its database unavailable)
+            // and when to ask again; a proxy in between may say nothing.
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
             let why = resp
                 .text()
                 .ok()
                 .and_then(|t| serde_json::from_str::<ApiError>(&t).ok())
                 .map(|e| format!(": {}", e.message))
                 .unwrap_or_default();
-            return Err(RemoteError::Offline(format!(
-                "the server answered {status}{why}"
-            )));
+            let detail = format!("the server answered {status}{why}");
+            return Err(match retry_after {
+                Some(retry_after) if status == StatusCode::SERVICE_UNAVAILABLE => {
+                    RemoteError::Busy {
+                        detail,
+                        retry_after,
+                    }
+                }
+                _ => RemoteError::Offline(detail),
+            });
         }
         let text = resp.text().unwrap_or_default();
         let body = serde_json::from_str::<ApiError>(&text).unwrap_or_else(|_| ApiError {
@@ -303,14 +362,22 @@ impl RemoteError {
                         crate::output::plural(pending, "change is", "changes are")
                     )
                 };
-                let failure = Failure::exit(Exit::Offline, msg).code("offline");
-                if pending > 0 && detail.starts_with("the server answered") {
-                    // Reached, but busy or failing: say so rather than
-                    // leave the user checking their network.
-                    failure.hint(format!("run fieldsync sync again shortly ({detail})"))
+                Failure::exit(Exit::Offline, msg).code("offline")
+            }
+            RemoteError::Busy { detail, .. } => {
+                // Reached, but busy: say so rather than leave the user
+                // checking their network.
+                let msg = if pending == 0 {
+                    format!("offline: {server} is busy")
                 } else {
-                    failure
-                }
+                    format!(
+                        "offline: {} saved and will sync later",
+                        crate::output::plural(pending, "change is", "changes are")
+                    )
+                };
+                Failure::exit(Exit::Offline, msg)
+                    .code("offline")
+                    .hint(format!("try again shortly ({detail})"))
             }
             RemoteError::Api(status, e) => api_failure(status, e, server, pending),
         }

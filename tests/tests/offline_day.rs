@@ -486,11 +486,12 @@ fn a_dead_server_means_offline_work_is_kept_and_synced_later(store: StoreKind) {
 }
 
 /// Another process holding the server's SQLite file (a backup, an
-/// operator's `sqlite3`) makes a sync wait only until the server's busy
-/// timeout: the laptop is told the server is busy, keeps its work, and
-/// the next sync delivers it exactly once.
+/// operator's `sqlite3`) for longer than a sync keeps asking: each push
+/// waits only for the server's busy timeout, the sync gives up after its
+/// retries, tells the user the server is busy, keeps the work, and the
+/// next sync delivers it exactly once.
 #[test]
-fn a_sync_while_the_server_database_is_locked_is_kept_and_delivered_once_later() {
+fn a_sync_while_the_server_database_stays_locked_is_kept_and_delivered_once_later() {
     let co = Company::new(StoreKind::Sqlite);
     let li = co.user("li.rep", "rep", "north", None);
     li.ok(&["customer", "add", "Acme"]);
@@ -503,19 +504,64 @@ fn a_sync_while_the_server_database_is_locked_is_kept_and_delivered_once_later()
     assert_eq!(code(&out), 3, "offline exit code; stderr: {}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("2 changes are saved") && err.contains("the server is busy"),
+        err.contains("2 changes are saved")
+            && err.contains("hint: try again shortly")
+            && err.contains("the server is busy"),
         "{err}"
     );
+    // Two pushes of 10 s each (the server's busy timeout), then it stops.
     assert!(waited < std::time::Duration::from_mins(1), "{waited:?}");
+    assert_eq!(pushes_answered(&co.server, 503), 2);
     assert_eq!(pending(&li), 2);
     lock.execute_batch("ROLLBACK").unwrap();
     li.ok(&["sync"]);
     assert_eq!(pending(&li), 0);
-    li.ok(&["sync"]);
     co.admin.ok(&["sync"]);
     assert_eq!(customer_names(&co.admin), ["Acme"]);
     assert_eq!(count(&co.admin, &["visit", "list"]), 1);
     assert_verified(&li);
+}
+
+/// A server busy for a moment costs a sync nothing: the push it answered
+/// with a 503 is sent again, and the one sync delivers everything once.
+#[test]
+fn a_sync_rides_out_a_busy_moment_and_delivers_once() {
+    let co = Company::new(StoreKind::Sqlite);
+    let li = co.user("li.rep", "rep", "north", None);
+    li.ok(&["customer", "add", "Acme"]);
+    log_visit(&li, "Acme", "2026-11-27T09:00:00Z", "p");
+    let lock = rusqlite::Connection::open(co.server.data_dir().join("server.db")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let out = std::thread::scope(|s| {
+        let sync = s.spawn(|| li.run(&["sync"]));
+        // Let go once the server has answered one push that it is busy.
+        let busy = fieldsync_e2e::wait_until(std::time::Duration::from_mins(1), || {
+            pushes_answered(&co.server, 503) >= 1
+        });
+        lock.execute_batch("ROLLBACK").unwrap();
+        assert!(busy, "the server never answered a push with 503");
+        sync.join().unwrap()
+    });
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    assert_eq!(pending(&li), 0);
+    assert_eq!(pushes_answered(&co.server, 503), 1);
+    co.admin.ok(&["sync"]);
+    assert_eq!(customer_names(&co.admin), ["Acme"]);
+    assert_eq!(count(&co.admin, &["visit", "list"]), 1);
+    assert_verified(&li);
+}
+
+/// How many pushes the server answered with `status`, from its metrics.
+fn pushes_answered(server: &TestServer, status: u16) -> u64 {
+    let text = reqwest::blocking::get(format!("{}/metrics", server.url()))
+        .and_then(reqwest::blocking::Response::text)
+        .unwrap_or_default();
+    let series =
+        format!("fieldsync_http_requests_total{{route=\"/v1/sync/push\",status=\"{status}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn revoked_devices_and_wrong_passwords_get_their_own_exit_codes(store: StoreKind) {

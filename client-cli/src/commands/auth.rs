@@ -127,7 +127,7 @@ pub fn logout(ctx: &Ctx, a: LogoutArgs) -> Result<()> {
     {
         match Remote::new(&c.server, Some(token.clone()))?.post_bare("/v1/auth/logout") {
             Ok(()) => revoked = true,
-            Err(RemoteError::Offline(_)) => {
+            Err(RemoteError::Offline(_) | RemoteError::Busy { .. }) => {
                 note = Some(format!(
                     "{} is unreachable: the token is forgotten here, but an administrator should revoke device {}",
                     c.server, c.device_id
@@ -198,7 +198,7 @@ pub fn whoami(ctx: &Ctx) -> Result<()> {
                 device = w.device_id;
                 confirmed = true;
             }
-            Err(RemoteError::Offline(_)) => {}
+            Err(RemoteError::Offline(_) | RemoteError::Busy { .. }) => {}
             Err(e) => {
                 return Err(e
                     .into_failure(&cfg.server, ctx.read_store()?.pending()?)

@@ -197,8 +197,10 @@ fn push(ctx: &Ctx, store: &mut Store, remote: &Remote, sum: &mut Summary) -> Res
         }
         let clock = store.clock_now()?;
         let req = PushRequest { ops: batch, clock };
+        // A push is safe to send again: replayed ops answer their stored
+        // outcomes.
         let resp: PushResponse = remote
-            .post_gzip("/v1/sync/push", &req)
+            .retrying_busy(|r| r.post_gzip("/v1/sync/push", &req))
             .map_err(|e| remote::fail(e, remote.base(), store.pending().unwrap_or(0)))?;
         let rec = store.record_outcomes(&req.ops, &resp)?;
         let answered = rec.applied + rec.superseded + rec.rejected;
@@ -346,7 +348,7 @@ fn fetch_pages(remote: &Remote, first: u64, checksums: bool, out: &SyncSender<Fe
             limit: Some(PULL_LIMIT),
             checksums,
         };
-        let (item, next) = match remote.post_answer("/v1/sync/pull", &req) {
+        let (item, next) = match remote.retrying_busy(|r| r.post_answer("/v1/sync/pull", &req)) {
             Err(e) => (Fetched::Done(cursor, Err(e)), None),
             Ok(answer) => {
                 if let Some(named) = named_cursor(&answer) {
