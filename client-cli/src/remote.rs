@@ -354,34 +354,29 @@ impl RemoteError {
     pub fn into_failure(self, server: &str, pending: u64) -> Failure {
         match self {
             RemoteError::Offline(detail) => {
-                let msg = if pending == 0 {
-                    format!("offline: cannot reach {server} ({detail})")
-                } else {
-                    format!(
-                        "offline: {} saved and will sync later",
-                        crate::output::plural(pending, "change is", "changes are")
-                    )
-                };
-                Failure::exit(Exit::Offline, msg).code("offline")
+                offline(pending, format!("cannot reach {server} ({detail})"))
             }
-            RemoteError::Busy { detail, .. } => {
-                // Reached, but busy: say so rather than leave the user
-                // checking their network.
-                let msg = if pending == 0 {
-                    format!("offline: {server} is busy")
-                } else {
-                    format!(
-                        "offline: {} saved and will sync later",
-                        crate::output::plural(pending, "change is", "changes are")
-                    )
-                };
-                Failure::exit(Exit::Offline, msg)
-                    .code("offline")
-                    .hint(format!("try again shortly ({detail})"))
-            }
+            // Reached, but busy: say so rather than leave the user checking
+            // their network.
+            RemoteError::Busy { detail, .. } => offline(pending, format!("{server} is busy"))
+                .hint(format!("try again shortly ({detail})")),
             RemoteError::Api(status, e) => api_failure(status, e, server, pending),
         }
     }
+}
+
+/// The offline failure: with unsynced changes, that they are kept;
+/// otherwise `why`.
+fn offline(pending: u64, why: String) -> Failure {
+    let msg = if pending == 0 {
+        format!("offline: {why}")
+    } else {
+        format!(
+            "offline: {} saved and will sync later",
+            crate::output::plural(pending, "change is", "changes are")
+        )
+    };
+    Failure::exit(Exit::Offline, msg).code("offline")
 }
 
 fn api_failure(status: StatusCode, e: ApiError, server: &str, pending: u64) -> Failure {

@@ -492,12 +492,7 @@ fn a_dead_server_means_offline_work_is_kept_and_synced_later(store: StoreKind) {
 /// next sync delivers it exactly once.
 #[test]
 fn a_sync_while_the_server_database_stays_locked_is_kept_and_delivered_once_later() {
-    let co = Company::new(StoreKind::Sqlite);
-    let li = co.user("li.rep", "rep", "north", None);
-    li.ok(&["customer", "add", "Acme"]);
-    log_visit(&li, "Acme", "2026-11-27T09:00:00Z", "p");
-    let lock = rusqlite::Connection::open(co.server.data_dir().join("server.db")).unwrap();
-    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (co, li, lock) = locked_server_and_two_changes();
     let start = std::time::Instant::now();
     let out = li.run(&["sync"]);
     let waited = start.elapsed();
@@ -516,22 +511,14 @@ fn a_sync_while_the_server_database_stays_locked_is_kept_and_delivered_once_late
     lock.execute_batch("ROLLBACK").unwrap();
     li.ok(&["sync"]);
     assert_eq!(pending(&li), 0);
-    co.admin.ok(&["sync"]);
-    assert_eq!(customer_names(&co.admin), ["Acme"]);
-    assert_eq!(count(&co.admin, &["visit", "list"]), 1);
-    assert_verified(&li);
+    assert_delivered_once(&co, &li);
 }
 
 /// A server busy for a moment costs a sync nothing: the push it answered
 /// with a 503 is sent again, and the one sync delivers everything once.
 #[test]
 fn a_sync_rides_out_a_busy_moment_and_delivers_once() {
-    let co = Company::new(StoreKind::Sqlite);
-    let li = co.user("li.rep", "rep", "north", None);
-    li.ok(&["customer", "add", "Acme"]);
-    log_visit(&li, "Acme", "2026-11-27T09:00:00Z", "p");
-    let lock = rusqlite::Connection::open(co.server.data_dir().join("server.db")).unwrap();
-    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (co, li, lock) = locked_server_and_two_changes();
     let out = std::thread::scope(|s| {
         let sync = s.spawn(|| li.run(&["sync"]));
         // Let go once the server has answered one push that it is busy.
@@ -545,10 +532,29 @@ fn a_sync_rides_out_a_busy_moment_and_delivers_once() {
     assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
     assert_eq!(pending(&li), 0);
     assert_eq!(pushes_answered(&co.server, 503), 1);
+    assert_delivered_once(&co, &li);
+}
+
+/// A SQLite server whose file another connection holds (`BEGIN
+/// IMMEDIATE`, returned), and a rep's laptop with two unsynced changes: a
+/// customer and a visit.
+fn locked_server_and_two_changes() -> (Company, Device, rusqlite::Connection) {
+    let co = Company::new(StoreKind::Sqlite);
+    let li = co.user("li.rep", "rep", "north", None);
+    li.ok(&["customer", "add", "Acme"]);
+    log_visit(&li, "Acme", "2026-11-27T09:00:00Z", "p");
+    let lock = rusqlite::Connection::open(co.server.data_dir().join("server.db")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    (co, li, lock)
+}
+
+/// The customer and the visit of [`locked_server_and_two_changes`] reached
+/// the server once each, and the laptop matches it.
+fn assert_delivered_once(co: &Company, li: &Device) {
     co.admin.ok(&["sync"]);
     assert_eq!(customer_names(&co.admin), ["Acme"]);
     assert_eq!(count(&co.admin, &["visit", "list"]), 1);
-    assert_verified(&li);
+    assert_verified(li);
 }
 
 /// How many pushes the server answered with `status`, from its metrics.

@@ -60,8 +60,7 @@ impl Turns {
     /// first (the thread has then left the line).
     pub fn wait_until(&self, deadline: Instant) -> Option<Turn<'_>> {
         let mut st = self.state();
-        if st.busy < self.slots && st.waiting.is_empty() {
-            st.busy += 1;
+        if self.take_free(&mut st) {
             return Some(Turn { turns: self });
         }
         let mine = Arc::new(AtomicBool::new(false));
@@ -87,12 +86,19 @@ impl Turns {
 
     /// Take a turn only if one is free right now, without waiting.
     pub fn try_take(&self) -> Option<Turn<'_>> {
-        let mut st = self.state();
-        if st.busy < self.slots && st.waiting.is_empty() {
+        // Built only when taken: a `Turn` dropped here would pass a turn
+        // it never had.
+        let taken = self.take_free(&mut self.state());
+        taken.then(|| Turn { turns: self })
+    }
+
+    /// Take a free slot when nobody is waiting for one.
+    fn take_free(&self, st: &mut State) -> bool {
+        let free = st.busy < self.slots && st.waiting.is_empty();
+        if free {
             st.busy += 1;
-            return Some(Turn { turns: self });
         }
-        None
+        free
     }
 
     /// How many threads are waiting for their turn.
