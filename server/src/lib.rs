@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod body;
 pub mod config;
 pub mod dashboard;
 pub mod error;

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use sync_protocol::ErrorCode;
 use sync_protocol::version::{MIN_SCHEMA_VERSION, SCHEMA_HEADER, SCHEMA_VERSION};
-use sync_protocol::wire::MAX_BODY_BYTES;
 use tracing_actix_web::TracingLogger;
 
 /// Shared by every worker (built once, outside the app factory).
@@ -66,7 +65,6 @@ impl Application {
                 .wrap(Compress::default())
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
-                .app_data(json_config())
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     ApiError::malformed(format!("bad query string: {e}")).into()
                 }))
@@ -151,26 +149,6 @@ fn restrict_to_owner(path: &std::path::Path, mode: u32) {
     }
     #[cfg(not(unix))]
     let _ = (path, mode);
-}
-
-fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(MAX_BODY_BYTES)
-        .error_handler(|e, _| {
-            use actix_web::error::JsonPayloadError as J;
-            match e {
-                J::Overflow { .. } | J::OverflowKnownLength { .. } => ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-                )
-                .into(),
-                J::ContentType => {
-                    ApiError::malformed("expected Content-Type: application/json").into()
-                }
-                J::Deserialize(e) => ApiError::malformed(format!("invalid JSON body: {e}")).into(),
-                other => ApiError::malformed(format!("cannot read the body: {other}")).into(),
-            }
-        })
 }
 
 /// Check the `fieldsync-schema` header of every `/v1/` request.

@@ -283,6 +283,22 @@ impl TestServer {
         self.port
     }
 
+    /// The server's peak resident memory so far, in bytes (`VmHWM` of
+    /// `/proc/PID/status`); `None` when it is not running or not on Linux.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line
+            .trim_start_matches("VmHWM:")
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         self.data.path()

@@ -125,7 +125,7 @@ fn login_error(csrf: &str, msg: &str, status: actix_web::http::StatusCode) -> Ht
 async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<LoginForm>,
+    form: crate::body::Form<LoginForm>,
 ) -> Result<HttpResponse, ApiError> {
     use actix_web::http::StatusCode;
     let form = form.into_inner();
@@ -245,7 +245,7 @@ pub struct LogoutForm {
 async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<LogoutForm>,
+    form: crate::body::Form<LogoutForm>,
 ) -> Result<HttpResponse, ApiError> {
     match signed_in(&req, &state).await? {
         Some((_, s)) if s.csrf == form.csrf => {

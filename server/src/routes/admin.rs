@@ -33,7 +33,7 @@ pub async fn list_teams(actor: Actor, state: web::Data<AppState>) -> ApiResult<V
 pub async fn create_team(
     actor: Actor,
     state: web::Data<AppState>,
-    body: web::Json<CreateTeamRequest>,
+    body: crate::body::Json<CreateTeamRequest>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&actor)?;
     let st = state.into_inner();
@@ -65,7 +65,7 @@ pub async fn list_users(actor: Actor, state: web::Data<AppState>) -> ApiResult<V
 pub async fn create_user(
     actor: Actor,
     state: web::Data<AppState>,
-    body: web::Json<CreateUserRequest>,
+    body: crate::body::Json<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&actor)?;
     let st = state.into_inner();
@@ -111,7 +111,7 @@ pub async fn reset_password(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<ResetPasswordRequest>,
+    body: crate::body::Json<ResetPasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&actor)?;
     auth::check_password_rules(&body.password)?;
@@ -187,7 +187,7 @@ pub async fn assign_customer(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<RecordId>,
-    body: web::Json<AssignCustomerRequest>,
+    body: crate::body::Json<AssignCustomerRequest>,
 ) -> ApiResult<AssignCustomerResponse> {
     require_admin(&actor)?;
     let st = state.into_inner();

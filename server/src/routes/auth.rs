@@ -26,7 +26,7 @@ pub struct WhoAmI {
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<LoginRequest>,
+    body: crate::body::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let address = req
         .peer_addr()

@@ -223,7 +223,7 @@ pub async fn put_gps_rules(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<reports::gps_rules::TeamGpsRulesPatch>,
+    body: crate::body::Json<reports::gps_rules::TeamGpsRulesPatch>,
 ) -> Result<HttpResponse, ApiError> {
     if !matches!(
         actor.user.role,

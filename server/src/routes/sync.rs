@@ -22,7 +22,7 @@ pub async fn push(
     actor: Actor,
     state: web::Data<AppState>,
     accept: Option<web::Header<AcceptEncoding>>,
-    body: web::Json<PushRequest>,
+    body: crate::body::Json<PushRequest, { crate::body::MAX_BODY_BYTES }>,
 ) -> Result<HttpResponse, ApiError> {
     let req = body.into_inner();
     if req.ops.len() > MAX_PUSH_OPS {
@@ -59,7 +59,7 @@ pub async fn pull(
     token: BearerHash,
     state: web::Data<AppState>,
     accept: Option<web::Header<AcceptEncoding>>,
-    body: web::Json<PullRequest>,
+    body: crate::body::Json<PullRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let req = body.into_inner();
     let st = state.into_inner();
