@@ -398,7 +398,7 @@ fn api_failure(status: StatusCode, e: ApiError, server: &str, pending: u64) -> F
         ErrorCode::UserDeactivated => Failure::exit(Exit::Revoked, format!("your account is deactivated{kept}")).hint("ask an administrator to reactivate it"),
         ErrorCode::ClientTooOld => Failure::exit(Exit::TooOld, format!("this fieldsync ({}) is too old for the server{kept}", env!("CARGO_PKG_VERSION")))
             .hint("upgrade fieldsync, then run fieldsync sync again; nothing is lost meanwhile"),
-        ErrorCode::RateLimited => Failure::new(e.message).hint("wait a minute and try again"),
+        ErrorCode::RateLimited => Failure::new(e.message).hint("wait as long as the server says; every further wrong password doubles the wait"),
         ErrorCode::Forbidden => Failure::new(format!("not allowed: {}", e.message)).hint("this needs another role; ask an administrator"),
         _ => {
             let field = e.field.map(|f| format!(" [{f}]")).unwrap_or_default();

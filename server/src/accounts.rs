@@ -9,6 +9,7 @@ use crate::error::ApiError;
 use crate::scope::scope_filter;
 use crate::store::{self, DeviceRow, ReadTx, Store, TeamRow, UserRow, WriteTx};
 use crate::sync::{self, ServerClock};
+use crate::throttle;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -19,13 +20,6 @@ use sync_protocol::wire::{
     TeamInfo, UserInfo,
 };
 use sync_protocol::{DeviceId, ErrorCode as E, Fields, RecordId, TeamId, UserId};
-
-/// Failed logins allowed per username within [`RATE_WINDOW_MS`].
-pub const MAX_FAILURES_PER_USER: u64 = 5;
-/// Failed logins allowed per client address within [`RATE_WINDOW_MS`].
-pub const MAX_FAILURES_PER_ADDRESS: u64 = 30;
-/// The rate-limit window: 15 minutes.
-pub const RATE_WINDOW_MS: i64 = 15 * 60 * 1000;
 
 /// A syntactically valid username: `[A-Za-z0-9._-]{1,64}`.
 pub fn valid_username(name: &str) -> bool {
@@ -144,41 +138,80 @@ pub fn bootstrap(
     })
 }
 
-/// `POST /v1/auth/login`. Password hashing runs outside the write
-/// transaction; failures are counted in the store (shared by instances).
+/// Check a username and password under the login throttle
+/// ([`throttle`]), shared by the API and the dashboard: the attempt is
+/// reserved in the store before the password is hashed, and forgotten if
+/// the password was right. `device` is the device the client says it is;
+/// when it is registered to that user it, not the address, is who tries.
+/// Returns the user, who may be deactivated.
+pub fn check_credentials(
+    store: &dyn Store,
+    username: &str,
+    password: &str,
+    device: Option<DeviceId>,
+    address: std::net::IpAddr,
+    now: DateTime<Utc>,
+) -> Result<UserRow, ApiError> {
+    let now_ms = now.timestamp_millis();
+    let since = now_ms - throttle::WINDOW_MS;
+    let reserved = store::write(store, |tx| {
+        let user = tx.user_by_name(username)?;
+        let key = match (device, &user) {
+            (Some(id), Some(u))
+                if tx
+                    .device(id)?
+                    .is_some_and(|d| d.user_id == u.id && d.revoked_at.is_none()) =>
+            {
+                throttle::Key::Device(id)
+            }
+            _ => throttle::Key::Address(address),
+        };
+        let (by_user, by_key) = tx.login_failures(username, &key.stored(), since)?;
+        if let Err(wait_ms) = throttle::decide(now_ms, key, &by_user, by_key) {
+            return Ok(Err(wait_ms));
+        }
+        let id = tx.add_login_failure(username, &key.stored(), now_ms, since)?;
+        Ok::<_, ApiError>(Ok((user, id)))
+    })?;
+    let (user, id) = reserved.map_err(|wait_ms| {
+        let secs = u64::try_from(wait_ms).unwrap_or(0).div_ceil(1_000).max(1);
+        ApiError::Throttled {
+            message: format!("too many failed logins; try again in {secs} s"),
+            retry_after_secs: secs,
+        }
+    })?;
+    let verdict = match &user {
+        Some(u) => auth::verify_password(password, &u.password_hash),
+        None => Ok(false),
+    };
+    if !matches!(verdict, Ok(false)) {
+        // Right, or no verdict (no hashing slot in time): not a failure.
+        store::write(store, |tx| tx.forget_login_failure(id))?;
+    }
+    match (user, verdict?) {
+        (Some(u), true) => Ok(u),
+        _ => Err(ApiError::new(
+            E::InvalidCredentials,
+            "wrong username or password",
+        )),
+    }
+}
+
+/// `POST /v1/auth/login`.
 pub fn login(
     store: &dyn Store,
     req: &LoginRequest,
-    address: &str,
+    address: std::net::IpAddr,
     now: DateTime<Utc>,
 ) -> Result<LoginResponse, ApiError> {
-    let now_ms = now.timestamp_millis();
-    let since = now_ms - RATE_WINDOW_MS;
-    let (user, (by_user, by_addr)) = store::read(store, |tx| {
-        Ok::<_, ApiError>((
-            tx.user_by_name(&req.username)?,
-            tx.login_failures(&req.username, address, since)?,
-        ))
-    })?;
-    if by_user >= MAX_FAILURES_PER_USER || by_addr >= MAX_FAILURES_PER_ADDRESS {
-        return Err(ApiError::new(
-            E::RateLimited,
-            "too many failed logins; wait 15 minutes and try again",
-        ));
-    }
-    let ok = match &user {
-        Some(u) => auth::verify_password(&req.password, &u.password_hash)?,
-        None => false,
-    };
-    let Some(user) = user.filter(|_| ok) else {
-        store::write(store, |tx| {
-            tx.add_login_failure(&req.username, address, now_ms, since)
-        })?;
-        return Err(ApiError::new(
-            E::InvalidCredentials,
-            "wrong username or password",
-        ));
-    };
+    let user = check_credentials(
+        store,
+        &req.username,
+        &req.password,
+        req.device_id,
+        address,
+        now,
+    )?;
     if !user.active {
         return Err(ApiError::new(
             E::UserDeactivated,

@@ -14,6 +14,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 use sync_protocol::ErrorCode;
@@ -27,6 +28,14 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 fn hash_gate() -> &'static Gate {
     static GATE: OnceLock<Gate> = OnceLock::new();
     GATE.get_or_init(|| Gate::new(std::thread::available_parallelism().map_or(2, usize::from)))
+}
+
+/// Password hashes computed by this process (`fieldsync_password_hashes_total`).
+static HASHES: AtomicU64 = AtomicU64::new(0);
+
+/// Password hashes computed by this process so far.
+pub fn hashes_done() -> u64 {
+    HASHES.load(Ordering::Relaxed)
 }
 
 /// How long a login or password change waits for a hashing slot. A hash
@@ -66,6 +75,7 @@ impl Gate {
         }
         // Give the slot back even if `f` panics.
         let _release = Release(self);
+        HASHES.fetch_add(1, Ordering::Relaxed);
         Ok(f())
     }
 }

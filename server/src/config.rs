@@ -64,9 +64,23 @@ pub struct ServeArgs {
     /// store instead of the SQLite file in the data directory.
     #[arg(long, env = "FIELDSYNC_DATABASE", value_name = "URL")]
     pub database: Option<String>,
-    /// TOML config file with the keys `data`, `bind` and `database`.
+    /// TOML config file with the keys `data`, `bind`, `database` and
+    /// `trusted_proxies`.
     #[arg(long, env = "FIELDSYNC_CONFIG")]
     pub config: Option<PathBuf>,
+    /// A proxy (address or CIDR range, repeatable) whose `X-Forwarded-For`
+    /// header names the client; without any, the socket's address is the
+    /// client's.
+    #[arg(long = "trusted-proxy", env = "FIELDSYNC_TRUSTED_PROXIES", value_name = "CIDR", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// A CIDR range, or a single address (a /32 or /128).
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not an address or CIDR range (like 10.0.0.0/8)"))
 }
 
 /// The config file.
@@ -76,6 +90,8 @@ struct FileConfig {
     data: Option<PathBuf>,
     bind: Option<String>,
     database: Option<String>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
 }
 
 /// How expensive password hashes are.
@@ -103,6 +119,8 @@ pub struct Settings {
     pub workers: Option<usize>,
     /// PostgreSQL URL; `None` means the SQLite store in `data_dir`.
     pub database: Option<String>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Settings {
@@ -115,6 +133,7 @@ impl Settings {
             hash_cost: HashCost::Standard,
             workers: None,
             database: None,
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -148,6 +167,14 @@ impl Settings {
         }
         let mut s = Self::new(data, bind);
         s.database = database;
+        s.trusted_proxies = if args.trusted_proxies.is_empty() {
+            file.trusted_proxies
+                .iter()
+                .map(|n| parse_net(n).map_err(|e| anyhow::anyhow!("trusted_proxies: {e}")))
+                .collect::<anyhow::Result<_>>()?
+        } else {
+            args.trusted_proxies.clone()
+        };
         s.admin_password = std::env::var("FIELDSYNC_ADMIN_PASSWORD")
             .ok()
             .filter(|p| !p.is_empty());
@@ -180,6 +207,7 @@ mod tests {
             bind: Some("127.0.0.1:1".into()),
             database: None,
             config: Some(f),
+            trusted_proxies: Vec::new(),
         };
         let s = Settings::from_serve(&args).unwrap();
         assert_eq!(s.data_dir, PathBuf::from("/srv/fs"));
@@ -189,6 +217,7 @@ mod tests {
             bind: None,
             database: None,
             config: None,
+            trusted_proxies: Vec::new(),
         })
         .unwrap();
         assert_eq!(d.bind, DEFAULT_BIND);
@@ -204,6 +233,7 @@ mod tests {
             bind: None,
             database: database.map(str::to_owned),
             config,
+            trusted_proxies: Vec::new(),
         };
         let s = Settings::from_serve(&args(None, Some(f.clone()))).unwrap();
         assert_eq!(s.database.as_deref(), Some("postgres://db.internal/fs"));
@@ -227,7 +257,8 @@ mod tests {
                 data: None,
                 bind: None,
                 database: None,
-                config: Some(f)
+                config: Some(f),
+                trusted_proxies: Vec::new(),
             })
             .is_err()
         );

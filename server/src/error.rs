@@ -22,6 +22,14 @@ pub enum ApiError {
         /// The field concerned.
         field: Option<String>,
     },
+    /// `429 rate_limited`, with `Retry-After`.
+    #[error("{message}")]
+    Throttled {
+        /// Human sentence.
+        message: String,
+        /// Seconds until an attempt may succeed.
+        retry_after_secs: u64,
+    },
     /// The database is not reachable.
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
@@ -75,6 +83,7 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::Client { code, .. } => *code,
+            ApiError::Throttled { .. } => ErrorCode::RateLimited,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
@@ -145,6 +154,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Client { status, .. } => *status,
+            ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -161,6 +171,11 @@ impl ResponseError for ApiError {
                 code: *code,
                 message: message.clone(),
                 field: field.clone(),
+            },
+            ApiError::Throttled { message, .. } => wire::ApiError {
+                code: ErrorCode::RateLimited,
+                message: message.clone(),
+                field: None,
             },
             ApiError::Unavailable(e @ StoreError::TimedOut { .. }) => {
                 tracing::warn!(error = %chain(e), "a store wait passed its deadline");
@@ -188,9 +203,20 @@ impl ResponseError for ApiError {
             }
         };
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unavailable(_)) {
+        match self {
             // Whatever made it unavailable is expected to pass.
-            response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+            ApiError::Unavailable(_) => {
+                response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+            }
+            ApiError::Throttled {
+                retry_after_secs, ..
+            } => {
+                response.insert_header((
+                    actix_web::http::header::RETRY_AFTER,
+                    retry_after_secs.to_string(),
+                ));
+            }
+            _ => {}
         }
         response.json(body)
     }

@@ -20,6 +20,9 @@ pub struct Metrics {
     pub pulls: IntCounter,
     /// `fieldsync_active_devices`: devices not revoked whose user is active (refreshed on scrape).
     pub active_devices: IntGauge,
+    /// `fieldsync_password_hashes_total`: argon2 hashes computed (logins,
+    /// password changes; refreshed on scrape).
+    pub password_hashes: IntCounter,
 }
 
 impl Metrics {
@@ -53,7 +56,12 @@ impl Metrics {
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(ops.clone()))?;
         registry.register(Box::new(pulls.clone()))?;
+        let password_hashes = IntCounter::new(
+            "fieldsync_password_hashes_total",
+            "Password hashes computed (logins and password changes)",
+        )?;
         registry.register(Box::new(active_devices.clone()))?;
+        registry.register(Box::new(password_hashes.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -61,6 +69,7 @@ impl Metrics {
             ops,
             pulls,
             active_devices,
+            password_hashes,
         })
     }
 
@@ -84,6 +93,9 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> Result<String, prometheus::Error> {
+        let done = crate::auth::hashes_done();
+        self.password_hashes
+            .inc_by(done.saturating_sub(self.password_hashes.get()));
         let mut buf = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
         Ok(String::from_utf8_lossy(&buf).into_owned())

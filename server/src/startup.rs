@@ -29,6 +29,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Password hashing cost.
     pub hash_cost: HashCost,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// A bound, not yet running server.
@@ -57,6 +59,7 @@ impl Application {
             store,
             metrics: Metrics::new()?,
             hash_cost: settings.hash_cost,
+            trusted_proxies: settings.trusted_proxies.clone(),
         });
         let mut server = HttpServer::new(move || {
             App::new()

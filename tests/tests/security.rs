@@ -1,7 +1,7 @@
 //! End-to-end, from outside with raw HTTP: what a stranger or a hostile
 //! account can do to a running server.
 
-use fieldsync_e2e::{ADMIN_PASSWORD, TestServer};
+use fieldsync_e2e::{ADMIN_PASSWORD, StoreKind, TestServer};
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -148,4 +148,100 @@ fn small_bodies_have_a_small_limit_compressed_or_not() {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     e.write_all(body.as_bytes()).expect("compress");
     assert_too_large(send(&c, &url, None, "gzip", &e.finish().expect("finish")));
+}
+
+fn hashes(c: &Client, server: &TestServer) -> u64 {
+    let text = c
+        .get(format!("{}/metrics", server.url()))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("fieldsync_password_hashes_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("fieldsync_password_hashes_total")
+}
+
+fn create_user(c: &Client, base: &str, admin: &str, name: &str, password: &str) {
+    let r = c
+        .post(format!("{base}/v1/admin/users"))
+        .bearer_auth(admin)
+        .json(&json!({"username": name, "password": password, "role": "rep"}))
+        .send()
+        .expect("create user");
+    assert!(r.status().is_success(), "{:?}", r.text());
+}
+
+fn login_as(c: &Client, base: &str, name: &str, password: &str, device: Option<&str>) -> Response {
+    let mut body = json!({"username": name, "password": password, "device_name": "laptop"});
+    if let Some(d) = device {
+        body["device_id"] = json!(d);
+    }
+    c.post(format!("{base}/v1/auth/login"))
+        .json(&body)
+        .send()
+        .expect("login")
+}
+
+/// 100 concurrent wrong guesses, spread over `servers`, then the right
+/// password from the same address: only the free attempts are hashed, no
+/// guess gets a token, and the user's own laptop still logs in.
+fn a_guessing_burst_is_throttled_before_hashing(servers: &[&TestServer]) {
+    const PW: &str = "the right password";
+    let c = http();
+    let bases: Vec<String> = servers.iter().map(|s| s.url()).collect();
+    let admin = admin_token(&c, &bases[0]);
+    create_user(&c, &bases[0], &admin, "ann", PW);
+    let laptop: Value = login_as(&c, &bases[0], "ann", PW, None)
+        .json()
+        .expect("json");
+    let laptop = laptop["device_id"].as_str().expect("device id").to_owned();
+    let before: u64 = servers.iter().map(|s| hashes(&c, s)).sum();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let guesses: Vec<_> = (0..100)
+            .map(|i| {
+                let (c, base) = (&c, &bases[i % bases.len()]);
+                s.spawn(move || {
+                    login_as(c, base, "ann", &format!("guess {i}"), None)
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        guesses
+            .into_iter()
+            .map(|g| g.join().expect("guess"))
+            .collect()
+    });
+    let hashed: u64 = servers.iter().map(|s| hashes(&c, s)).sum::<u64>() - before;
+    eprintln!("100 concurrent guesses: {hashed} hashed");
+    assert!(hashed <= 3, "{hashed} of the burst were hashed");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count() as u64,
+        hashed
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count() as u64,
+        100 - hashed
+    );
+    for base in &bases {
+        let r = login_as(&c, base, "ann", PW, None);
+        assert_eq!(r.status().as_u16(), 429, "the right password, guessed next");
+        let r = login_as(&c, base, "ann", PW, Some(&laptop));
+        assert_eq!(r.status().as_u16(), 201, "ann's own laptop: {:?}", r.text());
+    }
+}
+
+#[test]
+fn a_guessing_burst_is_throttled_before_hashing_on_sqlite() {
+    let server = TestServer::start().expect("server");
+    a_guessing_burst_is_throttled_before_hashing(&[&server]);
+}
+
+#[test]
+fn a_guessing_burst_over_two_instances_is_throttled_before_hashing_on_postgres() {
+    let one = TestServer::start_on(StoreKind::Postgres).expect("server");
+    let two = one.another_instance().expect("second instance");
+    a_guessing_burst_is_throttled_before_hashing(&[&one, &two]);
 }

@@ -10,8 +10,7 @@
 mod page;
 pub mod session;
 
-use crate::accounts::{MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_USER};
-use crate::auth;
+use crate::accounts;
 use crate::error::{ApiError, blocking};
 use crate::reports::{self, GroupBy, ReportKind, ReportRequest};
 use crate::startup::AppState;
@@ -32,10 +31,7 @@ const DASHBOARD_CSS: &str = include_str!("assets/dashboard.css");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// A sign-in: the user and the cookie value, or the status and message of a refusal.
-type SignIn = Result<(UserRow, String), (actix_web::http::StatusCode, &'static str)>;
-
-/// A failed login window, as for the API.
-const RATE_WINDOW_MS: i64 = 15 * 60 * 1000;
+type SignIn = Result<(UserRow, String), (actix_web::http::StatusCode, String)>;
 
 /// Mount the dashboard routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -139,43 +135,40 @@ async fn login(
             StatusCode::FORBIDDEN,
         ));
     }
-    let address = req
-        .peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    let address = crate::throttle::request_address(&req);
     let st = state.into_inner();
     let now = chrono::Utc::now();
     let outcome = blocking(move || -> Result<SignIn, ApiError> {
-        let now_ms = now.timestamp_millis();
-        let since = now_ms - RATE_WINDOW_MS;
-        let (user, (by_user, by_addr)) = store::read(st.store.as_ref(), |tx| {
-            Ok::<_, ApiError>((
-                tx.user_by_name(&form.username)?,
-                tx.login_failures(&form.username, &address, since)?,
-            ))
-        })?;
-        if by_user >= MAX_FAILURES_PER_USER || by_addr >= MAX_FAILURES_PER_ADDRESS {
-            return Ok(Err((
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many failed sign-ins; wait 15 minutes and try again",
-            )));
-        }
-        let ok = match &user {
-            Some(u) => auth::verify_password(&form.password, &u.password_hash)?,
-            None => false,
-        };
-        let Some(user) = user.filter(|u| ok && u.active) else {
-            store::write(st.store.as_ref(), |tx| {
-                tx.add_login_failure(&form.username, &address, now_ms, since)
-            })?;
-            return Ok(Err((
-                StatusCode::UNAUTHORIZED,
-                "wrong username or password",
-            )));
+        let user = match accounts::check_credentials(
+            st.store.as_ref(),
+            &form.username,
+            &form.password,
+            None,
+            address,
+            now,
+        ) {
+            Ok(u) if u.active => u,
+            Ok(_) => {
+                return Ok(Err((
+                    StatusCode::UNAUTHORIZED,
+                    "wrong username or password".into(),
+                )));
+            }
+            Err(ApiError::Throttled { message, .. }) => {
+                return Ok(Err((StatusCode::TOO_MANY_REQUESTS, message)));
+            }
+            Err(e) if e.code() == sync_protocol::ErrorCode::InvalidCredentials => {
+                return Ok(Err((
+                    StatusCode::UNAUTHORIZED,
+                    "wrong username or password".into(),
+                )));
+            }
+            Err(e) => return Err(e),
         };
         if user.role == Role::Rep {
             return Ok(Err((
                 StatusCode::FORBIDDEN,
-                "the dashboard is for supervisors, HQ and admins",
+                "the dashboard is for supervisors, HQ and admins".into(),
             )));
         }
         let key = store::write(st.store.as_ref(), |tx| session::secret(tx))?;
@@ -188,7 +181,7 @@ async fn login(
     })
     .await?;
     match outcome {
-        Err((status, msg)) => Ok(login_error(&form_csrf(&req), msg, status)),
+        Err((status, msg)) => Ok(login_error(&form_csrf(&req), &msg, status)),
         Ok((_, value)) => {
             let mut resp = redirect("/dashboard/scorecard");
             let _ = resp.add_cookie(&cookie(&req, session::COOKIE, value, session::TTL_SECS));

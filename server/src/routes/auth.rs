@@ -28,13 +28,11 @@ pub async fn login(
     state: web::Data<AppState>,
     body: crate::body::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let address = req
-        .peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    let address = crate::throttle::request_address(&req);
     let st = state.into_inner();
     let body = body.into_inner();
     let res =
-        blocking(move || accounts::login(st.store.as_ref(), &body, &address, chrono::Utc::now()))
+        blocking(move || accounts::login(st.store.as_ref(), &body, address, chrono::Utc::now()))
             .await?;
     Ok(HttpResponse::Created().json(res))
 }

@@ -313,19 +313,29 @@ fn device_bookkeeping_and_meta_read_back_in_the_same_write(s: &dyn Store) {
 }
 
 fn login_failures_are_counted_per_name_and_address_within_the_window(s: &dyn Store) {
-    write(s, |tx| {
-        tx.add_login_failure("ann", "10.0.0.1", 100, 0)?;
-        tx.add_login_failure("ann", "10.0.0.2", 200, 0)?;
-        tx.add_login_failure("bob", "10.0.0.1", 300, 0)
+    let ids = write(s, |tx| {
+        Ok::<_, StoreError>([
+            tx.add_login_failure("ann", "10.0.0.1", 100, 0)?,
+            tx.add_login_failure("ann", "10.0.0.2", 200, 0)?,
+            tx.add_login_failure("bob", "10.0.0.1", 300, 0)?,
+        ])
     })
     .unwrap();
+    assert!(ids[0] != ids[1] && ids[1] != ids[2], "{ids:?}");
+    let ann = |k: &str, at: i64| (k.to_owned(), at);
     assert_eq!(
         read(s, |tx| tx.login_failures("ann", "10.0.0.1", 0)).unwrap(),
-        (2, 2)
+        (vec![ann("10.0.0.1", 100), ann("10.0.0.2", 200)], 2)
     );
     assert_eq!(
         read(s, |tx| tx.login_failures("ann", "10.0.0.1", 150)).unwrap(),
-        (1, 1)
+        (vec![ann("10.0.0.2", 200)], 1)
+    );
+    // A reserved attempt whose password was right is forgotten.
+    write(s, |tx| tx.forget_login_failure(ids[1])).unwrap();
+    assert_eq!(
+        read(s, |tx| tx.login_failures("ann", "10.0.0.2", 0)).unwrap(),
+        (vec![ann("10.0.0.1", 100)], 0)
     );
 }
 

@@ -437,13 +437,16 @@ pub trait ReadTx {
     /// Devices not revoked whose user is active.
     fn active_device_count(&mut self) -> Result<u64, StoreError>;
 
-    /// Failed logins since `since_ms` for this username and for this address.
+    /// Failed (or reserved, see [`WriteTx::add_login_failure`]) logins
+    /// since `since_ms`: every one for this username as `(key, at_ms)`, and
+    /// how many carry this key (any username). The key is who tried (a
+    /// client address or a registered device; `crate::throttle::Key`).
     fn login_failures(
         &mut self,
         username: &str,
-        address: &str,
+        key: &str,
         since_ms: i64,
-    ) -> Result<(u64, u64), StoreError>;
+    ) -> Result<(Vec<(String, i64)>, u64), StoreError>;
 
     /// A record by id.
     fn record(&mut self, id: RecordId) -> Result<Option<RecordRow>, StoreError>;
@@ -541,14 +544,17 @@ pub trait WriteTx: ReadTx {
     /// Remember how far the device's clock was ahead.
     fn set_clock_drift(&mut self, id: DeviceId, drift_ms: i64) -> Result<(), StoreError>;
 
-    /// Count one failed login (and forget those older than `prune_before_ms`).
+    /// Count one failed login, or reserve an attempt before its password is
+    /// hashed (and forget those older than `prune_before_ms`); returns its id.
     fn add_login_failure(
         &mut self,
         username: &str,
-        address: &str,
+        key: &str,
         at_ms: i64,
         prune_before_ms: i64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<i64, StoreError>;
+    /// Forget a reserved attempt whose password was right (or never checked).
+    fn forget_login_failure(&mut self, id: i64) -> Result<(), StoreError>;
 
     /// Insert or replace a record (its `seq` from [`WriteTx::next_seq`]).
     fn put_record(&mut self, record: &RecordRow) -> Result<(), StoreError>;

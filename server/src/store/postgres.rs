@@ -1496,15 +1496,22 @@ impl ReadTx for Tx<'_> {
     fn login_failures(
         &mut self,
         username: &str,
-        address: &str,
+        key: &str,
         since_ms: i64,
-    ) -> Result<(u64, u64), StoreError> {
+    ) -> Result<(Vec<(String, i64)>, u64), StoreError> {
+        let by_user = self
+            .query(
+                "SELECT address, at_ms FROM login_failures WHERE username = $1 AND at_ms >= $2 ORDER BY at_ms",
+                &[&username, &since_ms],
+            )?
+            .iter()
+            .map(|r| Ok((col::<String>(r, 0)?, col::<i64>(r, 1)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let r = self.one(
-            "SELECT (SELECT count(*) FROM login_failures WHERE username = $1 AND at_ms >= $3), \
-                    (SELECT count(*) FROM login_failures WHERE address = $2 AND at_ms >= $3)",
-            &[&username, &address, &since_ms],
+            "SELECT count(*) FROM login_failures WHERE address = $1 AND at_ms >= $2",
+            &[&key, &since_ms],
         )?;
-        Ok((col::<i64>(&r, 0)? as u64, col::<i64>(&r, 1)? as u64))
+        Ok((by_user, col::<i64>(&r, 0)? as u64))
     }
 
     fn record(&mut self, id: RecordId) -> Result<Option<RecordRow>, StoreError> {
@@ -2155,18 +2162,23 @@ impl WriteTx for Tx<'_> {
     fn add_login_failure(
         &mut self,
         username: &str,
-        address: &str,
+        key: &str,
         at_ms: i64,
         prune_before_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError> {
         self.exec(
             "DELETE FROM login_failures WHERE at_ms < $1",
             &[&prune_before_ms],
         )?;
-        self.exec(
-            "INSERT INTO login_failures (username, address, at_ms) VALUES ($1, $2, $3)",
-            &[&username, &address, &at_ms],
+        let r = self.one(
+            "INSERT INTO login_failures (username, address, at_ms) VALUES ($1, $2, $3) RETURNING id",
+            &[&username, &key, &at_ms],
         )?;
+        col::<i64>(&r, 0)
+    }
+
+    fn forget_login_failure(&mut self, id: i64) -> Result<(), StoreError> {
+        self.exec("DELETE FROM login_failures WHERE id = $1", &[&id])?;
         Ok(())
     }
 

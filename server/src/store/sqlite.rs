@@ -906,20 +906,22 @@ impl ReadTx for Tx<'_> {
     fn login_failures(
         &mut self,
         username: &str,
-        address: &str,
+        key: &str,
         since_ms: i64,
-    ) -> Result<(u64, u64), StoreError> {
-        let by_user: i64 = self.c.row(
-            "SELECT count(*) FROM login_failures WHERE username = ?1 AND at_ms >= ?2",
-            params![username, since_ms],
-            |r| r.get(0),
-        )?;
-        let by_addr: i64 = self.c.row(
+    ) -> Result<(Vec<(String, i64)>, u64), StoreError> {
+        let by_user = self
+            .c
+            .prepare_cached(
+                "SELECT address, at_ms FROM login_failures WHERE username = ?1 AND at_ms >= ?2 ORDER BY at_ms",
+            )?
+            .query_map(params![username, since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let by_key: i64 = self.c.row(
             "SELECT count(*) FROM login_failures WHERE address = ?1 AND at_ms >= ?2",
-            params![address, since_ms],
+            params![key, since_ms],
             |r| r.get(0),
         )?;
-        Ok((by_user as u64, by_addr as u64))
+        Ok((by_user, by_key as u64))
     }
 
     fn record(&mut self, id: RecordId) -> Result<Option<RecordRow>, StoreError> {
@@ -1479,18 +1481,24 @@ impl WriteTx for Tx<'_> {
     fn add_login_failure(
         &mut self,
         username: &str,
-        address: &str,
+        key: &str,
         at_ms: i64,
         prune_before_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError> {
         self.c.exec(
             "DELETE FROM login_failures WHERE at_ms < ?1",
             [prune_before_ms],
         )?;
-        self.c.exec(
-            "INSERT INTO login_failures (username, address, at_ms) VALUES (?1, ?2, ?3)",
-            params![username, address, at_ms],
-        )?;
+        Ok(self.c.row(
+            "INSERT INTO login_failures (username, address, at_ms) VALUES (?1, ?2, ?3) RETURNING id",
+            params![username, key, at_ms],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn forget_login_failure(&mut self, id: i64) -> Result<(), StoreError> {
+        self.c
+            .exec("DELETE FROM login_failures WHERE id = ?1", [id])?;
         Ok(())
     }
 

@@ -1,4 +1,7 @@
-use crate::helpers::{ADMIN_PASSWORD, error_of, json_of, login_at, spawn_app};
+use crate::helpers::{
+    ADMIN_PASSWORD, TestApp, error_of, json_of, login_at, spawn_app, spawn_app_with,
+};
+use reqwest::blocking::Response;
 use serde_json::{Value, json};
 use sync_protocol::schema::Role;
 use sync_protocol::wire::{DeviceInfo, PushResponse};
@@ -123,41 +126,114 @@ fn a_deactivated_user_is_refused_with_user_deactivated() {
     assert_eq!(error_of(r), (401, "user_deactivated".into()));
 }
 
-#[test]
-fn failed_logins_are_rate_limited_per_username_even_for_the_right_password() {
-    let app = spawn_app();
-    app.create_user("ann", Role::Rep, None, None);
-    for _ in 0..5 {
-        let r = app.post(
-            "/v1/auth/login",
-            None,
-            &json!({"username": "ann", "password": "bad-password", "device_name": "x"}),
-        );
-        assert_eq!(error_of(r).1, "invalid_credentials");
+fn try_login(app: &TestApp, user: &str, password: &str, extra: Option<(&str, &str)>) -> Response {
+    let mut r = app
+        .client
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"username": user, "password": password, "device_name": "x"}));
+    if let Some((name, value)) = extra {
+        r = r.header(name, value);
     }
-    let r = app.post(
-        "/v1/auth/login",
-        None,
-        &json!({"username": "ann", "password": "ann-password", "device_name": "x"}),
-    );
-    assert_eq!(error_of(r), (429, "rate_limited".into()));
-    // Another user from the same address is not yet limited.
-    login_at(&app.client, &app.base, "admin", ADMIN_PASSWORD, None);
+    r.send().expect("login request")
+}
+
+fn retry_after(r: &Response) -> u64 {
+    r.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in whole seconds")
 }
 
 #[test]
-fn failed_logins_are_rate_limited_per_address() {
+fn failures_space_out_attempts_per_user_and_address_even_for_the_right_password() {
     let app = spawn_app();
-    for i in 0..30 {
-        let r = app.post("/v1/auth/login", None, &json!({"username": format!("nobody{i}"), "password": "bad-password", "device_name": "x"}));
+    app.create_user("ann", Role::Rep, None, None);
+    let laptop = login_at(&app.client, &app.base, "ann", "ann-password", None);
+    for _ in 0..3 {
+        let r = try_login(&app, "ann", "bad-password", None);
         assert_eq!(error_of(r).1, "invalid_credentials");
     }
-    let r = app.post(
-        "/v1/auth/login",
-        None,
-        &json!({"username": "admin", "password": ADMIN_PASSWORD, "device_name": "x"}),
-    );
+    let r = try_login(&app, "ann", "ann-password", None);
+    let wait = retry_after(&r);
+    assert!((1..=15).contains(&wait), "Retry-After {wait}");
     assert_eq!(error_of(r), (429, "rate_limited".into()));
+    // Another user from the same address is not limited ...
+    login_at(&app.client, &app.base, "admin", ADMIN_PASSWORD, None);
+    // ... nor ann on the laptop already registered to her.
+    let again = login_at(
+        &app.client,
+        &app.base,
+        "ann",
+        "ann-password",
+        Some(laptop.id),
+    );
+    assert_eq!(again.id, laptop.id);
+}
+
+#[test]
+fn one_address_spraying_many_usernames_hits_its_ceiling_but_not_registered_devices() {
+    let app = spawn_app();
+    for i in 0..100 {
+        let r = try_login(&app, &format!("nobody{i}"), "bad-password", None);
+        assert_eq!(error_of(r).1, "invalid_credentials");
+    }
+    let r = try_login(&app, "admin", ADMIN_PASSWORD, None);
+    assert_eq!(error_of(r), (429, "rate_limited".into()));
+    login_at(
+        &app.client,
+        &app.base,
+        "admin",
+        ADMIN_PASSWORD,
+        Some(app.admin.id),
+    );
+}
+
+#[test]
+fn forwarded_addresses_are_believed_only_from_a_trusted_proxy() {
+    // Without a trusted proxy the header is the client's say-so: ignored.
+    let app = spawn_app();
+    app.create_user("ann", Role::Rep, None, None);
+    for i in 0..3 {
+        let xff = format!("198.51.100.{i}");
+        let r = try_login(&app, "ann", "bad-password", Some(("x-forwarded-for", &xff)));
+        assert_eq!(error_of(r).1, "invalid_credentials");
+    }
+    let r = try_login(
+        &app,
+        "ann",
+        "bad",
+        Some(("x-forwarded-for", "198.51.100.99")),
+    );
+    assert_eq!(error_of(r).1, "rate_limited", "still 127.0.0.1");
+
+    // Behind a trusted proxy each forwarded address is its own client, and
+    // the username's ceiling holds across all of them.
+    let app = spawn_app_with(|s| s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]);
+    app.create_user("ann", Role::Rep, None, None);
+    for i in 0..20 {
+        let xff = format!("203.0.113.{}", i / 2);
+        let r = try_login(&app, "ann", "bad-password", Some(("x-forwarded-for", &xff)));
+        assert_eq!(error_of(r).1, "invalid_credentials", "attempt {i}");
+    }
+    let r = try_login(
+        &app,
+        "ann",
+        "ann-password",
+        Some(("x-forwarded-for", "192.0.2.1")),
+    );
+    assert_eq!(error_of(r).1, "rate_limited", "the per-user ceiling");
+    let r = try_login(
+        &app,
+        "admin",
+        ADMIN_PASSWORD,
+        Some(("x-forwarded-for", "192.0.2.1")),
+    );
+    assert_eq!(
+        r.status().as_u16(),
+        201,
+        "another user from another address"
+    );
 }
 
 #[test]

@@ -56,11 +56,17 @@ pub struct Device {
 }
 
 pub fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {})
+}
+
+/// [`spawn_app`] with some settings changed.
+pub fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut settings = Settings::new(dir.path().join("data"), "127.0.0.1:0");
     settings.admin_password = Some(ADMIN_PASSWORD.into());
     settings.hash_cost = HashCost::TestOnlyFast;
     settings.workers = Some(2);
+    change(&mut settings);
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
