@@ -68,6 +68,11 @@ pub static SERVER_SQLITE: &[Migration] = &[
         name: "partial_scope_indexes",
         sql: include_str!("../server/sqlite/0005_partial_scope_indexes.sql"),
     },
+    Migration {
+        version: 6,
+        name: "dashboard_sessions",
+        sql: include_str!("../server/sqlite/0006_dashboard_sessions.sql"),
+    },
 ];
 
 /// The server's PostgreSQL store (the same tables as [`SERVER_SQLITE`]).
@@ -96,5 +101,10 @@ pub static SERVER_POSTGRES: &[Migration] = &[
         version: 5,
         name: "partial_scope_indexes",
         sql: include_str!("../server/postgres/0005_partial_scope_indexes.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "dashboard_sessions",
+        sql: include_str!("../server/postgres/0006_dashboard_sessions.sql"),
     },
 ];

@@ -464,6 +464,8 @@ pub fn deactivate(
     if user.id == actor.user.id {
         return Err(ApiError::forbidden("you cannot deactivate yourself"));
     }
+    // Whatever happened before, no dashboard session outlives this.
+    tx.end_user_dashboard_sessions(user.id)?;
     if user.active {
         tx.set_user_active(user.id, false)?;
         user.active = false;
@@ -482,6 +484,8 @@ pub fn reset_password(
 ) -> Result<(), ApiError> {
     let user = user_named(tx, username)?;
     tx.set_password(user.id, password_hash)?;
+    // Whoever knew the old password is signed out of the dashboard.
+    tx.end_user_dashboard_sessions(user.id)?;
     Ok(())
 }
 

@@ -245,3 +245,129 @@ fn a_guessing_burst_over_two_instances_is_throttled_before_hashing_on_postgres()
     let two = one.another_instance().expect("second instance");
     a_guessing_burst_is_throttled_before_hashing(&[&one, &two]);
 }
+
+/// A browser signed in to the dashboard: its session cookie and the
+/// session's form token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+fn cookie_pair(r: &Response, name: &str) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..].split('"').next().expect("value").to_owned()
+}
+
+fn sign_in(c: &Client, base: &str, user: &str, password: &str) -> Browser {
+    let form = c
+        .get(format!("{base}/dashboard/login"))
+        .send()
+        .expect("form");
+    let login_cookie = cookie_pair(&form, "fieldsync_login_csrf");
+    let csrf = hidden_csrf(&form.text().expect("html"));
+    let r = c
+        .post(format!("{base}/dashboard/login"))
+        .header("cookie", &login_cookie)
+        .form(&[("username", user), ("password", password), ("csrf", &csrf)])
+        .send()
+        .expect("sign in");
+    assert_eq!(r.status().as_u16(), 303, "signed in as {user}");
+    let cookie = cookie_pair(&r, "fieldsync_session");
+    let page = c
+        .get(format!("{base}/dashboard/scorecard"))
+        .header("cookie", &cookie)
+        .send()
+        .expect("page");
+    assert_eq!(page.status().as_u16(), 200);
+    let csrf = hidden_csrf(&page.text().expect("html"));
+    Browser { cookie, csrf }
+}
+
+/// The status of a CSV download with the browser's cookie.
+fn download(c: &Client, base: &str, b: &Browser) -> u16 {
+    c.get(format!("{base}/dashboard/scorecard/csv?section=rows"))
+        .header("cookie", &b.cookie)
+        .send()
+        .expect("csv")
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn dashboard_sessions_end_at_logout_password_reset_and_deactivation_on_every_instance() {
+    let one = TestServer::start_on(StoreKind::Postgres).expect("server");
+    let two = one.another_instance().expect("second instance");
+    let (a, b) = (one.url(), two.url());
+    let c = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_mins(1))
+        .build()
+        .expect("client");
+    let admin = admin_token(&c, &a);
+    let r = c
+        .post(format!("{a}/v1/admin/users"))
+        .bearer_auth(&admin)
+        .json(&json!({"username": "hq", "password": "hq-password-1", "role": "hq"}))
+        .send()
+        .expect("create hq");
+    assert!(r.status().is_success(), "{:?}", r.text());
+
+    // Signing out on one instance ends the session on both; another
+    // session of the same user is untouched.
+    let first = sign_in(&c, &a, "hq", "hq-password-1");
+    let other = sign_in(&c, &b, "hq", "hq-password-1");
+    assert_eq!(download(&c, &b, &first), 200);
+    let r = c
+        .post(format!("{a}/dashboard/logout"))
+        .header("cookie", &first.cookie)
+        .form(&[("csrf", first.csrf.as_str())])
+        .send()
+        .expect("logout");
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(download(&c, &a, &first), 401, "after logout");
+    assert_eq!(
+        download(&c, &b, &first),
+        401,
+        "after logout, other instance"
+    );
+    assert_eq!(download(&c, &b, &other), 200, "the other session");
+
+    // A password reset ends every session of that user.
+    let r = c
+        .post(format!("{b}/v1/admin/users/hq/password"))
+        .bearer_auth(&admin)
+        .json(&json!({"password": "hq-password-2"}))
+        .send()
+        .expect("reset");
+    assert!(r.status().is_success(), "{:?}", r.text());
+    assert_eq!(download(&c, &a, &other), 401, "after a password reset");
+    assert_eq!(download(&c, &b, &other), 401);
+    let page = c
+        .get(format!("{a}/dashboard/scorecard"))
+        .header("cookie", &other.cookie)
+        .send()
+        .expect("page");
+    assert_eq!(page.status().as_u16(), 303, "pages send you to sign in");
+
+    // So does a deactivation, for good: reactivating would not revive it.
+    let third = sign_in(&c, &a, "hq", "hq-password-2");
+    let r = c
+        .post(format!("{a}/v1/admin/users/hq/deactivate"))
+        .bearer_auth(&admin)
+        .send()
+        .expect("deactivate");
+    assert!(r.status().is_success(), "{:?}", r.text());
+    assert_eq!(download(&c, &a, &third), 401, "after deactivation");
+    assert_eq!(download(&c, &b, &third), 401);
+}

@@ -171,12 +171,21 @@ async fn login(
                 "the dashboard is for supervisors, HQ and admins".into(),
             )));
         }
-        let key = store::write(st.store.as_ref(), |tx| session::secret(tx))?;
         let s = Session {
             user: user.id,
             exp: now.timestamp() + session::TTL_SECS,
             csrf: session::random_token(),
+            sid: session::random_token(),
         };
+        let key = store::write(st.store.as_ref(), |tx| {
+            tx.start_dashboard_session(
+                &session::id_hash(&s.sid),
+                user.id,
+                s.exp.saturating_mul(1_000),
+                now.timestamp_millis(),
+            )?;
+            session::secret(tx)
+        })?;
         Ok(Ok((user, session::sign(&key, &s))))
     })
     .await?;
@@ -216,9 +225,14 @@ async fn signed_in(
             let Some(key) = session::existing_secret(tx)? else {
                 return Ok(None);
             };
-            let Some(s) = session::verify(&key, &value, chrono::Utc::now().timestamp()) else {
+            let now = chrono::Utc::now();
+            let Some(s) = session::verify(&key, &value, now.timestamp()) else {
                 return Ok(None);
             };
+            let live = tx.dashboard_session(&session::id_hash(&s.sid))?;
+            if !live.is_some_and(|(user, exp)| user == s.user && exp > now.timestamp_millis()) {
+                return Ok(None);
+            }
             Ok::<_, ApiError>(
                 tx.user(s.user)?
                     .filter(|u| u.active && u.role != Role::Rep)
@@ -242,6 +256,14 @@ async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     match signed_in(&req, &state).await? {
         Some((_, s)) if s.csrf == form.csrf => {
+            let st = state.into_inner();
+            blocking(move || {
+                store::write(st.store.as_ref(), |tx| {
+                    tx.end_dashboard_session(&session::id_hash(&s.sid))
+                })
+                .map_err(ApiError::from)
+            })
+            .await?;
             let mut resp = redirect("/dashboard/login");
             let _ = resp.add_removal_cookie(&cookie(&req, session::COOKIE, String::new(), 0));
             Ok(resp)
@@ -372,7 +394,10 @@ async fn report_csv(
         return Ok(HttpResponse::NotFound().body("no such report"));
     };
     let Some((user, _)) = signed_in(&req, &state).await? else {
-        return Ok(redirect("/dashboard/login"));
+        // A download, often by a script: say so rather than send a form.
+        return Ok(HttpResponse::Unauthorized()
+            .content_type("text/plain; charset=utf-8")
+            .body("not signed in (or the session ended); sign in at /dashboard/login\n"));
     };
     let q = query.into_inner();
     let (report, _, _) = build(&state, user, kind, &q).await?;

@@ -1,7 +1,9 @@
 //! Dashboard sessions: a signed, expiring token in an `HttpOnly;
 //! SameSite=Strict` cookie. The HMAC-SHA256 key lives in the store's `meta`
 //! table, so every server instance on the same database accepts the same
-//! cookies and a restart does not sign anybody out.
+//! cookies and a restart does not sign anybody out. A cookie also names a
+//! session the store must still hold (`dashboard_sessions`): signing out
+//! ends it, and a password reset or a deactivation ends all of the user's.
 
 use crate::store::{ReadTx, StoreError, WriteTx};
 use base64::Engine;
@@ -31,6 +33,16 @@ pub struct Session {
     pub exp: i64,
     /// Anti-forgery token every form of this session carries.
     pub csrf: String,
+    /// The session's id: the cookie is good only while the store holds a
+    /// live session under its hash ([`id_hash`]), so signing out, a
+    /// password reset or a deactivation ends it on every instance.
+    #[serde(default)]
+    pub sid: String,
+}
+
+/// The stored form of a session id.
+pub fn id_hash(sid: &str) -> Vec<u8> {
+    crate::auth::token_hash(sid)
 }
 
 /// 32 random bytes as base64url.
@@ -97,6 +109,7 @@ mod tests {
             user: UserId(uuid::Uuid::from_u128(7)),
             exp: 1_000,
             csrf: "c".into(),
+            sid: "s".into(),
         };
         let v = sign(key, &s);
         assert_eq!(verify(key, &v, 999), Some(s.clone()));

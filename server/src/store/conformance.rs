@@ -41,6 +41,10 @@ pub const ALL: &[(&str, Test)] = &[
         login_failures_are_counted_per_name_and_address_within_the_window,
     ),
     (
+        "dashboard_sessions_end_one_by_one_or_per_user_and_expire",
+        dashboard_sessions_end_one_by_one_or_per_user_and_expire,
+    ),
+    (
         "changes_honour_cursor_head_limit_and_scope",
         changes_honour_cursor_head_limit_and_scope,
     ),
@@ -337,6 +341,40 @@ fn login_failures_are_counted_per_name_and_address_within_the_window(s: &dyn Sto
         read(s, |tx| tx.login_failures("ann", "10.0.0.2", 0)).unwrap(),
         (vec![ann("10.0.0.1", 100)], 0)
     );
+}
+
+fn dashboard_sessions_end_one_by_one_or_per_user_and_expire(s: &dyn Store) {
+    let (ann, bob) = (
+        user("ann", Role::Supervisor, None, None, 1),
+        user("bob", Role::Supervisor, None, None, 2),
+    );
+    write(s, |tx| {
+        tx.insert_user(&ann)?;
+        tx.insert_user(&bob)?;
+        tx.start_dashboard_session(b"a1", ann.id, 1_000, 0)?;
+        tx.start_dashboard_session(b"a2", ann.id, 2_000, 0)?;
+        tx.start_dashboard_session(b"b1", bob.id, 1_000, 0)
+    })
+    .unwrap();
+    let live = |id: &[u8]| read(s, |tx| tx.dashboard_session(id)).unwrap();
+    assert_eq!(live(b"a1"), Some((ann.id, 1_000)));
+    write(s, |tx| tx.end_dashboard_session(b"a1")).unwrap();
+    assert_eq!(live(b"a1"), None, "signed out");
+    assert_eq!(
+        live(b"a2"),
+        Some((ann.id, 2_000)),
+        "the other session stays"
+    );
+    write(s, |tx| tx.end_user_dashboard_sessions(ann.id)).unwrap();
+    assert_eq!(live(b"a2"), None, "all of ann's sessions ended");
+    assert_eq!(live(b"b1"), Some((bob.id, 1_000)), "bob's stays");
+    // Starting a session forgets the expired ones.
+    write(s, |tx| {
+        tx.start_dashboard_session(b"b2", bob.id, 9_000, 1_000)
+    })
+    .unwrap();
+    assert_eq!(live(b"b1"), None);
+    assert_eq!(live(b"b2"), Some((bob.id, 9_000)));
 }
 
 fn changes_honour_cursor_head_limit_and_scope(s: &dyn Store) {

@@ -199,6 +199,15 @@ const TABLES: &[Table] = &[
         key: &["id"],
     },
     Table {
+        name: "dashboard_sessions",
+        cols: &[
+            ("id_hash", Bytes),
+            ("user_id", Text),
+            ("expires_at_ms", Int),
+        ],
+        key: &["id_hash"],
+    },
+    Table {
         name: "records",
         cols: &[
             ("id", Text),
@@ -783,6 +792,7 @@ mod tests {
             tx.upsert_device(&dev, &[0, 159, 255, 7])?;
             tx.set_acked_through(dev.id, 2)?;
             tx.add_login_failure("ann", "10.0.0.1", 1_000, 0)?;
+            tx.start_dashboard_session(&[1, 2, 3], sup.id, i64::MAX, 0)?;
             let seq = tx.next_seq()?;
             tx.put_record(&RecordRow {
                 id: cust,
@@ -869,13 +879,14 @@ mod tests {
                 ..ScopeFilter::default()
             };
             Ok(format!(
-                "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
                 tx.meta("server_clock")?,
                 tx.head_seq()?,
                 tx.users()?,
                 tx.teams()?,
                 tx.device_by_token(&[0, 159, 255, 7])?,
                 tx.login_failures("ann", "10.0.0.1", 0)?,
+                tx.dashboard_session(&[1, 2, 3])?,
                 tx.changes(&all, 0, 100, 100)?,
                 tx.customer_owner(cust)?,
                 tx.op(dev, 1)?,

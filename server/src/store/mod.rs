@@ -448,6 +448,10 @@ pub trait ReadTx {
         since_ms: i64,
     ) -> Result<(Vec<(String, i64)>, u64), StoreError>;
 
+    /// The user and expiry (ms) of a live dashboard session, by the SHA-256
+    /// of its id.
+    fn dashboard_session(&mut self, id_hash: &[u8]) -> Result<Option<(UserId, i64)>, StoreError>;
+
     /// A record by id.
     fn record(&mut self, id: RecordId) -> Result<Option<RecordRow>, StoreError>;
     /// The current owner of a customer.
@@ -555,6 +559,19 @@ pub trait WriteTx: ReadTx {
     ) -> Result<i64, StoreError>;
     /// Forget a reserved attempt whose password was right (or never checked).
     fn forget_login_failure(&mut self, id: i64) -> Result<(), StoreError>;
+
+    /// Start a dashboard session (and forget those expired by `now_ms`).
+    fn start_dashboard_session(
+        &mut self,
+        id_hash: &[u8],
+        user: UserId,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// End one dashboard session (signing out).
+    fn end_dashboard_session(&mut self, id_hash: &[u8]) -> Result<(), StoreError>;
+    /// End every dashboard session of a user (password reset, deactivation).
+    fn end_user_dashboard_sessions(&mut self, user: UserId) -> Result<(), StoreError>;
 
     /// Insert or replace a record (its `seq` from [`WriteTx::next_seq`]).
     fn put_record(&mut self, record: &RecordRow) -> Result<(), StoreError>;

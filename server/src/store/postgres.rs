@@ -1514,6 +1514,20 @@ impl ReadTx for Tx<'_> {
         Ok((by_user, col::<i64>(&r, 0)? as u64))
     }
 
+    fn dashboard_session(&mut self, id_hash: &[u8]) -> Result<Option<(UserId, i64)>, StoreError> {
+        self.opt(
+            "SELECT user_id, expires_at_ms FROM dashboard_sessions WHERE id_hash = $1",
+            &[&id_hash],
+        )?
+        .map(|r| {
+            Ok((
+                parse(&col::<String>(&r, 0)?, "user id")?,
+                col::<i64>(&r, 1)?,
+            ))
+        })
+        .transpose()
+    }
+
     fn record(&mut self, id: RecordId) -> Result<Option<RecordRow>, StoreError> {
         if let Some(b) = &self.behind {
             if let Some(r) = b.pending.records.get(&id) {
@@ -2175,6 +2189,40 @@ impl WriteTx for Tx<'_> {
             &[&username, &key, &at_ms],
         )?;
         col::<i64>(&r, 0)
+    }
+
+    fn start_dashboard_session(
+        &mut self,
+        id_hash: &[u8],
+        user: UserId,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "DELETE FROM dashboard_sessions WHERE expires_at_ms <= $1",
+            &[&now_ms],
+        )?;
+        self.exec(
+            "INSERT INTO dashboard_sessions (id_hash, user_id, expires_at_ms) VALUES ($1, $2, $3)",
+            &[&id_hash, &user.to_string(), &expires_at_ms],
+        )?;
+        Ok(())
+    }
+
+    fn end_dashboard_session(&mut self, id_hash: &[u8]) -> Result<(), StoreError> {
+        self.exec(
+            "DELETE FROM dashboard_sessions WHERE id_hash = $1",
+            &[&id_hash],
+        )?;
+        Ok(())
+    }
+
+    fn end_user_dashboard_sessions(&mut self, user: UserId) -> Result<(), StoreError> {
+        self.exec(
+            "DELETE FROM dashboard_sessions WHERE user_id = $1",
+            &[&user.to_string()],
+        )?;
+        Ok(())
     }
 
     fn forget_login_failure(&mut self, id: i64) -> Result<(), StoreError> {

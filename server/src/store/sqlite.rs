@@ -924,6 +924,19 @@ impl ReadTx for Tx<'_> {
         Ok((by_user, by_key as u64))
     }
 
+    fn dashboard_session(&mut self, id_hash: &[u8]) -> Result<Option<(UserId, i64)>, StoreError> {
+        let row: Option<(String, i64)> = self
+            .c
+            .row(
+                "SELECT user_id, expires_at_ms FROM dashboard_sessions WHERE id_hash = ?1",
+                [id_hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(u, exp)| Ok((parse(&u, "user id")?, exp)))
+            .transpose()
+    }
+
     fn record(&mut self, id: RecordId) -> Result<Option<RecordRow>, StoreError> {
         type Raw = (
             String,
@@ -1494,6 +1507,40 @@ impl WriteTx for Tx<'_> {
             params![username, key, at_ms],
             |r| r.get(0),
         )?)
+    }
+
+    fn start_dashboard_session(
+        &mut self,
+        id_hash: &[u8],
+        user: UserId,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.c.exec(
+            "DELETE FROM dashboard_sessions WHERE expires_at_ms <= ?1",
+            [now_ms],
+        )?;
+        self.c.exec(
+            "INSERT INTO dashboard_sessions (id_hash, user_id, expires_at_ms) VALUES (?1, ?2, ?3)",
+            params![id_hash, user.to_string(), expires_at_ms],
+        )?;
+        Ok(())
+    }
+
+    fn end_dashboard_session(&mut self, id_hash: &[u8]) -> Result<(), StoreError> {
+        self.c.exec(
+            "DELETE FROM dashboard_sessions WHERE id_hash = ?1",
+            [id_hash],
+        )?;
+        Ok(())
+    }
+
+    fn end_user_dashboard_sessions(&mut self, user: UserId) -> Result<(), StoreError> {
+        self.c.exec(
+            "DELETE FROM dashboard_sessions WHERE user_id = ?1",
+            [user.to_string()],
+        )?;
+        Ok(())
     }
 
     fn forget_login_failure(&mut self, id: i64) -> Result<(), StoreError> {
