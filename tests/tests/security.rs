@@ -371,3 +371,65 @@ fn dashboard_sessions_end_at_logout_password_reset_and_deactivation_on_every_ins
     assert_eq!(download(&c, &a, &third), 401, "after deactivation");
     assert_eq!(download(&c, &b, &third), 401);
 }
+
+#[test]
+fn a_thousand_logins_keep_the_server_within_its_memory_bound() {
+    const USERS: usize = 100;
+    const LOGINS: usize = 1_000;
+    // Each login comes from its own forwarded address, so the throttle
+    // refuses none and every one is hashed.
+    let server = TestServer::start_with(vec![(
+        "FIELDSYNC_TRUSTED_PROXIES".into(),
+        "127.0.0.1".into(),
+    )])
+    .expect("server");
+    let base = server.url();
+    let c = http();
+    let admin = admin_token(&c, &base);
+    let users: Vec<String> = (0..USERS).map(|i| format!("rep{i}")).collect();
+    parallel(USERS, 64, |i| {
+        create_user(&c, &base, &admin, &users[i], "rep-password-1");
+    });
+    let before = hashes(&c, &server);
+    parallel(LOGINS, 64, |i| {
+        let password = if i % 2 == 0 {
+            "rep-password-1"
+        } else {
+            "wrong-password"
+        };
+        let r = c
+            .post(format!("{base}/v1/auth/login"))
+            .header("x-forwarded-for", format!("10.{}.{}.1", i / 250, i % 250))
+            .json(&json!({"username": users[i % USERS], "password": password, "device_name": "laptop"}))
+            .send()
+            .expect("login");
+        let want = if i % 2 == 0 { 201 } else { 401 };
+        assert_eq!(r.status().as_u16(), want, "login {i}: {:?}", r.text());
+    });
+    let hashed = hashes(&c, &server) - before;
+    let peak = server.peak_rss_bytes().expect("peak RSS");
+    eprintln!(
+        "{LOGINS} logins ({hashed} hashed) after {USERS} account creations: peak RSS {} MiB",
+        peak >> 20
+    );
+    assert_eq!(hashed, LOGINS as u64);
+    assert!(peak < 300 << 20, "peak RSS {} MiB", peak >> 20);
+}
+
+/// Run `f(0..n)` on `threads` threads.
+fn parallel(n: usize, threads: usize, f: impl Fn(usize) + Sync) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    f(i);
+                }
+            });
+        }
+    });
+}
