@@ -22,7 +22,8 @@ pub struct WhoAmI {
 /// Log in: registers a device and returns its token (shown only here).
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 201, body = LoginResponse), (status = 400, body = sync_protocol::wire::ApiError),
-              (status = 401, body = sync_protocol::wire::ApiError), (status = 429, body = sync_protocol::wire::ApiError)))]
+              (status = 401, body = sync_protocol::wire::ApiError), (status = 413, body = sync_protocol::wire::ApiError),
+              (status = 429, body = sync_protocol::wire::ApiError, headers(("Retry-After" = u64, description = "seconds until an attempt may succeed")))))]
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
