@@ -1,8 +1,9 @@
 //! Command line, environment and config file.
 //!
 //! Precedence: command-line flag, then environment variable
-//! (`FIELDSYNC_DATA`, `FIELDSYNC_BIND`, `FIELDSYNC_DATABASE`), then the TOML
-//! file given with `--config` (keys `data`, `bind` and `database`), then the
+//! (`FIELDSYNC_DATA`, `FIELDSYNC_BIND`, `FIELDSYNC_DATABASE`,
+//! `FIELDSYNC_TRUSTED_PROXIES`), then the TOML file given with `--config`
+//! (keys `data`, `bind`, `database` and `trusted_proxies`), then the
 //! defaults (`./fieldsync-data`, `127.0.0.1:8080`, the SQLite store in the
 //! data directory).
 
@@ -245,6 +246,63 @@ mod tests {
         );
         let err = Settings::from_serve(&args(Some("/var/lib/server.db"), None)).unwrap_err();
         assert!(err.to_string().contains("postgres:// URL"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_flags_or_the_file_and_must_be_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("server.toml");
+        std::fs::write(&f, "trusted_proxies = [\"10.0.0.0/8\", \"192.168.1.5\"]\n").unwrap();
+        let cli = Cli::try_parse_from([
+            "fieldsync-server",
+            "serve",
+            "--trusted-proxy",
+            "172.16.0.0/12",
+            "--trusted-proxy",
+            "::1",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let s = Settings::from_serve(&args).unwrap();
+        let shown: Vec<String> = s.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["172.16.0.0/12", "::1/128"]);
+        let from_file = Settings::from_serve(&ServeArgs {
+            data: None,
+            bind: None,
+            database: None,
+            config: Some(f.clone()),
+            trusted_proxies: Vec::new(),
+        })
+        .unwrap();
+        let shown: Vec<String> = from_file
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["10.0.0.0/8", "192.168.1.5/32"]);
+        let bad = Cli::try_parse_from([
+            "fieldsync-server",
+            "serve",
+            "--trusted-proxy",
+            "proxy.internal",
+        ])
+        .unwrap_err();
+        assert!(
+            bad.to_string().contains("not an address or CIDR range"),
+            "{bad}"
+        );
+        std::fs::write(&f, "trusted_proxies = [\"everyone\"]\n").unwrap();
+        let err = Settings::from_serve(&ServeArgs {
+            data: None,
+            bind: None,
+            database: None,
+            config: Some(f),
+            trusted_proxies: Vec::new(),
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("trusted_proxies"), "{err}");
     }
 
     #[test]

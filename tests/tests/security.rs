@@ -228,6 +228,11 @@ fn a_guessing_burst_is_throttled_before_hashing(servers: &[&TestServer]) {
     for base in &bases {
         let r = login_as(&c, base, "ann", PW, None);
         assert_eq!(r.status().as_u16(), 429, "the right password, guessed next");
+        assert_eq!(
+            sign_in_status(&c, base, "ann", PW),
+            429,
+            "the dashboard shares the rule"
+        );
         let r = login_as(&c, base, "ann", PW, Some(&laptop));
         assert_eq!(r.status().as_u16(), 201, "ann's own laptop: {:?}", r.text());
     }
@@ -269,19 +274,27 @@ fn hidden_csrf(html: &str) -> String {
     html[at..].split('"').next().expect("value").to_owned()
 }
 
-fn sign_in(c: &Client, base: &str, user: &str, password: &str) -> Browser {
+/// Post the dashboard's sign-in form (with its anti-forgery cookie).
+fn post_sign_in(c: &Client, base: &str, user: &str, password: &str) -> Response {
     let form = c
         .get(format!("{base}/dashboard/login"))
         .send()
         .expect("form");
     let login_cookie = cookie_pair(&form, "fieldsync_login_csrf");
     let csrf = hidden_csrf(&form.text().expect("html"));
-    let r = c
-        .post(format!("{base}/dashboard/login"))
+    c.post(format!("{base}/dashboard/login"))
         .header("cookie", &login_cookie)
         .form(&[("username", user), ("password", password), ("csrf", &csrf)])
         .send()
-        .expect("sign in");
+        .expect("sign in")
+}
+
+fn sign_in_status(c: &Client, base: &str, user: &str, password: &str) -> u16 {
+    post_sign_in(c, base, user, password).status().as_u16()
+}
+
+fn sign_in(c: &Client, base: &str, user: &str, password: &str) -> Browser {
+    let r = post_sign_in(c, base, user, password);
     assert_eq!(r.status().as_u16(), 303, "signed in as {user}");
     let cookie = cookie_pair(&r, "fieldsync_session");
     let page = c

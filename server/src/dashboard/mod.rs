@@ -148,22 +148,17 @@ async fn login(
             now,
         ) {
             Ok(u) if u.active => u,
-            Ok(_) => {
-                return Ok(Err((
-                    StatusCode::UNAUTHORIZED,
-                    "wrong username or password".into(),
-                )));
-            }
             Err(ApiError::Throttled { message, .. }) => {
                 return Ok(Err((StatusCode::TOO_MANY_REQUESTS, message)));
             }
-            Err(e) if e.code() == sync_protocol::ErrorCode::InvalidCredentials => {
+            Err(e) if e.code() != sync_protocol::ErrorCode::InvalidCredentials => return Err(e),
+            // A wrong password, an unknown or a deactivated user: one answer.
+            _ => {
                 return Ok(Err((
                     StatusCode::UNAUTHORIZED,
                     "wrong username or password".into(),
                 )));
             }
-            Err(e) => return Err(e),
         };
         if user.role == Role::Rep {
             return Ok(Err((
