@@ -46,10 +46,19 @@ pub enum Key {
 const DEVICE_PREFIX: &str = "device:";
 
 impl Key {
-    /// The form stored with each failure.
+    /// The form stored with each failure. An IPv6 client counts as its
+    /// /64 (one subscriber's network: an attacker there can pick any of
+    /// 2^64 addresses); an IPv4-mapped IPv6 address as its IPv4 address.
     pub fn stored(&self) -> String {
         match self {
-            Key::Address(a) => a.to_string(),
+            Key::Address(IpAddr::V4(a)) => a.to_string(),
+            Key::Address(IpAddr::V6(a)) => {
+                if let Some(v4) = a.to_ipv4_mapped() {
+                    return v4.to_string();
+                }
+                let s = a.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
             Key::Device(d) => format!("{DEVICE_PREFIX}{d}"),
         }
     }
@@ -178,6 +187,15 @@ mod tests {
         let mut own = others.clone();
         own.extend(failures(device, &[now - 3, now - 2, now - 1]));
         assert!(decide(now, device, &own, 3).is_err());
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_64_and_a_mapped_ipv4_as_itself() {
+        let key = |s: &str| Key::Address(s.parse().unwrap()).stored();
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
     }
 
     #[test]
