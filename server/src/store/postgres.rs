@@ -2592,8 +2592,7 @@ mod tests {
         other
             .execute("SELECT pg_advisory_unlock($1)", &[&WRITE_LOCK])
             .unwrap();
-        crate::store::write(&store, |tx| once(tx, "w")).unwrap();
-        crate::store::write(&store, |tx| once(tx, "w")).unwrap();
+        waits::retry_twice(&store, "w");
         assert_eq!(meta_of(&store, "w").as_deref(), Some("1"));
         assert_eq!(head(&store), 1);
     }

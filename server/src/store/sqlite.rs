@@ -1704,7 +1704,7 @@ impl WriteTx for Tx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::waits::{self, SIGNAL, assert_timed_out, once};
+    use super::super::waits::{self, SIGNAL, assert_timed_out, once, retry_twice, stuck_writer};
     use super::*;
 
     /// Issue 7: a pull walked every change after the cursor and tested scope
@@ -1822,14 +1822,7 @@ mod tests {
             });
             started.recv_timeout(SIGNAL).expect("the member is inside");
             let store = &store;
-            let stalling = s.spawn(move || {
-                super::super::write(store, |tx| {
-                    once(tx, "stalling")?;
-                    inside.send(()).expect("signal");
-                    released.recv_timeout(SIGNAL).expect("released");
-                    Ok::<(), StoreError>(())
-                })
-            });
+            let stalling = s.spawn(move || stuck_writer(store, "stalling", inside, &released));
             entered
                 .recv_timeout(SIGNAL)
                 .expect("the stalling writer is inside");
@@ -1863,8 +1856,7 @@ mod tests {
         let res = super::super::write(&store, |tx| once(tx, "w"));
         assert_timed_out(&res, "the database file's lock", start.elapsed(), wait);
         other.execute_batch("ROLLBACK").expect("unlock");
-        super::super::write(&store, |tx| once(tx, "w")).expect("the retry");
-        super::super::write(&store, |tx| once(tx, "w")).expect("a second retry");
+        retry_twice(&store, "w");
         assert_eq!(meta_of(&store, "w").as_deref(), Some("1"));
         assert_eq!(head(&store), 1);
     }

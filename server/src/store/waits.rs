@@ -47,6 +47,29 @@ pub fn assert_timed_out(
     );
 }
 
+/// A write that applies `key`, signals `inside`, and holds the writer
+/// until `released` says so.
+pub fn stuck_writer(
+    store: &dyn Store,
+    key: &str,
+    inside: std::sync::mpsc::Sender<()>,
+    released: &std::sync::mpsc::Receiver<()>,
+) -> Result<(), StoreError> {
+    write(store, |tx| {
+        once(tx, key)?;
+        inside.send(()).expect("signal");
+        released.recv_timeout(SIGNAL).expect("released");
+        Ok::<(), StoreError>(())
+    })
+}
+
+/// Retry `key`'s work after a give-up, twice, as a client that did not
+/// hear the first answer would: both succeed.
+pub fn retry_twice(store: &dyn Store, key: &str) {
+    write(store, |tx| once(tx, key)).expect("the retry");
+    write(store, |tx| once(tx, key)).expect("a second retry");
+}
+
 /// A writer stuck inside its closure (holding the writer) makes the next
 /// one give up at its deadline having applied nothing; the retry after
 /// the stuck one ended applies its work once. The stuck writer's own fate
@@ -59,14 +82,7 @@ pub fn a_writer_behind_a_stuck_writer_gives_up_and_applies_nothing(
     let (inside, entered) = std::sync::mpsc::channel();
     let (release, released) = std::sync::mpsc::channel::<()>();
     let stuck = std::thread::scope(|s| {
-        let stuck = s.spawn(move || {
-            write(store, |tx| {
-                once(tx, "stuck")?;
-                inside.send(()).expect("signal");
-                released.recv_timeout(SIGNAL).expect("released");
-                Ok::<(), StoreError>(())
-            })
-        });
+        let stuck = s.spawn(move || stuck_writer(store, "stuck", inside, &released));
         entered
             .recv_timeout(SIGNAL)
             .expect("the stuck writer is inside");
@@ -82,8 +98,7 @@ pub fn a_writer_behind_a_stuck_writer_gives_up_and_applies_nothing(
         "{stuck:?}"
     );
     assert_eq!(meta_of(store, "behind"), None, "nothing of it was applied");
-    write(store, |tx| once(tx, "behind")).expect("the retry");
-    write(store, |tx| once(tx, "behind")).expect("a second retry");
+    retry_twice(store, "behind");
     let expected = 1 + u64::from(stuck.is_ok());
     assert_eq!(head(store), expected, "each applied exactly once");
 }
