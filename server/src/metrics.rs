@@ -16,6 +16,9 @@ pub struct Metrics {
     pub latency: HistogramVec,
     /// `fieldsync_ops_total{outcome}`: applied, superseded, rejected, replayed.
     pub ops: IntCounterVec,
+    /// `fieldsync_ops_rejected_total{code}`: refused ops by error code
+    /// (`forbidden`, `bad_reference`, ...).
+    pub rejected: IntCounterVec,
     /// `fieldsync_pulls_total`.
     pub pulls: IntCounter,
     /// `fieldsync_active_devices`: devices not revoked whose user is active (refreshed on scrape).
@@ -47,6 +50,11 @@ impl Metrics {
             Opts::new("fieldsync_ops_total", "Pushed ops by outcome"),
             &["outcome"],
         )?;
+        let rejected = IntCounterVec::new(
+            Opts::new("fieldsync_ops_rejected_total", "Refused ops by error code"),
+            &["code"],
+        )?;
+        registry.register(Box::new(rejected.clone()))?;
         let pulls = IntCounter::new("fieldsync_pulls_total", "Pull pages served")?;
         let active_devices = IntGauge::new(
             "fieldsync_active_devices",
@@ -67,6 +75,7 @@ impl Metrics {
             requests,
             latency,
             ops,
+            rejected,
             pulls,
             active_devices,
             password_hashes,
@@ -89,6 +98,9 @@ impl Metrics {
             .inc_by(c.superseded);
         self.ops.with_label_values(&["rejected"]).inc_by(c.rejected);
         self.ops.with_label_values(&["replayed"]).inc_by(c.replayed);
+        for (code, n) in &c.rejected_by_code {
+            self.rejected.with_label_values(&[code]).inc_by(*n);
+        }
     }
 
     /// The text exposition format.

@@ -10,6 +10,8 @@ mod auth;
 mod bad_input;
 #[path = "api/crash.rs"]
 mod crash;
+#[path = "api/forgery.rs"]
+mod forgery;
 #[path = "api/matrix.rs"]
 mod matrix;
 #[path = "api/ops.rs"]

@@ -61,6 +61,8 @@ pub enum ErrorCode {
     Forbidden,
     /// The record is outside the user's scope (e.g. a customer reassigned away).
     OutOfScope,
+    /// A reference names a record that does not exist or that the author may not point at.
+    BadReference,
     // --- protocol and transport
     /// The request body is not valid JSON or not of the expected shape.
     MalformedRequest,
@@ -120,6 +122,7 @@ impl ErrorCode {
             E::Archived => "archived",
             E::Forbidden => "forbidden",
             E::OutOfScope => "out_of_scope",
+            E::BadReference => "bad_reference",
             E::MalformedRequest => "malformed_request",
             E::PayloadTooLarge => "payload_too_large",
             E::ClientTooOld => "client_too_old",

@@ -7,7 +7,7 @@ use crate::geo::LatLon;
 use crate::merge::RecordState;
 use crate::money::Money;
 use crate::op::{Op, OpKind, StateChange};
-use crate::schema::{self, Collection, Field, FieldType, Move, Policy, Role};
+use crate::schema::{self, Collection, Field, FieldType, Move, Policy, Relation, Role, rules};
 use crate::time::{parse_date, parse_ts};
 use crate::version::{MIN_SCHEMA_VERSION, SCHEMA_VERSION};
 use serde_json::Value;
@@ -471,6 +471,32 @@ pub fn check_transition(
                 coll.name, change.from, change.to
             ),
         ));
+    }
+    Ok(())
+}
+
+/// Check an op against the write rules (see [`rules`]): a `role` with
+/// relation `rel` to the record, whose current state is `state` (`None` for
+/// a new record). Every field the op writes must be writable, and an archive
+/// must be allowed.
+pub fn check_write(
+    op: &Op,
+    coll: &'static Collection,
+    state: Option<&RecordState>,
+    role: Role,
+    rel: Relation,
+) -> Result<(), ValidationError> {
+    let at = rules::write_state(coll, op.kind, |f| state.and_then(|s| s.get_str(f)));
+    if op.kind == OpKind::Archive {
+        return rules::may_archive(coll, role, rel, at);
+    }
+    for (name, value) in &op.fields {
+        if op.kind == OpKind::Create && value.is_null() {
+            continue;
+        }
+        if let Some(f) = coll.field(name) {
+            rules::may_write(coll, f, op.kind, role, rel, at)?;
+        }
     }
     Ok(())
 }

@@ -11,21 +11,24 @@ use super::{CLOCK_LIMIT_MS, ServerClock, decode_state, gps, save_record, server_
 use crate::auth::Actor;
 use crate::error::ApiError;
 use crate::scope::{covers_user, relation_to_team, relation_to_user, scope_filter};
-use crate::store::{ConflictRow, OpRow, ProblemRow, ScopeFilter, StoreError, UserRow, WriteTx};
+use crate::store::{
+    ConflictRow, OpRow, ProblemRow, RecordScope, ScopeFilter, StoreError, UserRow, WriteTx,
+};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use sync_protocol::merge::RecordState;
-use sync_protocol::schema::{self, Anchor, Collection, Relation};
+use sync_protocol::schema::rules::{self, Referent};
+use sync_protocol::schema::{self, Anchor, Collection, Relation, Target};
 use sync_protocol::time::{format_ts, parse_ts};
-use sync_protocol::validate::{Author, check_against_state, validate_op};
+use sync_protocol::validate::{Author, check_against_state, check_write, validate_op};
 use sync_protocol::wire::{ClockWarning, OpOutcome, Outcome, PushRequest, PushResponse};
 use sync_protocol::{
     DeviceId, ErrorCode as E, Fields, Op, OpKind, RecordId, TeamId, UserId, ValidationError,
 };
 
 /// Outcome counts of one push (for metrics).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Newly applied.
     pub applied: u64,
@@ -35,6 +38,15 @@ pub struct Counts {
     pub rejected: u64,
     /// Replays answered from the stored outcome.
     pub replayed: u64,
+    /// Newly rejected ops by error code.
+    pub rejected_by_code: BTreeMap<&'static str, u64>,
+}
+
+impl Counts {
+    fn reject(&mut self, code: E) {
+        self.rejected += 1;
+        *self.rejected_by_code.entry(code.as_str()).or_default() += 1;
+    }
 }
 
 /// The answer and what happened.
@@ -112,7 +124,7 @@ pub fn push(
                 device_seq: 0,
                 outcome: Outcome::rejected(e),
             });
-            counts.rejected += 1;
+            counts.reject(E::InvalidOp);
             continue;
         }
         if op.device_seq <= acked {
@@ -160,10 +172,10 @@ pub fn push(
                 Outcome::rejected(e)
             }
         };
-        match outcome {
+        match &outcome {
             Outcome::Applied => counts.applied += 1,
             Outcome::Superseded { .. } => counts.superseded += 1,
-            Outcome::Rejected { .. } => counts.rejected += 1,
+            Outcome::Rejected { code, .. } => counts.reject(*code),
         }
         tx.add_op(&OpRow {
             device_id: device.id,
@@ -215,6 +227,16 @@ fn prefetch(tx: &mut dyn WriteTx, actor: &UserRow, ops: &[Op]) -> Result<(), Sto
         let Some(coll) = schema::collection(&op.collection) else {
             continue;
         };
+        // Records the op refers to (their references are judged).
+        for (name, value) in &op.fields {
+            if let Some(f) = coll.field(name)
+                && let Some((target, _)) = schema::rules::reference(coll, f)
+                && !matches!(target, "users" | "teams")
+                && let Some(id) = uuid_in(Some(value))
+            {
+                ids.push(RecordId::from(id));
+            }
+        }
         // Without the stored state only a create's own fields are known.
         match coll.anchor {
             Anchor::CustomerRef(f) => {
@@ -264,15 +286,25 @@ fn id_in<T: From<uuid::Uuid>>(op: &Op, state: Option<&RecordState>, name: &str) 
         .map(T::from)
 }
 
-/// The relation of the record to `actor`, refusing records out of scope.
+/// The uuid in a field's value, if it holds one.
+fn uuid_in(v: Option<&Value>) -> Option<uuid::Uuid> {
+    v.and_then(Value::as_str)
+        .and_then(|s| uuid::Uuid::try_parse(s).ok())
+}
+
+/// The relation to `actor` of record `id` of `coll` whose anchor fields
+/// `id_of` reads (from a create op or the stored state), refusing records
+/// out of scope.
+#[allow(clippy::too_many_arguments)]
 fn relation(
     tx: &mut dyn WriteTx,
     seen: &mut Seen,
     actor: &UserRow,
     scope: &ScopeFilter,
     coll: &'static Collection,
-    op: &Op,
-    state: Option<&RecordState>,
+    id: RecordId,
+    created: bool,
+    id_of: &dyn Fn(&str) -> Option<uuid::Uuid>,
 ) -> Result<Relation, OpError> {
     let user_relation =
         |tx: &mut dyn WriteTx, id: UserId, field: &str| -> Result<Relation, OpError> {
@@ -304,17 +336,18 @@ fn relation(
             .ok_or_else(|| StoreError::Corrupt(format!("customer owner {owner} missing")))?;
         Ok(relation_to_user(actor, &subject))
     };
+    let missing = |f: &str| {
+        OpError::Reject(ValidationError::field(
+            E::MissingField,
+            f,
+            format!("{f} is required"),
+        ))
+    };
     match coll.anchor {
-        Anchor::Customer if op.kind == OpKind::Create => Ok(Relation::Own),
-        Anchor::Customer => customer_relation(tx, op.record_id),
+        Anchor::Customer if created => Ok(Relation::Own),
+        Anchor::Customer => customer_relation(tx, id),
         Anchor::CustomerRef(f) => {
-            let customer: RecordId = id_in(op, state, f).ok_or_else(|| {
-                OpError::Reject(ValidationError::field(
-                    E::MissingField,
-                    f,
-                    format!("{f} is required"),
-                ))
-            })?;
+            let customer = RecordId::from(id_of(f).ok_or_else(|| missing(f))?);
             if let Some(rel) = seen.relations.get(&customer) {
                 return Ok(*rel);
             }
@@ -333,19 +366,13 @@ fn relation(
             Ok(rel)
         }
         Anchor::User(f) => {
-            let user: UserId = id_in(op, state, f).ok_or_else(|| {
-                OpError::Reject(ValidationError::field(
-                    E::MissingField,
-                    f,
-                    format!("{f} is required"),
-                ))
-            })?;
+            let user = UserId::from(id_of(f).ok_or_else(|| missing(f))?);
             user_relation(tx, user, f)
         }
         Anchor::UserOrTeam(u, t) => {
-            if let Some(user) = id_in::<UserId>(op, state, u) {
+            if let Some(user) = id_of(u).map(UserId::from) {
                 user_relation(tx, user, u)
-            } else if let Some(team) = id_in::<TeamId>(op, state, t) {
+            } else if let Some(team) = id_of(t).map(TeamId::from) {
                 if tx.team(team)?.is_none() {
                     return Err(OpError::Reject(ValidationError::field(
                         E::NotFound,
@@ -363,6 +390,110 @@ fn relation(
         }
         Anchor::Public => Ok(Relation::Other),
     }
+}
+
+/// Whether a record with these scope columns is in `scope` (the rule of
+/// [`ScopeFilter`], for one record).
+fn sees(tx: &mut dyn WriteTx, scope: &ScopeFilter, s: &RecordScope) -> Result<bool, StoreError> {
+    if scope.all
+        || s.public
+        || s.subject_user.is_some_and(|u| scope.users.contains(&u))
+        || s.subject_team.is_some_and(|t| scope.teams.contains(&t))
+    {
+        return Ok(true);
+    }
+    Ok(match s.customer_id {
+        Some(c) => tx
+            .customer_owner(c)?
+            .is_some_and(|owner| covers_user(scope, owner)),
+        None => false,
+    })
+}
+
+/// Judge every reference the op writes (see [`rules::reference`]); the
+/// customer an op is anchored to was judged with its relation.
+fn check_references(
+    tx: &mut dyn WriteTx,
+    seen: &mut Seen,
+    who: &Pusher<'_>,
+    coll: &'static Collection,
+    op: &Op,
+) -> Result<(), OpError> {
+    for (name, value) in &op.fields {
+        let Some(f) = coll.field(name) else { continue };
+        let Some((target_coll, target)) = rules::reference(coll, f) else {
+            continue;
+        };
+        if coll.customer_field() == Some(f.name) {
+            continue;
+        }
+        let Some(id) = uuid_in(Some(value)) else {
+            continue;
+        };
+        let found = referent(tx, seen, who, target_coll, target, id)?;
+        rules::judge_reference(name, target_coll, target, &id.to_string(), found)?;
+    }
+    Ok(())
+}
+
+/// What the store says about the record `id` of `target_coll`.
+fn referent(
+    tx: &mut dyn WriteTx,
+    seen: &mut Seen,
+    who: &Pusher<'_>,
+    target_coll: &'static str,
+    target: Target,
+    id: uuid::Uuid,
+) -> Result<Referent, OpError> {
+    Ok(match target_coll {
+        "users" => match tx.user(UserId::from(id))? {
+            Some(u) => Referent {
+                exists: true,
+                visible: true,
+                changeable: false,
+                role: Some(u.role),
+                is_author: u.id == who.user.id,
+            },
+            None => Referent::default(),
+        },
+        "teams" => Referent {
+            exists: tx.team(TeamId::from(id))?.is_some(),
+            visible: true,
+            ..Referent::default()
+        },
+        _ => {
+            let Some(row) = tx
+                .record(RecordId::from(id))?
+                .filter(|r| r.collection == target_coll)
+            else {
+                return Ok(Referent::default());
+            };
+            let state = decode_state(&row.state)?;
+            if !state.exists() {
+                return Ok(Referent::default());
+            }
+            let visible = sees(tx, who.scope, &row.scope)?;
+            let changeable = target == Target::Changeable && visible && {
+                let coll = schema::collection(target_coll)
+                    .ok_or_else(|| StoreError::Corrupt(format!("no collection {target_coll}")))?;
+                let id_of = |f: &str| uuid_in(state.get(f));
+                match relation(tx, seen, who.user, who.scope, coll, state.id, false, &id_of) {
+                    Ok(rel) => {
+                        state.archived.is_none()
+                            && coll.access_for(who.user.role).change.covers(rel)
+                    }
+                    Err(OpError::Reject(_)) => false,
+                    Err(OpError::Store(e)) => return Err(e.into()),
+                }
+            };
+            Referent {
+                exists: true,
+                visible,
+                changeable,
+                ..Referent::default()
+            }
+        }
+    })
 }
 
 /// What one push has read about customers: the relation of each customer
@@ -442,7 +573,9 @@ fn admit_and_apply(
             format!("{} {} already exists", coll.name, op.record_id),
         ));
     }
-    let rel = relation(tx, seen, actor, scope, coll, op, existing.as_ref())?;
+    let id_of = |f: &str| uuid_in(value_of(op, existing.as_ref(), f));
+    let created = op.kind == OpKind::Create;
+    let rel = relation(tx, seen, actor, scope, coll, op.record_id, created, &id_of)?;
     let access = coll.access_for(actor.role);
     let (reach, verb) = if op.kind == OpKind::Create {
         (access.create, "create")
@@ -461,9 +594,10 @@ fn admit_and_apply(
         ));
     }
     check_against_state(op, coll, existing.as_ref(), actor.role)?;
+    check_write(op, coll, existing.as_ref(), actor.role, rel)?;
+    check_references(tx, seen, who, coll, op)?;
 
     let mut state = existing.unwrap_or_else(|| RecordState::new(op.record_id, coll.name));
-    let created = op.kind == OpKind::Create;
     let applied = state.apply(op);
     if created && state.created_by.is_none() {
         state.created_by = Some(actor.id);

@@ -2,7 +2,10 @@
 
 use super::FieldType::{Bool, Date, Enum, Int, LatLon, List, Money, Number, Ref, Text, Timestamp};
 use super::Policy::{Fact, Lww, ServerOnly, Transition, WriteOnce};
-use super::{Access, Anchor, Collection, Kind, Machine, Move, Reach, Role, field};
+use super::{
+    Access, Anchor, Collection, FieldRule, Grant, Kind, Machine, Move, Reach, RefRule, Role,
+    Target, field,
+};
 
 /// The metric ids shared by goals, reports, flags and CSV headers.
 pub const METRIC_IDS: &[&str] = &[
@@ -59,8 +62,48 @@ const HQ_ONLY: &[Access] = &[
     access(ADMIN, Reach::Any, Reach::Any),
 ];
 
-/// Only admin writes (accounts, teams).
-const ADMIN_ONLY: &[Access] = &[access(ADMIN, Reach::Any, Reach::Any)];
+const fn grant(role: Role, reach: Reach, states: &'static [&'static str]) -> Grant {
+    Grant {
+        role,
+        reach,
+        states,
+    }
+}
+
+const fn rule(field: &'static str, grants: &'static [Grant]) -> FieldRule {
+    FieldRule { field, grants }
+}
+
+const fn refers(field: &'static str, target: Target) -> RefRule {
+    RefRule { field, target }
+}
+
+/// A supervisor for their team, HQ and admin for everybody.
+const BY_MANAGERS: &[Grant] = &[
+    grant(SUP, Reach::Team, &[]),
+    grant(HQ, Reach::Any, &[]),
+    grant(ADMIN, Reach::Any, &[]),
+];
+
+/// Whoever evaluates, while the evaluation is a draft.
+const BY_EVALUATOR: &[Grant] = &[
+    grant(SUP, Reach::Team, &["draft"]),
+    grant(HQ, Reach::Any, &["draft"]),
+    grant(ADMIN, Reach::Any, &["draft"]),
+];
+
+/// HQ calibrates an evaluation the rep has answered; it becomes final.
+const CALIBRATION: &[&str] = &["acknowledged", "disputed"];
+
+/// The score and tier: computed by the evaluator in the draft, set by HQ's calibration.
+const BY_EVALUATOR_OR_CALIBRATION: &[Grant] = &[
+    grant(SUP, Reach::Team, &["draft"]),
+    grant(HQ, Reach::Any, &["draft", "acknowledged", "disputed"]),
+    grant(ADMIN, Reach::Any, &["draft", "acknowledged", "disputed"]),
+];
+
+/// The subject of a managed record is a rep.
+const ABOUT_A_REP: &[RefRule] = &[refers("rep_id", Target::Rep)];
 
 const FEEDBACK_STATUS: Machine = Machine {
     initial: "open",
@@ -256,6 +299,9 @@ pub static CUSTOMERS: Collection = Collection {
         field("owner_id", Ref("users"), ServerOnly),
     ],
     access: FIELD_WORK,
+    writes: &[],
+    archive: None,
+    refs: &[],
 };
 
 /// Visits: a rep's call on a customer, with GPS check-in and check-out.
@@ -291,6 +337,11 @@ pub static VISITS: Collection = Collection {
         field("review_note", Text(500), Lww),
     ],
     access: FIELD_WORK,
+    // Only a reviewer explains a review.
+    writes: &[rule("review_note", BY_MANAGERS)],
+    archive: None,
+    // An amendment replaces the visit it amends in every report.
+    refs: &[refers("amends", Target::Changeable)],
 };
 
 /// Feedback: surveys, complaints, suggestions and praise, followed to resolution.
@@ -324,6 +375,9 @@ pub static FEEDBACK: Collection = Collection {
         field("action_id", Ref("improvement_actions"), Lww),
     ],
     access: FIELD_WORK,
+    writes: &[],
+    archive: None,
+    refs: &[],
 };
 
 /// Sales: an order won from a customer. Voiding is a one-time correction.
@@ -340,6 +394,9 @@ pub static SALES: Collection = Collection {
         field("voided_at", Timestamp, WriteOnce),
     ],
     access: FIELD_WORK,
+    writes: &[],
+    archive: None,
+    refs: &[],
 };
 
 /// SMART goals for a rep or a team.
@@ -362,6 +419,9 @@ pub static GOALS: Collection = Collection {
         access(HQ, Reach::Any, Reach::Any),
         access(ADMIN, Reach::Any, Reach::Any),
     ],
+    writes: &[],
+    archive: None,
+    refs: ABOUT_A_REP,
 };
 
 /// One change of a goal (its creation included): who, when, old → new.
@@ -389,6 +449,12 @@ pub static GOAL_CHANGES: Collection = Collection {
         access(HQ, Reach::Any, Reach::None),
         access(ADMIN, Reach::Any, Reach::None),
     ],
+    writes: &[],
+    archive: None,
+    refs: &[
+        refers("rep_id", Target::Rep),
+        refers("changed_by", Target::Author),
+    ],
 };
 
 /// Training courses.
@@ -408,6 +474,9 @@ pub static COURSES: Collection = Collection {
         field("required_for", List(&ROLES, 4), Lww),
     ],
     access: HQ_ONLY,
+    writes: &[],
+    archive: None,
+    refs: &[],
 };
 
 /// A course assigned to a rep, with a due date.
@@ -429,6 +498,10 @@ pub static TRAINING_ASSIGNMENTS: Collection = Collection {
         field("evidence", Text(1000), WriteOnce),
     ],
     access: MANAGED,
+    // The due date is the assigner's; the rep completes.
+    writes: &[rule("due", BY_MANAGERS)],
+    archive: Some(BY_MANAGERS),
+    refs: ABOUT_A_REP,
 };
 
 /// A rep's weekly or monthly work report.
@@ -457,6 +530,9 @@ pub static WORK_REPORTS: Collection = Collection {
         access(HQ, Reach::None, Reach::Any),
         access(ADMIN, Reach::None, Reach::Any),
     ],
+    writes: &[rule("supervisor_comment", BY_MANAGERS)],
+    archive: None,
+    refs: ABOUT_A_REP,
 };
 
 /// A supervisor's one-on-one with a rep.
@@ -477,6 +553,10 @@ pub static ONE_ON_ONES: Collection = Collection {
         ),
     ],
     access: MANAGED,
+    // The notes are the supervisor's; the rep acknowledges them.
+    writes: &[rule("notes", BY_MANAGERS), rule("actions", BY_MANAGERS)],
+    archive: Some(BY_MANAGERS),
+    refs: ABOUT_A_REP,
 };
 
 /// An action item agreed in a one-on-one: owner, due date and done state.
@@ -494,6 +574,14 @@ pub static ONE_ON_ONE_ACTIONS: Collection = Collection {
         field("done_at", Timestamp, Lww),
     ],
     access: MANAGED,
+    // The rep marks an action done; what it is and when it is due are the supervisor's.
+    writes: &[
+        rule("text", BY_MANAGERS),
+        rule("owner_id", BY_MANAGERS),
+        rule("due", BY_MANAGERS),
+    ],
+    archive: Some(BY_MANAGERS),
+    refs: ABOUT_A_REP,
 };
 
 /// A period's performance evaluation.
@@ -522,6 +610,31 @@ pub static EVALUATIONS: Collection = Collection {
         ),
     ],
     access: MANAGED,
+    // The evaluator fills the draft, the rep answers it, HQ calibrates it.
+    writes: &[
+        rule("lines", BY_EVALUATOR),
+        rule("metric_score", BY_EVALUATOR),
+        rule("attainment", BY_EVALUATOR),
+        rule("rating", BY_EVALUATOR),
+        rule("comment", BY_EVALUATOR),
+        rule("score", BY_EVALUATOR_OR_CALIBRATION),
+        rule("tier", BY_EVALUATOR_OR_CALIBRATION),
+        rule(
+            "calibration_reason",
+            &[
+                grant(HQ, Reach::Any, CALIBRATION),
+                grant(ADMIN, Reach::Any, CALIBRATION),
+            ],
+        ),
+        rule("rep_comment", &[grant(REP, Reach::Own, &["submitted"])]),
+    ],
+    // A supervisor discards drafts; only HQ removes a submitted evaluation.
+    archive: Some(&[
+        grant(SUP, Reach::Team, &["draft"]),
+        grant(HQ, Reach::Any, &[]),
+        grant(ADMIN, Reach::Any, &[]),
+    ]),
+    refs: ABOUT_A_REP,
 };
 
 /// A reward granted to a rep.
@@ -548,6 +661,9 @@ pub static REWARDS: Collection = Collection {
         access(HQ, Reach::Any, Reach::None),
         access(ADMIN, Reach::Any, Reach::None),
     ],
+    writes: &[rule("amount", BY_MANAGERS)],
+    archive: None,
+    refs: ABOUT_A_REP,
 };
 
 /// Incentive tiers by score or attainment.
@@ -564,6 +680,9 @@ pub static INCENTIVE_PLANS: Collection = Collection {
         field("currency", Text(3), Lww),
     ],
     access: HQ_ONLY,
+    writes: &[],
+    archive: None,
+    refs: &[],
 };
 
 /// Evaluation templates: the weighted metric lines (`METRIC:WEIGHT[:RULE[:TARGET]]`)
@@ -586,6 +705,9 @@ pub static EVALUATION_TEMPLATES: Collection = Collection {
         access(HQ, Reach::Any, Reach::None),
         access(ADMIN, Reach::Any, Reach::None),
     ],
+    writes: &[],
+    archive: None,
+    refs: &[],
 };
 
 /// Improvement actions, checked for effect.
@@ -615,6 +737,15 @@ pub static IMPROVEMENT_ACTIONS: Collection = Collection {
         ),
     ],
     access: MANAGED,
+    // The rep measures and closes their own action; its terms are the manager's.
+    writes: &[
+        rule("action", BY_MANAGERS),
+        rule("owner_id", BY_MANAGERS),
+        rule("due", BY_MANAGERS),
+        rule("check_on", BY_MANAGERS),
+    ],
+    archive: Some(BY_MANAGERS),
+    refs: ABOUT_A_REP,
 };
 
 /// The user directory (accounts themselves live on the server).
@@ -630,7 +761,11 @@ pub static USERS: Collection = Collection {
         field("supervisor_id", Ref("users"), Lww),
         field("active", Bool, Lww),
     ],
-    access: ADMIN_ONLY,
+    // Written by the server from the admin endpoints, never by a push.
+    access: &[],
+    writes: &[],
+    archive: None,
+    refs: &[],
 };
 
 /// Teams of reps.
@@ -643,7 +778,11 @@ pub static TEAMS: Collection = Collection {
         field("region", SHORT, Lww),
         field("supervisor_id", Ref("users"), Lww),
     ],
-    access: ADMIN_ONLY,
+    // Written by the server from the admin endpoints, never by a push.
+    access: &[],
+    writes: &[],
+    archive: None,
+    refs: &[],
 };
 
 /// Every collection, in the order documentation lists them.

@@ -6,6 +6,7 @@
 //! and the tests read one and the same table.
 
 mod collections;
+pub mod rules;
 
 pub use collections::{ALL, METRIC_IDS};
 
@@ -295,6 +296,74 @@ pub struct Collection {
     pub fields: &'static [Field],
     /// Per-role access. Roles not listed may do nothing.
     pub access: &'static [Access],
+    /// Fields with their own write rules; every other field follows `access`
+    /// (see [`rules`]).
+    pub writes: &'static [FieldRule],
+    /// Who may archive records, when not everybody with `change` reach may.
+    pub archive: Option<&'static [Grant]>,
+    /// References whose target is checked more strictly than by default.
+    pub refs: &'static [RefRule],
+}
+
+/// One permission to write a field: a role, the widest relation it covers,
+/// and the workflow states it holds in (empty: every state).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The role.
+    pub role: Role,
+    /// The widest relation covered.
+    pub reach: Reach,
+    /// The states (of the collection's state machine) it holds in; empty
+    /// for every state.
+    pub states: &'static [&'static str],
+}
+
+/// The write rule of one field: only these grants may write it, on create
+/// as on change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldRule {
+    /// The field.
+    pub field: &'static str,
+    /// Who may write it. Empty: nobody.
+    pub grants: &'static [Grant],
+}
+
+/// What a reference field may point at. Every reference must name a record
+/// of its target collection; the target says what else must hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The record exists (the default for public collections).
+    Exists,
+    /// The author can see the record (the default for everything else).
+    Visible,
+    /// The author may change the record (e.g. a visit that amends another).
+    Changeable,
+    /// A user whose role is `rep`.
+    Rep,
+    /// The author themself.
+    Author,
+}
+
+impl Target {
+    /// The documented name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Exists => "exists",
+            Target::Visible => "visible to the author",
+            Target::Changeable => "changeable by the author",
+            Target::Rep => "a rep",
+            Target::Author => "the author",
+        }
+    }
+}
+
+/// A stricter target for one reference field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefRule {
+    /// The reference field.
+    pub field: &'static str,
+    /// What it must point at.
+    pub target: Target,
 }
 
 impl Collection {
