@@ -3,7 +3,7 @@
 //! a [`ScopeFilter`] the store evaluates.
 
 use crate::store::{ReadTx, ScopeFilter, StoreError, UserRow};
-use sync_protocol::schema::{Relation, Role};
+use sync_protocol::schema::{Relation, Role, rules};
 use sync_protocol::{TeamId, UserId};
 
 /// What `user` may see (docs/protocol.md, "Scopes").
@@ -41,28 +41,23 @@ pub fn covers_user(scope: &ScopeFilter, owner: UserId) -> bool {
     scope.all || scope.users.contains(&owner)
 }
 
-/// How a record about `subject` relates to `actor`: `Own` for themselves,
-/// `Team` for members of their team (same `team_id`, or whose supervisor
-/// they are), `Other` otherwise.
+/// How a record about `subject` relates to `actor` (the rule of
+/// [`rules::relation_to_user`]).
 pub fn relation_to_user(actor: &UserRow, subject: &UserRow) -> Relation {
-    if actor.id == subject.id {
-        Relation::Own
-    } else if (actor.team_id.is_some() && subject.team_id == actor.team_id)
-        || subject.supervisor_id == Some(actor.id)
-    {
-        Relation::Team
-    } else {
-        Relation::Other
+    rules::relation_to_user(&person(actor), &person(subject))
+}
+
+fn person(u: &UserRow) -> rules::Person {
+    rules::Person {
+        id: u.id,
+        team: u.team_id,
+        supervisor: u.supervisor_id,
     }
 }
 
 /// How a record about a whole team relates to `actor`.
 pub fn relation_to_team(actor: &UserRow, team: TeamId) -> Relation {
-    if actor.team_id == Some(team) {
-        Relation::Team
-    } else {
-        Relation::Other
-    }
+    rules::relation_to_team(actor.team_id, team)
 }
 
 #[cfg(test)]

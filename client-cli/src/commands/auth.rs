@@ -68,6 +68,7 @@ pub fn login(ctx: &Ctx, a: LoginArgs) -> Result<()> {
         &ctx.profile,
         Some(Identity {
             device: cfg.device_id,
+            user: cfg.user.id,
             role: cfg.user.role,
         }),
     )?;

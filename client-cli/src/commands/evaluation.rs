@@ -443,9 +443,9 @@ fn rate(ctx: &Ctx, query: &str, rating: u8, comment: &str) -> Result<()> {
         false,
         "rate evaluations",
     )?;
-    if cfg.user.role == Role::Rep {
+    if !role_writes(cfg.user.role, "rating") {
         return fail_hint(
-            "a rep cannot rate evaluations",
+            format!("a {} cannot rate evaluations", cfg.user.role),
             "your supervisor rates them",
         );
     }
@@ -570,10 +570,19 @@ fn ack(ctx: &Ctx, query: &str, dispute: bool, comment: Option<String>) -> Result
     done(ctx, &store, e.id, &format!("Evaluation {to}."))
 }
 
+/// Whether the write rules let `role` write `field` of an evaluation at all.
+fn role_writes(role: Role, field: &str) -> bool {
+    schema::collection("evaluations").is_some_and(|c| {
+        sync_protocol::schema::rules::grants(c, field, false)
+            .iter()
+            .any(|g| g.role == role)
+    })
+}
+
 fn calibrate(ctx: &Ctx, query: &str, score: f64, reason: &str) -> Result<()> {
     let (mut store, cfg) = ctx.store()?;
     let e = find_evaluation(&store, query)?;
-    if !matches!(cfg.user.role, Role::Hq | Role::Admin) {
+    if !role_writes(cfg.user.role, "calibration_reason") {
         return fail_hint(
             format!("a {} cannot calibrate evaluations", cfg.user.role),
             "HQ calibrates evaluations",

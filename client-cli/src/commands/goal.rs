@@ -691,6 +691,7 @@ mod tests {
         let them = UserId(uuid::Uuid::from_u128(9));
         let ident = Identity {
             device: DeviceId(uuid::Uuid::from_u128(6)),
+            user: me,
             role: Role::Admin,
         };
         let mut store = Store::open(&profile, Some(ident)).unwrap();

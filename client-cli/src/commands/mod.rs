@@ -57,6 +57,7 @@ impl Ctx {
             &self.profile,
             Some(Identity {
                 device: cfg.device_id,
+                user: cfg.user.id,
                 role: cfg.user.role,
             }),
         )?;
@@ -67,6 +68,7 @@ impl Ctx {
     pub fn read_store(&self) -> Result<Store> {
         let ident = self.config()?.map(|c| Identity {
             device: c.device_id,
+            user: c.user.id,
             role: c.user.role,
         });
         Store::open(&self.profile, ident)

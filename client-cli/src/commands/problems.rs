@@ -48,13 +48,16 @@ pub fn run(ctx: &Ctx, cmd: ProblemsCmd) -> Result<()> {
                         local_time(&p.created_at),
                         format!("{} {}", p.op.kind.as_str(), p.collection),
                         p.code.clone(),
+                        p.field.clone().unwrap_or_default(),
                         clip(&p.message, 60),
                         p.resolution.clone().unwrap_or_default(),
                     ]
                 })
                 .collect();
-            ctx.printer
-                .table(&["#", "REPORTED", "CHANGE", "CODE", "WHY", "DONE"], &table)?;
+            ctx.printer.table(
+                &["#", "REPORTED", "CHANGE", "CODE", "FIELD", "WHY", "DONE"],
+                &table,
+            )?;
             ctx.printer
                 .say("Send again: fieldsync problems retry N   Drop: fieldsync problems discard N");
             Ok(())

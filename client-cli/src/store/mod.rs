@@ -39,11 +39,13 @@ pub(crate) mod key {
     pub const CLOCK_WARNING: &str = "clock_warning";
 }
 
-/// Who writes: the device and its user's role.
+/// Who writes: the device, its user and their role.
 #[derive(Clone, Copy, Debug)]
 pub struct Identity {
     /// This profile's device.
     pub device: DeviceId,
+    /// The logged-in user.
+    pub user: sync_protocol::UserId,
     /// The logged-in user's role.
     pub role: Role,
 }

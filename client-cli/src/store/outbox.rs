@@ -6,10 +6,15 @@ use crate::error::Failure;
 use anyhow::{Context, Result};
 use chrono::Utc;
 use rusqlite::{Connection, params};
+use serde_json::Value;
+use sync_protocol::schema::rules::{self, Person};
+use sync_protocol::schema::{Anchor, Collection, Relation};
 use sync_protocol::time::format_ts;
-use sync_protocol::validate::{Author, check_against_state, validate_op};
+use sync_protocol::validate::{Author, check_against_state, check_write, validate_op};
 use sync_protocol::version::SCHEMA_VERSION;
-use sync_protocol::{DeviceId, Fields, Op, OpId, OpKind, RecordId, RecordState, StateChange};
+use sync_protocol::{
+    DeviceId, Fields, Op, OpId, OpKind, RecordId, RecordState, StateChange, TeamId, UserId,
+};
 
 /// An op before it gets its id, sequence number and clock.
 #[derive(Clone, Debug)]
@@ -96,6 +101,67 @@ fn current_state(conn: &Connection, id: &RecordId) -> Result<Option<RecordState>
     Ok(s.map(|s| serde_json::from_str(&s)).transpose()?)
 }
 
+fn uuid_in(v: Option<&Value>) -> Option<uuid::Uuid> {
+    v.and_then(Value::as_str)
+        .and_then(|s| uuid::Uuid::try_parse(s).ok())
+}
+
+/// A user as this laptop's copy of the directory knows them.
+fn person(conn: &Connection, id: UserId) -> Result<Option<Person>> {
+    Ok(current_state(conn, &RecordId(id.0))?.map(|s| Person {
+        id,
+        team: uuid_in(s.get("team_id")).map(TeamId),
+        supervisor: uuid_in(s.get("supervisor_id")).map(UserId),
+    }))
+}
+
+/// How the op's record relates to the writer, by the server's rule
+/// ([`rules::relation_to_user`]) over what this laptop knows. Where it
+/// cannot tell (a directory not yet synced, a customer created here), the
+/// answer is `Own`, the relation every grant covers: the laptop refuses
+/// only what it knows the server would.
+fn relation(
+    conn: &Connection,
+    ident: super::Identity,
+    coll: &Collection,
+    op: &Op,
+    current: Option<&RecordState>,
+) -> Result<Relation> {
+    let get = |name: &str| match op.kind {
+        OpKind::Create => op.fields.get(name).filter(|v| !v.is_null()).cloned(),
+        _ => current.and_then(|s| s.get(name)).cloned(),
+    };
+    let subject = match coll.anchor {
+        Anchor::Public => return Ok(Relation::Other),
+        Anchor::Customer if op.kind == OpKind::Create => return Ok(Relation::Own),
+        Anchor::Customer => uuid_in(current.and_then(|s| s.get("owner_id"))),
+        Anchor::CustomerRef(f) => match uuid_in(get(f).as_ref()) {
+            Some(c) => current_state(conn, &RecordId(c))?.and_then(|s| uuid_in(s.get("owner_id"))),
+            None => None,
+        },
+        Anchor::User(f) => uuid_in(get(f).as_ref()),
+        Anchor::UserOrTeam(u, t) => match (uuid_in(get(u).as_ref()), uuid_in(get(t).as_ref())) {
+            (Some(user), _) => Some(user),
+            (None, Some(team)) => {
+                return Ok(person(conn, ident.user)?.map_or(Relation::Own, |me| {
+                    rules::relation_to_team(me.team, TeamId(team))
+                }));
+            }
+            (None, None) => None,
+        },
+    };
+    let Some(subject) = subject.map(UserId) else {
+        return Ok(Relation::Own);
+    };
+    if subject == ident.user {
+        return Ok(Relation::Own);
+    }
+    Ok(match (person(conn, ident.user)?, person(conn, subject)?) {
+        (Some(me), Some(them)) => rules::relation_to_user(&me, &them),
+        _ => Relation::Own,
+    })
+}
+
 impl Store {
     /// Write ops: validate each (refusing all of them if one is invalid),
     /// allocate gap-free `device_seq`s, tick and persist the clock, append to
@@ -133,6 +199,9 @@ impl Store {
             let coll = validate_op(&op, Author::Device).map_err(|e| Failure::invalid(&e))?;
             let current = current_state(&tx, &op.record_id)?;
             check_against_state(&op, coll, current.as_ref(), ident.role)
+                .map_err(|e| Failure::invalid(&e))?;
+            let rel = relation(&tx, ident, coll, &op, current.as_ref())?;
+            check_write(&op, coll, current.as_ref(), ident.role, rel)
                 .map_err(|e| Failure::invalid(&e))?;
             insert(&tx, &op)?;
             view::refresh(&tx, &op.record_id.to_string())?;

@@ -10,7 +10,44 @@
 
 use super::{Anchor, Collection, Field, FieldType, Grant, Policy, Reach, Relation, Role, Target};
 use crate::error::{ErrorCode as E, ValidationError};
+use crate::id::{TeamId, UserId};
 use crate::op::OpKind;
+use std::fmt::Write as _;
+
+/// A user as far as relations go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Person {
+    /// The user.
+    pub id: UserId,
+    /// Their team.
+    pub team: Option<TeamId>,
+    /// Their supervisor.
+    pub supervisor: Option<UserId>,
+}
+
+/// How a record about `subject` relates to `actor`: `Own` for themselves,
+/// `Team` for members of their team (same team, or whose supervisor they
+/// are), `Other` otherwise. No team is nobody's team.
+pub fn relation_to_user(actor: &Person, subject: &Person) -> Relation {
+    if actor.id == subject.id {
+        Relation::Own
+    } else if (actor.team.is_some() && subject.team == actor.team)
+        || subject.supervisor == Some(actor.id)
+    {
+        Relation::Team
+    } else {
+        Relation::Other
+    }
+}
+
+/// How a record about a whole team relates to a user of `actor_team`.
+pub fn relation_to_team(actor_team: Option<TeamId>, team: TeamId) -> Relation {
+    if actor_team == Some(team) {
+        Relation::Team
+    } else {
+        Relation::Other
+    }
+}
 
 /// The grants deciding who writes `field`: its own rule, or else the
 /// collection's access (create reach on create, change reach otherwise) in
@@ -242,6 +279,87 @@ pub fn judge_reference(
         Target::Author if found.is_author => Ok(()),
         Target::Author => bad("you, the author".into()),
     }
+}
+
+/// The write rules of every collection as a Markdown table: who creates,
+/// who changes which fields (in which states), who moves the state
+/// machine, who archives, what the server computes and what references
+/// must name. The README's copy is checked against it.
+pub fn markdown_table() -> String {
+    let code = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::from("| collection | what | who (reach; states) |\n|---|---|---|\n");
+    for c in super::ALL {
+        let mut rows: Vec<(String, String)> =
+            vec![("create".into(), describe(&access_grants(c, true)))];
+        let plain: Vec<&str> = c
+            .fields
+            .iter()
+            .filter(|f| matches!(f.policy, Policy::Lww | Policy::WriteOnce))
+            .filter(|f| !c.writes.iter().any(|r| r.field == f.name))
+            .map(|f| f.name)
+            .collect();
+        if !plain.is_empty() {
+            rows.push((
+                format!("change {}", code(&plain)),
+                describe(&access_grants(c, false)),
+            ));
+        }
+        let mut groups: Vec<(Vec<&str>, &[Grant])> = Vec::new();
+        for r in c.writes {
+            match groups.iter_mut().find(|g| g.1 == r.grants) {
+                Some(g) => g.0.push(r.field),
+                None => groups.push((vec![r.field], r.grants)),
+            }
+        }
+        for (fields, grants) in groups {
+            rows.push((format!("write {}", code(&fields)), describe(grants)));
+        }
+        if let Some((f, m)) = c.transition_field() {
+            let moves: Vec<String> = m
+                .moves
+                .iter()
+                .map(|mv| {
+                    let by: Vec<&str> = mv.by.iter().map(Role::as_str).collect();
+                    format!("{} → {}: {}", mv.from, mv.to, by.join(", "))
+                })
+                .collect();
+            rows.push((format!("move `{}`", f.name), moves.join("; ")));
+        }
+        rows.push(("archive".into(), describe(&archive_grants(c))));
+        let computed: Vec<&str> = c
+            .fields
+            .iter()
+            .filter(|f| f.policy == Policy::ServerOnly)
+            .map(|f| f.name)
+            .collect();
+        if !computed.is_empty() {
+            rows.push((
+                format!("write {}", code(&computed)),
+                "nobody (the server computes it)".into(),
+            ));
+        }
+        for f in c.fields {
+            if let Some((target, t)) = reference(c, f)
+                && t != Target::Exists
+                && t != Target::Visible
+            {
+                rows.push((
+                    format!("`{}` names", f.name),
+                    format!("{target}: {}", t.name()),
+                ));
+            }
+        }
+        for (what, who) in rows {
+            let _ = writeln!(out, "| `{}` | {what} | {who} |", c.name);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
