@@ -295,17 +295,16 @@ fn uuid_in(v: Option<&Value>) -> Option<uuid::Uuid> {
 /// The relation to `actor` of record `id` of `coll` whose anchor fields
 /// `id_of` reads (from a create op or the stored state), refusing records
 /// out of scope.
-#[allow(clippy::too_many_arguments)]
 fn relation(
     tx: &mut dyn WriteTx,
     seen: &mut Seen,
-    actor: &UserRow,
-    scope: &ScopeFilter,
+    who: &Pusher<'_>,
     coll: &'static Collection,
     id: RecordId,
     created: bool,
     id_of: &dyn Fn(&str) -> Option<uuid::Uuid>,
 ) -> Result<Relation, OpError> {
+    let (actor, scope) = (who.user, who.scope);
     let user_relation =
         |tx: &mut dyn WriteTx, id: UserId, field: &str| -> Result<Relation, OpError> {
             let subject = tx.user(id)?.ok_or_else(|| {
@@ -477,7 +476,7 @@ fn referent(
                 let coll = schema::collection(target_coll)
                     .ok_or_else(|| StoreError::Corrupt(format!("no collection {target_coll}")))?;
                 let id_of = |f: &str| uuid_in(state.get(f));
-                match relation(tx, seen, who.user, who.scope, coll, state.id, false, &id_of) {
+                match relation(tx, seen, who, coll, state.id, false, &id_of) {
                     Ok(rel) => {
                         state.archived.is_none()
                             && coll.access_for(who.user.role).change.covers(rel)
@@ -528,7 +527,7 @@ fn admit_and_apply(
     op: &Op,
     now: DateTime<Utc>,
 ) -> Result<Outcome, OpError> {
-    let (actor, scope) = (who.user, who.scope);
+    let actor = who.user;
     let coll = validate_op(op, Author::Device)?;
     if op.device_id != who.device {
         return Err(reject(
@@ -575,7 +574,7 @@ fn admit_and_apply(
     }
     let id_of = |f: &str| uuid_in(value_of(op, existing.as_ref(), f));
     let created = op.kind == OpKind::Create;
-    let rel = relation(tx, seen, actor, scope, coll, op.record_id, created, &id_of)?;
+    let rel = relation(tx, seen, who, coll, op.record_id, created, &id_of)?;
     let access = coll.access_for(actor.role);
     let (reach, verb) = if op.kind == OpKind::Create {
         (access.create, "create")
