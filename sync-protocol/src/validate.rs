@@ -500,3 +500,20 @@ pub fn check_write(
     }
     Ok(())
 }
+
+/// Everything that decides an op once its record's relation to the author
+/// is known, in the server's order: the collection's reach
+/// ([`rules::may_act`]), the record's state ([`check_against_state`]) and
+/// the write rules ([`check_write`]). References are judged after it,
+/// against the store.
+pub fn check_admission(
+    op: &Op,
+    coll: &'static Collection,
+    state: Option<&RecordState>,
+    role: Role,
+    rel: Relation,
+) -> Result<(), ValidationError> {
+    rules::may_act(coll, op.kind, role, rel)?;
+    check_against_state(op, coll, state, role)?;
+    check_write(op, coll, state, role, rel)
+}

@@ -10,7 +10,7 @@ use serde_json::Value;
 use sync_protocol::schema::rules::{self, Person};
 use sync_protocol::schema::{Anchor, Collection, Relation};
 use sync_protocol::time::format_ts;
-use sync_protocol::validate::{Author, check_against_state, check_write, validate_op};
+use sync_protocol::validate::{Author, check_admission, validate_op};
 use sync_protocol::version::SCHEMA_VERSION;
 use sync_protocol::{
     DeviceId, Fields, Op, OpId, OpKind, RecordId, RecordState, StateChange, TeamId, UserId,
@@ -198,10 +198,8 @@ impl Store {
             };
             let coll = validate_op(&op, Author::Device).map_err(|e| Failure::invalid(&e))?;
             let current = current_state(&tx, &op.record_id)?;
-            check_against_state(&op, coll, current.as_ref(), ident.role)
-                .map_err(|e| Failure::invalid(&e))?;
             let rel = relation(&tx, ident, coll, &op, current.as_ref())?;
-            check_write(&op, coll, current.as_ref(), ident.role, rel)
+            check_admission(&op, coll, current.as_ref(), ident.role, rel)
                 .map_err(|e| Failure::invalid(&e))?;
             insert(&tx, &op)?;
             view::refresh(&tx, &op.record_id.to_string())?;

@@ -4,7 +4,9 @@
 //! the stored outcome; the next op (`acked_through + 1`) is admitted and
 //! applied; the first gap stops the request with `resend_from`. Admission
 //! order: [`validate_op`] → device → clock → record lookup → scope and
-//! relation → role reach → [`check_against_state`] → merge → server fields.
+//! relation → [`check_admission`] (the collection's reach, the record's
+//! state, the write rules of every field) → references → merge → server
+//! fields.
 //! A rejected op is stored as a problem and never blocks the ops behind it.
 
 use super::{CLOCK_LIMIT_MS, ServerClock, decode_state, gps, save_record, server_write};
@@ -21,7 +23,7 @@ use sync_protocol::merge::RecordState;
 use sync_protocol::schema::rules::{self, Referent};
 use sync_protocol::schema::{self, Anchor, Collection, Relation, Target};
 use sync_protocol::time::{format_ts, parse_ts};
-use sync_protocol::validate::{Author, check_against_state, check_write, validate_op};
+use sync_protocol::validate::{Author, check_admission, validate_op};
 use sync_protocol::wire::{ClockWarning, OpOutcome, Outcome, PushRequest, PushResponse};
 use sync_protocol::{
     DeviceId, ErrorCode as E, Fields, Op, OpKind, RecordId, TeamId, UserId, ValidationError,
@@ -575,25 +577,7 @@ fn admit_and_apply(
     let id_of = |f: &str| uuid_in(value_of(op, existing.as_ref(), f));
     let created = op.kind == OpKind::Create;
     let rel = relation(tx, seen, who, coll, op.record_id, created, &id_of)?;
-    let access = coll.access_for(actor.role);
-    let (reach, verb) = if op.kind == OpKind::Create {
-        (access.create, "create")
-    } else {
-        (access.change, "change")
-    };
-    if !reach.covers(rel) {
-        let whose = match rel {
-            Relation::Own => "their own",
-            Relation::Team => "their team's",
-            Relation::Other => "other users'",
-        };
-        return Err(reject(
-            E::Forbidden,
-            format!("a {} may not {verb} {whose} {}", actor.role, coll.name),
-        ));
-    }
-    check_against_state(op, coll, existing.as_ref(), actor.role)?;
-    check_write(op, coll, existing.as_ref(), actor.role, rel)?;
+    check_admission(op, coll, existing.as_ref(), actor.role, rel)?;
     check_references(tx, seen, who, coll, op)?;
 
     let mut state = existing.unwrap_or_else(|| RecordState::new(op.record_id, coll.name));

@@ -6,8 +6,10 @@
 //! - every role × collection × relation × state: an archive, as
 //!   `rules::may_archive` says;
 //! - every role × collection × relation: a create, as `check_write` says;
-//! - random multi-field patches, some with bad values, from random roles:
-//!   the outcome is the table's (validation, then the write rules).
+//! - random ops from random roles (patches of one to three fields,
+//!   transitions from the current state or a stale one, archives; some
+//!   values of the wrong type) on records whose state the test pulls: the
+//!   outcome is the table's (`validate_op`, then `check_admission`).
 //!
 //! Relations are real: the actor and the record's subject are users whose
 //! teams make them own, same team or other. A supervisor's, HQ's or
@@ -22,8 +24,9 @@ use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
 use sync_protocol::schema::rules::{self, may_archive, may_write};
 use sync_protocol::schema::{self, Anchor, Collection, FieldType, Policy, Relation, Role, Target};
-use sync_protocol::validate::{Author, check_write, validate_op};
-use sync_protocol::{ErrorCode, Op, OpKind, RecordId};
+use sync_protocol::validate::{Author, check_admission, check_write, validate_op};
+use sync_protocol::wire::Change;
+use sync_protocol::{ErrorCode, Op, OpKind, RecordId, RecordState, StateChange};
 
 /// The people of the test company: name, role, team.
 const PEOPLE: &[(&str, Role, Option<&str>)] = &[
@@ -542,6 +545,73 @@ fn every_cell_of_the_write_rules_is_enforced_by_the_server() {
     assert!(tally.patches > 1000, "{}", tally.patches);
 }
 
+/// A random op of `cell` on record `id`: mostly patches of one to three
+/// fields, some transitions (from the current state or not, with the
+/// fields the move requires and sometimes one more), a few archives; one
+/// value in five of the wrong type.
+fn random_op(
+    w: &mut World,
+    rng: &mut StdRng,
+    cell: Cell,
+    coll: &'static Collection,
+    id: RecordId,
+    state: &RecordState,
+) -> Op {
+    let mut fields = Map::new();
+    let random_field = |w: &World, rng: &mut StdRng, fields: &mut Map<String, Value>| {
+        let f = &coll.fields[rng.gen_range(0..coll.fields.len())];
+        let v = if rng.gen_bool(0.2) {
+            wrong(&f.ty)
+        } else {
+            w.value(coll, f.name, cell.actor, SUBJECT)
+        };
+        fields.insert(f.name.into(), v);
+    };
+    if rng.gen_bool(0.03) {
+        return w.op(cell.actor, coll.name, id, OpKind::Archive, json!({}));
+    }
+    if let Some((field, machine)) = coll.transition_field()
+        && rng.gen_bool(0.35)
+    {
+        let current = state.get_str(field.name).unwrap_or(machine.initial);
+        let from_here: Vec<_> = machine.moves.iter().filter(|m| m.from == current).collect();
+        let mv = if !from_here.is_empty() && rng.gen_bool(0.6) {
+            from_here[rng.gen_range(0..from_here.len())]
+        } else {
+            &machine.moves[rng.gen_range(0..machine.moves.len())]
+        };
+        for r in mv.requires {
+            fields.insert((*r).into(), w.value(coll, r, cell.actor, SUBJECT));
+        }
+        if rng.gen_bool(0.3) {
+            random_field(w, rng, &mut fields);
+        }
+        let mut op = w.op(
+            cell.actor,
+            coll.name,
+            id,
+            OpKind::Transition,
+            Value::Object(fields),
+        );
+        op.transition = Some(StateChange {
+            field: field.name.into(),
+            from: mv.from.into(),
+            to: mv.to.into(),
+        });
+        return op;
+    }
+    for _ in 0..rng.gen_range(1..=3) {
+        random_field(w, rng, &mut fields);
+    }
+    w.op(
+        cell.actor,
+        coll.name,
+        id,
+        OpKind::Patch,
+        Value::Object(fields),
+    )
+}
+
 #[test]
 fn random_ops_from_random_roles_get_the_tables_verdict() {
     let seed: u64 = std::env::var("FIELDSYNC_MATRIX_SEED")
@@ -551,59 +621,66 @@ fn random_ops_from_random_roles_get_the_tables_verdict() {
     println!("seed {seed} (FIELDSYNC_MATRIX_SEED={seed} repeats this run)");
     let mut rng = StdRng::seed_from_u64(seed);
     let mut w = World::new();
-    // A record of every collection and state about the subject.
+    // A record of every collection in every state, about the subject.
     let mut records = Vec::new();
     for coll in schema::ALL.iter().copied() {
+        let subject = if coll.anchor == Anchor::Public {
+            ""
+        } else {
+            SUBJECT
+        };
         for state in states(coll) {
-            let subject = if coll.anchor == Anchor::Public {
-                ""
-            } else {
-                SUBJECT
-            };
-            records.push((coll, state, w.make(coll.name, subject, state)));
+            records.push((coll, w.make(coll.name, subject, state)));
         }
     }
+    // The records as the server holds them, pulled by an admin, who sees all.
+    let mut replica: HashMap<RecordId, RecordState> = HashMap::new();
     let mut failures = Vec::new();
-    for round in 0..400 {
-        let (coll, state, id) = records[rng.gen_range(0..records.len())];
+    let mut tally: HashMap<(&str, bool), usize> = HashMap::new();
+    for round in 0..500 {
+        let boss = w.devices.get_mut("boss").expect("boss");
+        for change in w.app.pull(boss) {
+            if let Change::Upsert { record, .. } = change {
+                replica.insert(record.id, record);
+            }
+        }
+        let (coll, id) = records[rng.gen_range(0..records.len())];
         let (cells, _) = cells(coll);
         let pool: Vec<Cell> = cells
             .into_iter()
             .filter(|c| c.subject == SUBJECT || c.subject.is_empty())
             .collect();
         let cell = pool[rng.gen_range(0..pool.len())];
-        let mut fields = Map::new();
-        for _ in 0..rng.gen_range(1..=3) {
-            let f = &coll.fields[rng.gen_range(0..coll.fields.len())];
-            let v = if rng.gen_bool(0.2) {
-                wrong(&f.ty)
-            } else {
-                w.value(coll, f.name, cell.actor, SUBJECT)
-            };
-            fields.insert(f.name.into(), v);
-        }
-        let op = w.op(
-            cell.actor,
-            coll.name,
-            id,
-            OpKind::Patch,
-            Value::Object(fields),
-        );
+        let state = replica.get(&id).expect("pulled").clone();
+        let op = random_op(&mut w, &mut rng, cell, coll, id, &state);
         let verdict = validate_op(&op, Author::Device)
-            .and_then(|_| {
-                op.fields.keys().try_for_each(|name| {
-                    let f = coll.field(name).expect("field");
-                    may_write(coll, f, OpKind::Patch, cell.role, cell.rel, state)
-                })
-            })
+            .and_then(|c| check_admission(&op, c, Some(&state), cell.role, cell.rel))
             .map_err(|e| e.code);
         let got = w.push(cell.actor, vec![op.clone()]);
+        *tally
+            .entry((op.kind.as_str(), verdict.is_ok()))
+            .or_default() += 1;
         if !agrees(verdict, &got[0]) {
             failures.push(format!(
-                "round {round}: {} {:?} patching {} {state:?} with {:?}: table {verdict:?}, server {:?}",
-                cell.role, cell.rel, coll.name, op.fields, got[0]
+                "round {round}: {} {:?} {} {} {:?} {:?}: table {verdict:?}, server {:?}",
+                cell.role,
+                cell.rel,
+                op.kind.as_str(),
+                coll.name,
+                op.transition,
+                op.fields,
+                got[0]
             ));
         }
     }
+    println!("ops by kind and verdict (admitted?): {tally:?}");
     assert!(failures.is_empty(), "seed {seed}:\n{}", failures.join("\n"));
+    for kind in ["patch", "transition"] {
+        for admitted in [true, false] {
+            assert!(
+                tally.get(&(kind, admitted)).copied().unwrap_or(0) >= 3,
+                "too few {kind} ops with admitted = {admitted}: {tally:?}"
+            );
+        }
+    }
 }

@@ -107,6 +107,31 @@ fn whose(rel: Relation) -> &'static str {
     }
 }
 
+/// Whether a `role` may act with an op of `kind` on a record of `coll` it
+/// has relation `rel` to, by the collection's reach (create reach for a
+/// create, change reach for anything else). The first permission check of
+/// every op; the field rules follow.
+pub fn may_act(
+    coll: &Collection,
+    kind: OpKind,
+    role: Role,
+    rel: Relation,
+) -> Result<(), ValidationError> {
+    let access = coll.access_for(role);
+    let (reach, verb) = if kind == OpKind::Create {
+        (access.create, "create")
+    } else {
+        (access.change, "change")
+    };
+    if reach.covers(rel) {
+        return Ok(());
+    }
+    Err(ValidationError::new(
+        E::Forbidden,
+        format!("a {role} may not {verb} {} {}", whose(rel), coll.name),
+    ))
+}
+
 /// Whether a `role` with relation `rel` to a record of `coll` in `state`
 /// may write `field` with an op of `kind` (create, patch or transition).
 /// The whole verdict: the field's merge policy, the collection's reach and
@@ -143,17 +168,8 @@ pub fn may_write(
         }
         _ => {}
     }
-    let access = coll.access_for(role);
-    let (reach, verb) = if create {
-        (access.create, "create")
-    } else {
-        (access.change, "change")
-    };
-    if !reach.covers(rel) {
-        return refuse(
-            E::Forbidden,
-            format!("a {role} may not {verb} {} {}", whose(rel), coll.name),
-        );
+    if let Err(e) = may_act(coll, kind, role, rel) {
+        return refuse(e.code, e.message);
     }
     // A field without a rule of its own follows the reach just checked.
     let Some(rule) = coll.writes.iter().find(|r| r.field == name) else {
