@@ -458,6 +458,36 @@ impl Device {
         })
     }
 
+    /// From an admin's profile: add user `name` (`role`, optionally in
+    /// `team`) with `password`, and return a fresh profile of theirs
+    /// logged in at `server_url`.
+    pub fn add_user(
+        &self,
+        server_url: &str,
+        name: &str,
+        role: &str,
+        team: Option<&str>,
+        password: &str,
+    ) -> Device {
+        let mut args = vec![
+            "admin",
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+        ];
+        if let Some(t) = team {
+            args.extend(["--team", t]);
+        }
+        let out = self.run_with_stdin(&args, Some(password));
+        assert!(out.status.success(), "user add {name}: {}", stderr(&out));
+        let d = Device::new(name).expect("profile");
+        d.login(server_url, name, password);
+        d
+    }
+
     /// Log in with a password on stdin.
     pub fn login(&self, server_url: &str, user: &str, password: &str) {
         let out = self.run_with_stdin(

@@ -12,23 +12,7 @@ use sync_protocol::{DeviceId, Hlc, Op, OpId, OpKind, RecordId};
 const PW: &str = "correct horse battery";
 
 fn user(server: &TestServer, admin: &Device, name: &str, role: &str, team: Option<&str>) -> Device {
-    let mut args = vec![
-        "admin",
-        "user",
-        "add",
-        name,
-        "--role",
-        role,
-        "--password-stdin",
-    ];
-    if let Some(t) = team {
-        args.extend(["--team", t]);
-    }
-    let out = admin.run_with_stdin(&args, Some(PW));
-    assert!(out.status.success(), "user add {name}: {}", stderr(&out));
-    let d = Device::new(name).expect("profile");
-    d.login(&server.url(), name, PW);
-    d
+    admin.add_user(&server.url(), name, role, team, PW)
 }
 
 /// Write `fields` as a patch of `record` straight into the laptop's

@@ -28,23 +28,7 @@ macro_rules! on_both_stores {
 on_both_stores!(hq_reports_from_the_cli_match_what_the_reps_recorded);
 
 fn user(admin: &Device, server: &TestServer, name: &str, role: &str, team: Option<&str>) -> Device {
-    let mut args = vec![
-        "admin",
-        "user",
-        "add",
-        name,
-        "--role",
-        role,
-        "--password-stdin",
-    ];
-    if let Some(t) = team {
-        args.extend(["--team", t]);
-    }
-    let out = admin.run_with_stdin(&args, Some(PW));
-    assert!(out.status.success(), "user add {name}: {}", stderr(&out));
-    let d = Device::new(name).expect("device");
-    d.login(&server.url(), name, PW);
-    d
+    admin.add_user(&server.url(), name, role, team, PW)
 }
 
 /// A visit checked in at the customer, a few metres off (GPS jitter; a

@@ -62,23 +62,8 @@ impl Company {
     }
 
     fn user(&self, name: &str, role: &str, team: Option<&str>) -> Device {
-        let mut args = vec![
-            "admin",
-            "user",
-            "add",
-            name,
-            "--role",
-            role,
-            "--password-stdin",
-        ];
-        if let Some(t) = team {
-            args.extend(["--team", t]);
-        }
-        let out = self.admin.run_with_stdin(&args, Some(PW));
-        assert!(out.status.success(), "user add {name}: {}", stderr(&out));
-        let d = Device::new(name).unwrap();
-        d.login(&self.server.url(), name, PW);
-        d
+        self.admin
+            .add_user(&self.server.url(), name, role, team, PW)
     }
 }
 

@@ -9,9 +9,9 @@ use chrono::Utc;
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use sync_protocol::metrics::GoalSubject;
-use sync_protocol::schema::Role;
+use sync_protocol::schema::{self, Relation, rules};
 use sync_protocol::time::format_ts;
-use sync_protocol::{Fields, RecordId, StateChange, UserId};
+use sync_protocol::{Fields, OpKind, RecordId, StateChange, UserId};
 
 /// `fieldsync training ...`
 #[derive(Debug, Subcommand)]
@@ -187,7 +187,8 @@ fn course_add(
     required_for: &[RoleArg],
 ) -> Result<()> {
     let (mut store, cfg) = ctx.store()?;
-    if !matches!(cfg.user.role, Role::Hq | Role::Admin) {
+    let courses = schema::collection("courses").context("the schema has courses")?;
+    if rules::may_act(courses, OpKind::Create, cfg.user.role, Relation::Other).is_err() {
         return fail_hint(
             format!("a {} cannot add courses", cfg.user.role),
             "HQ adds courses; supervisors assign them with fieldsync training assign",

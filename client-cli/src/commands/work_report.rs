@@ -11,9 +11,9 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use sync_protocol::metrics::{GoalSubject, Metric, Period, compute};
 use sync_protocol::money::Currency;
-use sync_protocol::schema::Role;
+use sync_protocol::schema::{self, Relation, Role, rules};
 use sync_protocol::time::{format_ts, parse_ts};
-use sync_protocol::{Fields, RecordId, UserId};
+use sync_protocol::{Fields, OpKind, RecordId, UserId};
 
 /// `fieldsync work-report ...`
 #[derive(Debug, Subcommand)]
@@ -166,7 +166,8 @@ fn submit(
     texts: [(&str, Option<String>); 4],
 ) -> Result<()> {
     let (mut store, cfg) = ctx.store()?;
-    if cfg.user.role != Role::Rep {
+    let reports = schema::collection("work_reports").context("the schema has work reports")?;
+    if rules::may_act(reports, OpKind::Create, cfg.user.role, Relation::Own).is_err() {
         return fail_hint(
             format!("a {} does not submit work reports", cfg.user.role),
             "reps submit reports; supervisors comment with fieldsync work-report comment",
