@@ -242,12 +242,17 @@ fn a_visit_may_amend_only_a_visit_its_author_may_change() {
     );
     assert_eq!(rejected_count(&app, "bad_reference"), before + 3);
 
-    // HQ still counts Sam's visit.
-    let r: Value = crate::helpers::json_of(
-        app.get("/v1/reports/scorecard?period=2026-11", Some(&hq.token)),
-        200,
-    );
-    assert_eq!(scorecard_visits(&r, "sam"), Some(1.0), "{r}");
+    // HQ's visits report and scorecard still count Sam's visit.
+    for (report, table) in [("visits", "by_rep"), ("scorecard", "rows")] {
+        let r: Value = crate::helpers::json_of(
+            app.get(
+                &format!("/v1/reports/{report}?period=2026-11"),
+                Some(&hq.token),
+            ),
+            200,
+        );
+        assert_eq!(visits_of(&r, table, "sam"), Some(1.0), "{r}");
+    }
 
     // Ann may amend her own visit.
     let first = visit(&mut ann, &app, mine, None);
@@ -270,14 +275,16 @@ fn pulled_visit(app: &TestApp, dev: &mut Device) -> RecordId {
         .expect("a visit")
 }
 
-fn scorecard_visits(report: &Value, rep: &str) -> Option<f64> {
-    let t = &report["tables"][0];
-    let cols: Vec<&str> = t["columns"]
+/// The `visits` cell of `rep`'s row in report table `table`.
+fn visits_of(report: &Value, table: &str, rep: &str) -> Option<f64> {
+    let t = report["tables"]
         .as_array()?
         .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let i = cols.iter().position(|c| *c == "visits")?;
+        .find(|t| t["name"] == table)?;
+    let i = t["columns"]
+        .as_array()?
+        .iter()
+        .position(|c| c == "visits")?;
     t["rows"]
         .as_array()?
         .iter()
