@@ -459,14 +459,14 @@ impl Device {
     }
 
     /// From an admin's profile: add user `name` (`role`, optionally in
-    /// `team`) with `password`, and return a fresh profile of theirs
-    /// logged in at `server_url`.
+    /// `team` and under `supervisor`) with `password`, and return a fresh
+    /// profile of theirs logged in at `server_url`.
     pub fn add_user(
         &self,
         server_url: &str,
         name: &str,
         role: &str,
-        team: Option<&str>,
+        (team, supervisor): (Option<&str>, Option<&str>),
         password: &str,
     ) -> Device {
         let mut args = vec![
@@ -480,6 +480,9 @@ impl Device {
         ];
         if let Some(t) = team {
             args.extend(["--team", t]);
+        }
+        if let Some(s) = supervisor {
+            args.extend(["--supervisor", s]);
         }
         let out = self.run_with_stdin(&args, Some(password));
         assert!(out.status.success(), "user add {name}: {}", stderr(&out));

@@ -12,7 +12,7 @@ use sync_protocol::{DeviceId, Hlc, Op, OpId, OpKind, RecordId};
 const PW: &str = "correct horse battery";
 
 fn user(server: &TestServer, admin: &Device, name: &str, role: &str, team: Option<&str>) -> Device {
-    admin.add_user(&server.url(), name, role, team, PW)
+    admin.add_user(&server.url(), name, role, (team, None), PW)
 }
 
 /// Write `fields` as a patch of `record` straight into the laptop's

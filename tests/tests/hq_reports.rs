@@ -28,7 +28,7 @@ macro_rules! on_both_stores {
 on_both_stores!(hq_reports_from_the_cli_match_what_the_reps_recorded);
 
 fn user(admin: &Device, server: &TestServer, name: &str, role: &str, team: Option<&str>) -> Device {
-    admin.add_user(&server.url(), name, role, team, PW)
+    admin.add_user(&server.url(), name, role, (team, None), PW)
 }
 
 /// A visit checked in at the customer, a few metres off (GPS jitter; a

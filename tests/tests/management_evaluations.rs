@@ -63,7 +63,7 @@ impl Company {
 
     fn user(&self, name: &str, role: &str, team: Option<&str>) -> Device {
         self.admin
-            .add_user(&self.server.url(), name, role, team, PW)
+            .add_user(&self.server.url(), name, role, (team, None), PW)
     }
 }
 

@@ -25,25 +25,8 @@ impl Company {
     }
 
     fn user(&self, name: &str, role: &str, team: &str, supervisor: Option<&str>) -> Device {
-        let mut args = vec![
-            "admin",
-            "user",
-            "add",
-            name,
-            "--role",
-            role,
-            "--team",
-            team,
-            "--password-stdin",
-        ];
-        if let Some(s) = supervisor {
-            args.extend(["--supervisor", s]);
-        }
-        let out = self.admin.run_with_stdin(&args, Some(PW));
-        assert!(out.status.success(), "user add {name}: {}", stderr(&out));
-        let d = Device::new(name).unwrap();
-        d.login(&self.server.url(), name, PW);
-        d
+        self.admin
+            .add_user(&self.server.url(), name, role, (Some(team), supervisor), PW)
     }
 }
 

@@ -285,25 +285,7 @@ fn two_instances_serve_one_fleet_through_an_offline_day_a_reassignment_and_a_rep
     admin.login(&ua, "admin", ADMIN_PASSWORD);
     admin.ok(&["admin", "team", "add", "north", "--region", "North"]);
     let mk = |name: &str, role: &str, sup: Option<&str>, at: &str| {
-        let mut args = vec![
-            "admin",
-            "user",
-            "add",
-            name,
-            "--role",
-            role,
-            "--team",
-            "north",
-            "--password-stdin",
-        ];
-        if let Some(s) = sup {
-            args.extend(["--supervisor", s]);
-        }
-        let out = admin.run_with_stdin(&args, Some(PW));
-        assert!(out.status.success(), "user add {name}: {}", stderr(&out));
-        let d = Device::new(name).unwrap();
-        d.login(at, name, PW);
-        d
+        admin.add_user(at, name, role, (Some("north"), sup), PW)
     };
     // Users created through one instance log in through the other.
     point_at(&admin, &ub);
