@@ -11,7 +11,8 @@
 //! needs in the round trip that takes the write lock, instead of one round
 //! trip each while holding it.
 
-use super::{DEVICE_COLS, DEVICE_WITH_USER, RECORDS_BY_IDS, USER_COLS};
+use super::WRITE_LOCK;
+use super::rows::{DEVICE_COLS, DEVICE_WITH_USER, RECORDS_BY_IDS, USER_COLS};
 use crate::store::StoreError;
 use postgres::{SimpleQueryMessage, SimpleQueryRow};
 use std::fmt::Write as _;
@@ -127,6 +128,43 @@ pub fn answer(
         .get_mut(i)
         .map(std::mem::take)
         .ok_or_else(|| StoreError::Corrupt(format!("statement {i} of the opening did not answer")))
+}
+
+/// Meta values every sync reads, fetched in a transaction's first round trip.
+pub(super) const OPENING_META: [&str; 2] = [crate::sync::META_DEVICE, crate::sync::META_CLOCK];
+
+/// A read transaction's first round trip: begin, plan every execution
+/// unless its reads are `keyed` (see "Plan modes" above), then read the change head (which takes the
+/// snapshot every later statement sees) and the [`OPENING_META`] values.
+pub(super) fn read_opening(keyed: bool) -> String {
+    let mode = if keyed { "auto" } else { "force_custom_plan" };
+    format!(
+        "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
+         SET LOCAL plan_cache_mode = {mode}; {HEAD}; {}",
+        opening_meta_sql()
+    )
+}
+
+/// A write transaction's first round trip: begin, take [`WRITE_LOCK`], then
+/// read the change head and the [`OPENING_META`] values on a snapshot taken
+/// after the lock was granted. Nothing else changes them until this
+/// transaction ends.
+pub(super) fn write_opening() -> String {
+    format!(
+        "START TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+         SELECT pg_advisory_xact_lock({WRITE_LOCK}); {HEAD}; {}",
+        opening_meta_sql()
+    )
+}
+
+pub(super) const HEAD: &str = "SELECT head FROM change_seq WHERE id = 1";
+
+pub(super) fn opening_meta_sql() -> String {
+    let keys: Vec<String> = OPENING_META.iter().map(|k| format!("'{k}'")).collect();
+    format!(
+        "SELECT key, value FROM meta WHERE key IN ({})",
+        keys.join(", ")
+    )
 }
 
 #[cfg(test)]
