@@ -1,0 +1,217 @@
+//! Writes: change numbers, rollback, stored ops and outcomes, problems, check-ins.
+
+use super::{at, check_in, rec, seqs, user};
+use crate::store::{
+    CheckIn, OpRow, ProblemRow, RecordScope, ScopeFilter, Store, StoreError, read, write,
+};
+use sync_protocol::schema::Role;
+use sync_protocol::{DeviceId, OpId, RecordId, UserId};
+
+pub(super) fn change_numbers_are_gap_free_and_shared(s: &dyn Store) {
+    let got: Vec<u64> = write(s, |tx| -> Result<_, StoreError> {
+        Ok(vec![tx.next_seq()?, tx.next_seq()?])
+    })
+    .unwrap();
+    assert_eq!(got, vec![1, 2]);
+    let third = write(s, |tx| tx.next_seq()).unwrap();
+    assert_eq!(third, 3);
+    assert_eq!(read(s, |tx| tx.head_seq()).unwrap(), 3);
+}
+
+pub(super) fn a_failed_write_leaves_nothing_behind(s: &dyn Store) {
+    let res: Result<(), StoreError> = write(s, |tx| {
+        tx.next_seq()?;
+        tx.insert_user(&user("ann", Role::Rep, None, None, 1))?;
+        Err(StoreError::Corrupt("boom".into()))
+    });
+    assert!(res.is_err());
+    assert_eq!(read(s, |tx| tx.head_seq()).unwrap(), 0);
+    assert!(read(s, |tx| tx.user_by_name("ann")).unwrap().is_none());
+}
+
+pub(super) fn stored_ops_replay_byte_for_byte(s: &dyn Store) {
+    let row = OpRow {
+        device_id: DeviceId::new_v7(at(1)),
+        device_seq: 1,
+        op_id: OpId::new_v7(at(1)),
+        user_id: UserId::new_v7(at(1)),
+        op: "{\"a\":1}".into(),
+        outcome: "{\"status\":\"applied\"}".into(),
+        at: "2027-01-01T00:00:00.000Z".into(),
+    };
+    write(s, |tx| tx.add_op(&row)).unwrap();
+    assert_eq!(
+        read(s, |tx| tx.op(row.device_id, 1)).unwrap(),
+        Some(row.clone())
+    );
+    assert!(
+        write(s, |tx| tx.add_op(&row)).is_err(),
+        "(device, seq) is unique"
+    );
+}
+
+pub(super) fn problems_filter_by_user_newest_first(s: &dyn Store) {
+    let (a, b) = (UserId::new_v7(at(1)), UserId::new_v7(at(2)));
+    let p = |u| ProblemRow {
+        id: 0,
+        user_id: u,
+        device_id: DeviceId::new_v7(at(1)),
+        op: "{}".into(),
+        code: "forbidden".into(),
+        message: "m".into(),
+        field: None,
+        created_at: "x".into(),
+    };
+    let ids: Vec<i64> = write(s, |tx| -> Result<_, StoreError> {
+        Ok(vec![
+            tx.add_problem(&p(a))?,
+            tx.add_problem(&p(b))?,
+            tx.add_problem(&p(a))?,
+        ])
+    })
+    .unwrap();
+    let mine = read(s, |tx| tx.problems(Some(&[a]))).unwrap();
+    assert_eq!(
+        mine.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![ids[2], ids[0]]
+    );
+    assert_eq!(read(s, |tx| tx.problems(None)).unwrap().len(), 3);
+    assert!(read(s, |tx| tx.problems(Some(&[]))).unwrap().is_empty());
+}
+
+pub(super) fn previous_check_in_is_the_latest_earlier_one(s: &dyn Store) {
+    let u = UserId::new_v7(at(1));
+    let ci = |n: i64, t: i64| check_in(u, n, t);
+    let (a, b, c) = (ci(1, 1_000), ci(2, 2_000), ci(3, 3_000));
+    write(s, |tx| -> Result<(), StoreError> {
+        tx.put_check_in(&a)?;
+        tx.put_check_in(&b)?;
+        tx.put_check_in(&c)
+    })
+    .unwrap();
+    assert_eq!(
+        read(s, |tx| tx.previous_check_in(u, 2_500, c.visit_id)).unwrap(),
+        Some(b)
+    );
+    assert_eq!(
+        read(s, |tx| tx.previous_check_in(u, 2_000, b.visit_id)).unwrap(),
+        Some(a)
+    );
+    assert_eq!(
+        read(s, |tx| tx.previous_check_in(u, 1_000, a.visit_id)).unwrap(),
+        None
+    );
+}
+
+/// What a push reads after it wrote, inside the same transaction (a store
+/// may keep writes behind and answer from them), with and without the
+/// prefetch hints, and what the next transaction sees.
+pub(super) fn a_write_transaction_reads_its_own_writes(s: &dyn Store) {
+    let u = UserId::new_v7(at(1));
+    let other = UserId::new_v7(at(2));
+    let ci = |n: i64, t: i64| check_in(u, n, t);
+    let (stored, customer, missing) = (
+        RecordId::new_v7(at(10)),
+        RecordId::new_v7(at(11)),
+        RecordId::new_v7(at(12)),
+    );
+    let early = ci(20, 1_000);
+    write(s, |tx| -> Result<(), StoreError> {
+        rec(tx, stored, "customers", RecordScope::default());
+        tx.set_customer_owner(stored, other)?;
+        tx.put_check_in(&early)
+    })
+    .unwrap();
+    let (late, moved) = (ci(21, 3_000), ci(22, 2_000));
+    for hinted in [false, true] {
+        let seen = write(s, |tx| -> Result<_, StoreError> {
+            if hinted {
+                tx.prefetch_records(&[stored, customer, missing])?;
+                tx.prefetch_customer_owners(&[stored, customer, missing])?;
+                tx.prefetch_previous_check_ins(
+                    u,
+                    &[(2_500, missing), (5_000, missing), (1_500, early.visit_id)],
+                )?;
+            }
+            let before = tx.record(stored)?.map(|r| r.seq);
+            // Owners as the previous transaction left them (the first
+            // pass hands the customer over), neither with a user row.
+            let owner = if hinted { u } else { other };
+            assert_eq!(tx.customer_owner(stored)?, Some(owner), "{hinted}");
+            assert_eq!(tx.customer_owner(missing)?, None, "{hinted}");
+            assert_eq!(tx.user(owner)?, None, "{hinted}");
+            let head = tx.head_seq()?;
+            // Overwrite one record twice and create another.
+            rec(tx, stored, "customers", RecordScope::default());
+            let second = rec(tx, stored, "customers", RecordScope::default());
+            let created = rec(tx, customer, "customers", RecordScope::default());
+            tx.set_customer_owner(customer, u)?;
+            tx.set_customer_owner(stored, u)?;
+            tx.put_check_in(&late)?;
+            let previous = (
+                tx.previous_check_in(u, 2_500, missing)?,
+                tx.previous_check_in(u, 5_000, missing)?,
+                tx.previous_check_in(u, 5_000, late.visit_id)?,
+            );
+            // A check-in moved earlier in the same transaction.
+            tx.put_check_in(&CheckIn {
+                started_at_ms: 500,
+                ..early
+            })?;
+            let after_move = tx.previous_check_in(u, 1_500, missing)?;
+            tx.put_check_in(&early)?;
+            tx.put_check_in(&moved)?;
+            let now = tx.head_seq()?;
+            let all = ScopeFilter {
+                all: true,
+                ..ScopeFilter::default()
+            };
+            let changes = tx.changes(&all, head, now, 100)?;
+            Ok((
+                before,
+                head,
+                tx.record(stored)?.map(|r| r.seq),
+                second,
+                tx.record(customer)?.map(|r| r.seq),
+                created,
+                tx.record(missing)?,
+                (tx.customer_owner(customer)?, tx.customer_owner(stored)?),
+                previous,
+                after_move,
+                seqs(&changes),
+                tx.head_seq()?,
+            ))
+        })
+        .unwrap();
+        let (before, head, stored_seq, second, customer_seq, created, none, owners) = (
+            seen.0, seen.1, seen.2, seen.3, seen.4, seen.5, seen.6, seen.7,
+        );
+        assert!(before.is_some_and(|b| b <= head), "{hinted}");
+        assert_eq!(stored_seq, Some(second), "the latest write wins ({hinted})");
+        assert_eq!(customer_seq, Some(created), "{hinted}");
+        assert_eq!(none, None, "{hinted}");
+        assert_eq!(owners, (Some(u), Some(u)), "{hinted}");
+        let (p1, p2, p3) = seen.8;
+        let expect_early = if hinted { moved } else { early };
+        assert_eq!(p1, Some(expect_early), "stored one, before {hinted}");
+        assert_eq!(p2, Some(late), "written in this transaction ({hinted})");
+        assert_eq!(p3, Some(expect_early), "{hinted}");
+        assert_eq!(seen.9.map(|c| c.started_at_ms), Some(500), "{hinted}");
+        assert_eq!(seen.10, vec![second, created], "{hinted}");
+        assert_eq!(seen.11, created, "{hinted}");
+        // The next transaction sees what was written.
+        let (rec_seq, owner, prev, head_now) = read(s, |tx| -> Result<_, StoreError> {
+            Ok((
+                tx.record(customer)?.map(|r| r.seq),
+                tx.customer_owner(stored)?,
+                tx.previous_check_in(u, 2_500, missing)?,
+                tx.head_seq()?,
+            ))
+        })
+        .unwrap();
+        assert_eq!(rec_seq, Some(created), "{hinted}");
+        assert_eq!(owner, Some(u), "{hinted}");
+        assert_eq!(prev, Some(moved), "{hinted}");
+        assert_eq!(head_now, created, "{hinted}");
+    }
+}
