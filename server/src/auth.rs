@@ -3,7 +3,7 @@
 
 use crate::config::HashCost;
 use crate::error::{ApiError, blocking};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{DeviceRow, StoreError, UserRow};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};

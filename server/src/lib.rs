@@ -17,6 +17,7 @@ pub mod reports;
 pub mod routes;
 pub mod scope;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -5,6 +5,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
+use std::collections::BTreeMap;
 
 /// The server's metrics (one registry per application).
 #[derive(Clone)]
@@ -91,7 +92,7 @@ impl Metrics {
     }
 
     /// Count the outcomes of one push.
-    pub fn count_push(&self, c: &crate::sync::push::Counts) {
+    pub fn count_push(&self, c: &Counts) {
         self.ops.with_label_values(&["applied"]).inc_by(c.applied);
         self.ops
             .with_label_values(&["superseded"])
@@ -104,12 +105,35 @@ impl Metrics {
     }
 
     /// The text exposition format.
-    pub fn render(&self) -> Result<String, prometheus::Error> {
-        let done = crate::auth::hashes_done();
+    /// `hashes_done`: password hashes this process has computed.
+    pub fn render(&self, hashes_done: u64) -> Result<String, prometheus::Error> {
         self.password_hashes
-            .inc_by(done.saturating_sub(self.password_hashes.get()));
+            .inc_by(hashes_done.saturating_sub(self.password_hashes.get()));
         let mut buf = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
         Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+}
+
+/// Outcome counts of one push (for metrics).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Newly applied.
+    pub applied: u64,
+    /// Newly applied but lost some fields.
+    pub superseded: u64,
+    /// Newly rejected.
+    pub rejected: u64,
+    /// Replays answered from the stored outcome.
+    pub replayed: u64,
+    /// Newly rejected ops by error code.
+    pub rejected_by_code: BTreeMap<&'static str, u64>,
+}
+
+impl Counts {
+    /// Count one newly rejected op with its error code.
+    pub fn reject(&mut self, code: &'static str) {
+        self.rejected += 1;
+        *self.rejected_by_code.entry(code).or_default() += 1;
     }
 }

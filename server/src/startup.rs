@@ -2,10 +2,11 @@
 //! own listener, so tests start it on port 0.
 
 use crate::accounts;
-use crate::config::{HashCost, Settings};
+use crate::config::Settings;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::state::AppState;
 use crate::store::Store;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
@@ -18,20 +19,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Instant;
 use sync_protocol::ErrorCode;
-use sync_protocol::version::{MIN_SCHEMA_VERSION, SCHEMA_HEADER, SCHEMA_VERSION};
 use tracing_actix_web::TracingLogger;
-
-/// Shared by every worker (built once, outside the app factory).
-pub struct AppState {
-    /// Storage.
-    pub store: Arc<dyn Store>,
-    /// Metrics.
-    pub metrics: Metrics,
-    /// Password hashing cost.
-    pub hash_cost: HashCost,
-    /// Proxies whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-}
 
 /// A bound, not yet running server.
 pub struct Application {
@@ -152,38 +140,6 @@ fn restrict_to_owner(path: &std::path::Path, mode: u32) {
     }
     #[cfg(not(unix))]
     let _ = (path, mode);
-}
-
-/// Check the `fieldsync-schema` header of every `/v1/` request.
-pub async fn schema_header(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    if let Some(v) = req.headers().get(SCHEMA_HEADER) {
-        let err = match v.to_str().ok().and_then(|s| s.trim().parse::<u32>().ok()) {
-            None => Some(ApiError::malformed(format!(
-                "{SCHEMA_HEADER} must be a whole number"
-            ))),
-            Some(n) if n < MIN_SCHEMA_VERSION => Some(ApiError::new(
-                ErrorCode::ClientTooOld,
-                format!(
-                    "client schema {n} is older than the oldest this server accepts ({MIN_SCHEMA_VERSION}); upgrade fieldsync (your outbox is kept)"
-                ),
-            )),
-            Some(n) if n > SCHEMA_VERSION => Some(ApiError::new(
-                ErrorCode::UnsupportedSchemaVersion,
-                format!(
-                    "client schema {n} is newer than this server understands ({SCHEMA_VERSION}); the server must be upgraded"
-                ),
-            )),
-            Some(_) => None,
-        };
-        if let Some(e) = err {
-            let resp = e.error_response();
-            return Ok(req.into_response(resp));
-        }
-    }
-    Ok(next.call(req).await?.map_into_boxed_body())
 }
 
 async fn record_metrics(

@@ -139,7 +139,7 @@ pub fn client_address(
 /// application's trusted proxies.
 pub fn request_address(req: &actix_web::HttpRequest) -> IpAddr {
     let trusted = req
-        .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
         .map(|s| s.trusted_proxies.clone())
         .unwrap_or_default();
     let forwarded: Vec<&str> = req

@@ -9,6 +9,7 @@
 //! Every local write puts the op in the outbox and refreshes the view in
 //! one transaction ([`Store::write`]).
 
+mod columns;
 mod issues;
 mod outbox;
 mod pulled;

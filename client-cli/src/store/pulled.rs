@@ -9,7 +9,7 @@
 //! than storing the record did. The rare record with pending ops is
 //! parsed in full when it is stored ([`PulledRecord::state`]).
 
-use super::view::{Columns, FieldSource};
+use super::columns::{Columns, FieldSource};
 use anyhow::{Context, Result};
 use serde::de::{Deserializer, Visitor};
 use serde::{Deserialize, de};

@@ -2,7 +2,7 @@
 //! pulled pages, evictions, scope tallies.
 
 use super::pulled::PulledRecord;
-use super::{Store, issues, key, load_clock, observe, save_clock, set_meta, view};
+use super::{Store, columns, issues, key, load_clock, observe, save_clock, set_meta, view};
 use crate::error::Failure;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -198,7 +198,7 @@ impl Store {
                     state.apply(op);
                     if state.exists() {
                         let json = canonical_json(&state);
-                        let customer = view::customer_of(&state);
+                        let customer = columns::customer_of(&state);
                         upsert_server(&tx, &id, &state.collection, customer.as_deref(), &json)?;
                         view::refresh_from(&tx, &state, false)?;
                     } else {

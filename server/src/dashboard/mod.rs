@@ -13,7 +13,7 @@ pub mod session;
 use crate::accounts;
 use crate::error::{ApiError, blocking};
 use crate::reports::{self, GroupBy, ReportKind, ReportRequest};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{self, UserRow};
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::header;

@@ -3,7 +3,7 @@
 use crate::accounts::{self, require_admin};
 use crate::auth::{self, Actor};
 use crate::error::{ApiError, blocking};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store;
 use crate::sync::assign;
 use actix_web::{HttpResponse, web};

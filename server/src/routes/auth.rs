@@ -3,7 +3,7 @@
 use crate::accounts;
 use crate::auth::Actor;
 use crate::error::{ApiError, blocking};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};

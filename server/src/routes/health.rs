@@ -1,7 +1,7 @@
 //! Liveness, readiness and metrics.
 
 use crate::error::{ApiError, blocking};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store;
 use actix_web::{HttpResponse, web};
 
@@ -30,7 +30,10 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     })
     .await?;
     state.metrics.active_devices.set(n as i64);
-    let text = state.metrics.render().map_err(ApiError::internal)?;
+    let text = state
+        .metrics
+        .render(crate::auth::hashes_done())
+        .map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text))

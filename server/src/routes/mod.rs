@@ -9,6 +9,7 @@ pub mod health;
 pub mod info;
 pub mod openapi;
 pub mod reports;
+pub mod schema;
 pub mod sync;
 
 use actix_web::web;
@@ -21,9 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(crate::dashboard::configure)
         .service(
             web::scope("/v1")
-                .wrap(actix_web::middleware::from_fn(
-                    crate::startup::schema_header,
-                ))
+                .wrap(actix_web::middleware::from_fn(schema::schema_header))
                 .route("/info", web::get().to(info::info))
                 .route("/openapi.json", web::get().to(openapi::openapi_json))
                 .route("/auth/login", web::post().to(auth::login))

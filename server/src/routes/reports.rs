@@ -3,7 +3,7 @@
 use crate::auth::Actor;
 use crate::error::{ApiError, blocking};
 use crate::reports::{self, GroupBy, ReportKind, ReportRequest};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};

@@ -3,7 +3,7 @@
 use super::encode::{Body, wants_zstd};
 use crate::auth::{self, Actor, BearerHash};
 use crate::error::{ApiError, blocking};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store;
 use crate::sync::{pull as pull_rules, push as push_rules};
 use actix_web::http::header::AcceptEncoding;

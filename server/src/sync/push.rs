@@ -12,13 +12,14 @@
 use super::{CLOCK_LIMIT_MS, ServerClock, decode_state, gps, save_record, server_write};
 use crate::auth::Actor;
 use crate::error::ApiError;
+use crate::metrics::Counts;
 use crate::scope::{covers_user, relation_to_team, relation_to_user, scope_filter};
 use crate::store::{
     ConflictRow, OpRow, ProblemRow, RecordScope, ScopeFilter, StoreError, UserRow, WriteTx,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use sync_protocol::merge::RecordState;
 use sync_protocol::schema::rules::{self, Referent};
 use sync_protocol::schema::{self, Anchor, Collection, Relation, Target};
@@ -28,28 +29,6 @@ use sync_protocol::wire::{ClockWarning, OpOutcome, Outcome, PushRequest, PushRes
 use sync_protocol::{
     DeviceId, ErrorCode as E, Fields, Op, OpKind, RecordId, TeamId, UserId, ValidationError,
 };
-
-/// Outcome counts of one push (for metrics).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Newly applied.
-    pub applied: u64,
-    /// Newly applied but lost some fields.
-    pub superseded: u64,
-    /// Newly rejected.
-    pub rejected: u64,
-    /// Replays answered from the stored outcome.
-    pub replayed: u64,
-    /// Newly rejected ops by error code.
-    pub rejected_by_code: BTreeMap<&'static str, u64>,
-}
-
-impl Counts {
-    fn reject(&mut self, code: E) {
-        self.rejected += 1;
-        *self.rejected_by_code.entry(code.as_str()).or_default() += 1;
-    }
-}
 
 /// The answer and what happened.
 #[derive(Clone, Debug)]
@@ -126,7 +105,7 @@ pub fn push(
                 device_seq: 0,
                 outcome: Outcome::rejected(e),
             });
-            counts.reject(E::InvalidOp);
+            counts.reject(E::InvalidOp.as_str());
             continue;
         }
         if op.device_seq <= acked {
@@ -177,7 +156,7 @@ pub fn push(
         match &outcome {
             Outcome::Applied => counts.applied += 1,
             Outcome::Superseded { .. } => counts.superseded += 1,
-            Outcome::Rejected { code, .. } => counts.reject(*code),
+            Outcome::Rejected { code, .. } => counts.reject(code.as_str()),
         }
         tx.add_op(&OpRow {
             device_id: device.id,
