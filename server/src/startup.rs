@@ -64,6 +64,7 @@ impl Application {
                         .error_handler(|e, _| ApiError::malformed(format!("bad path: {e}")).into()),
                 )
                 .configure(routes::configure)
+                .configure(crate::dashboard::configure)
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::not_found(
                         "no such endpoint; see GET /v1/openapi.json",

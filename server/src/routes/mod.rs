@@ -14,12 +14,11 @@ pub mod sync;
 
 use actix_web::web;
 
-/// Mount every route.
+/// Mount the API (health, metrics and `/v1`; the dashboard mounts its own).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
-        .configure(crate::dashboard::configure)
         .service(
             web::scope("/v1")
                 .wrap(actix_web::middleware::from_fn(schema::schema_header))
