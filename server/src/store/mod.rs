@@ -9,6 +9,7 @@
 //! hold for every store. Every method blocks: call stores from
 //! `web::block`/`spawn_blocking`, never on the async executor.
 
+pub mod decode;
 pub mod facts;
 pub mod migrate;
 pub mod postgres;

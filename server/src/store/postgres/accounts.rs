@@ -2,9 +2,9 @@
 
 use super::Tx;
 use super::opening::Ask;
-use super::rows::{
-    DEVICE_COLS, DEVICE_WITH_USER, USER_COLS, col, device_row, device_with_user_row, parse, seq,
-    team_row, user_row,
+use super::rows::{DEVICE_WITH_USER, col, seq};
+use crate::store::decode::{
+    DEVICE_COLS, USER_COLS, device_row, device_with_user_row, parse, team_row, user_row,
 };
 use crate::store::{AccountRead, AccountWrite, DeviceRow, StoreError, TeamRow, UserRow};
 use sync_protocol::{DeviceId, TeamId, UserId};
@@ -20,7 +20,7 @@ impl AccountRead for Tx<'_> {
             &format!("SELECT {USER_COLS} FROM users WHERE username = $1"),
             &[&username],
         )?
-        .map(|r| user_row(&r))
+        .map(|r| user_row(&r, 0))
         .transpose()
     }
 
@@ -32,7 +32,7 @@ impl AccountRead for Tx<'_> {
             &format!("SELECT {USER_COLS} FROM users WHERE id = $1"),
             &[&id.to_string()],
         )?
-        .map(|r| user_row(&r))
+        .map(|r| user_row(&r, 0))
         .transpose()
     }
 
@@ -42,7 +42,7 @@ impl AccountRead for Tx<'_> {
             &[],
         )?
         .iter()
-        .map(user_row)
+        .map(|r| user_row(r, 0))
         .collect()
     }
 

@@ -37,6 +37,7 @@ mod tests;
 mod tx;
 mod write;
 
+use crate::store::decode::device_with_user_row;
 use crate::store::turns::Turns;
 use crate::store::{DeviceRow, ReadFn, Store, StoreError, UserRow, WriteFn};
 use behind::Behind;
@@ -47,7 +48,7 @@ use pool::{
     CONNECT_TIMEOUT, Conn, DEFAULT_POOL_SIZE, PoolState, STATEMENT_DEADLINE, session_deadlines,
 };
 use postgres::{Client, NoTls, Statement};
-use rows::{DEVICE_WITH_USER, device_with_user_row};
+use rows::DEVICE_WITH_USER;
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;

@@ -12,8 +12,9 @@
 //! trip each while holding it.
 
 use super::WRITE_LOCK;
-use super::rows::{DEVICE_COLS, DEVICE_WITH_USER, RECORDS_BY_IDS, USER_COLS};
+use super::rows::{DEVICE_WITH_USER, RECORDS_BY_IDS};
 use crate::store::StoreError;
+use crate::store::decode::{DEVICE_COLS, USER_COLS};
 use postgres::{SimpleQueryMessage, SimpleQueryRow};
 use std::fmt::Write as _;
 use sync_protocol::{DeviceId, RecordId, UserId};

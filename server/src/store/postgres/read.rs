@@ -2,9 +2,11 @@
 
 use super::Tx;
 use super::behind;
-use super::cols::Cols;
 use super::opening::{OPENING_META, read_opening};
-use super::rows::{RECORD_BY_ID, check_in_row, col, ids, parse, parse_opt, record_row, seq};
+use super::rows::{RECORD_BY_ID, col, ids, seq};
+use crate::store::decode::Cols;
+use crate::store::decode::{CONFLICT_COLS, PROBLEM_COLS, conflict_row, op_row, problem_row};
+use crate::store::decode::{check_in_row, parse, parse_opt, record_row};
 use crate::store::{
     ChangeRow, CheckIn, ConflictRow, OpRow, ProblemRow, ReadTx, RecordRead, RecordRow, ScopeFilter,
     StoreError,
@@ -215,64 +217,29 @@ impl RecordRead for Tx<'_> {
         else {
             return Ok(None);
         };
-        Ok(Some(OpRow {
-            device_id: device,
-            device_seq,
-            op_id: parse(&col::<String>(&r, 0)?, "op id")?,
-            user_id: parse(&col::<String>(&r, 1)?, "user id")?,
-            op: col(&r, 2)?,
-            outcome: col(&r, 3)?,
-            at: col(&r, 4)?,
-        }))
+        op_row(&r, device, device_seq).map(Some)
     }
 
     fn problems(&mut self, users: Option<&[UserId]>) -> Result<Vec<ProblemRow>, StoreError> {
-        const COLS: &str =
-            "SELECT id, user_id, device_id, op, code, message, field, created_at FROM problems";
+        let select = format!("SELECT {PROBLEM_COLS} FROM problems");
         let rows = match users {
-            None => self.query(&format!("{COLS} ORDER BY id DESC"), &[])?,
+            None => self.query(&format!("{select} ORDER BY id DESC"), &[])?,
             Some([]) => return Ok(vec![]),
             Some(users) => self.query(
-                &format!("{COLS} WHERE user_id = ANY($1) ORDER BY id DESC"),
+                &format!("{select} WHERE user_id = ANY($1) ORDER BY id DESC"),
                 &[&ids(users)],
             )?,
         };
-        rows.iter()
-            .map(|r| {
-                Ok(ProblemRow {
-                    id: col(r, 0)?,
-                    user_id: parse(&col::<String>(r, 1)?, "user id")?,
-                    device_id: parse(&col::<String>(r, 2)?, "device id")?,
-                    op: col(r, 3)?,
-                    code: col(r, 4)?,
-                    message: col(r, 5)?,
-                    field: col(r, 6)?,
-                    created_at: col(r, 7)?,
-                })
-            })
-            .collect()
+        rows.iter().map(problem_row).collect()
     }
 
     fn conflicts(&mut self, record: RecordId) -> Result<Vec<ConflictRow>, StoreError> {
         self.query(
-            "SELECT collection, op_id, user_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at FROM conflicts WHERE record_id = $1 ORDER BY id",
+            &format!("SELECT {CONFLICT_COLS} FROM conflicts WHERE record_id = $1 ORDER BY id"),
             &[&record.to_string()],
         )?
         .iter()
-        .map(|r| {
-            Ok(ConflictRow {
-                record_id: record,
-                collection: col(r, 0)?,
-                op_id: parse(&col::<String>(r, 1)?, "op id")?,
-                user_id: parse(&col::<String>(r, 2)?, "user id")?,
-                field: col(r, 3)?,
-                losing_value: col(r, 4)?,
-                winning_value: col(r, 5)?,
-                losing_hlc: col(r, 6)?,
-                winning_hlc: col(r, 7)?,
-                created_at: col(r, 8)?,
-            })
-        })
+        .map(|r| conflict_row(r, record))
         .collect()
     }
 

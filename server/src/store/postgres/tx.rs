@@ -3,12 +3,12 @@
 
 use super::Tx;
 use super::behind::Behind;
-use super::cols::Cols;
 use super::group_commit::{Group, SAVEPOINT, SAVEPOINT_NAME, Suspended, WriterMark};
 use super::opening;
 use super::opening::Ask;
 use super::pool::STATEMENT_CACHE;
-use super::rows::{check_in_row, parse, record_row, user_row_if_any};
+use crate::store::decode::Cols;
+use crate::store::decode::{check_in_row, parse, record_row, user_row_if_any};
 use crate::store::{CheckIn, StoreError};
 use postgres::types::ToSql;
 use postgres::{Client, Row, SimpleQueryRow, Statement};

@@ -2,10 +2,8 @@
 
 use super::Tx;
 use super::rows::Cached;
-use super::rows::{
-    DEVICE_COLS, USER_COLS, device_row, is_unique_violation, parse, raw_device, raw_user, team_row,
-    user_row,
-};
+use super::rows::is_unique_violation;
+use crate::store::decode::{DEVICE_COLS, USER_COLS, device_row, parse, team_row, user_row};
 use crate::store::{AccountRead, AccountWrite, DeviceRow, StoreError, TeamRow, UserRow};
 use rusqlite::OptionalExtension;
 use rusqlite::params;
@@ -18,35 +16,27 @@ impl AccountRead for Tx<'_> {
     }
 
     fn user_by_name(&mut self, username: &str) -> Result<Option<UserRow>, StoreError> {
-        let raw = self
-            .c
-            .row(
-                &format!("SELECT {USER_COLS} FROM users WHERE username = ?1"),
-                [username],
-                raw_user,
-            )
-            .optional()?;
-        raw.map(user_row).transpose()
+        self.c.decode_one(
+            &format!("SELECT {USER_COLS} FROM users WHERE username = ?1"),
+            [username],
+            |r| user_row(r, 0),
+        )
     }
 
     fn user(&mut self, id: UserId) -> Result<Option<UserRow>, StoreError> {
-        let raw = self
-            .c
-            .row(
-                &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
-                [id.to_string()],
-                raw_user,
-            )
-            .optional()?;
-        raw.map(user_row).transpose()
+        self.c.decode_one(
+            &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
+            [id.to_string()],
+            |r| user_row(r, 0),
+        )
     }
 
     fn users(&mut self) -> Result<Vec<UserRow>, StoreError> {
-        let mut st = self
-            .c
-            .prepare_cached(&format!("SELECT {USER_COLS} FROM users ORDER BY username"))?;
-        let raws = st.query_map([], raw_user)?.collect::<Result<Vec<_>, _>>()?;
-        raws.into_iter().map(user_row).collect()
+        self.c.decode_all(
+            &format!("SELECT {USER_COLS} FROM users ORDER BY username"),
+            [],
+            |r| user_row(r, 0),
+        )
     }
 
     fn team_members(
@@ -68,69 +58,51 @@ impl AccountRead for Tx<'_> {
     }
 
     fn team_by_name(&mut self, name: &str) -> Result<Option<TeamRow>, StoreError> {
-        let raw = self
-            .c
-            .row(
-                "SELECT id, name, region, created_at FROM teams WHERE name = ?1",
-                [name],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
-        raw.map(team_row).transpose()
+        self.c.decode_one(
+            "SELECT id, name, region, created_at FROM teams WHERE name = ?1",
+            [name],
+            |r| team_row(r),
+        )
     }
 
     fn team(&mut self, id: TeamId) -> Result<Option<TeamRow>, StoreError> {
-        let raw = self
-            .c
-            .row(
-                "SELECT id, name, region, created_at FROM teams WHERE id = ?1",
-                [id.to_string()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
-        raw.map(team_row).transpose()
+        self.c.decode_one(
+            "SELECT id, name, region, created_at FROM teams WHERE id = ?1",
+            [id.to_string()],
+            |r| team_row(r),
+        )
     }
 
     fn teams(&mut self) -> Result<Vec<TeamRow>, StoreError> {
-        let mut st = self
-            .c
-            .prepare_cached("SELECT id, name, region, created_at FROM teams ORDER BY name")?;
-        let raws = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
-        raws.into_iter().map(team_row).collect()
+        self.c.decode_all(
+            "SELECT id, name, region, created_at FROM teams ORDER BY name",
+            [],
+            |r| team_row(r),
+        )
     }
 
     fn device(&mut self, id: DeviceId) -> Result<Option<DeviceRow>, StoreError> {
-        let raw = self
-            .c
-            .row(
-                &format!("SELECT {DEVICE_COLS} FROM devices WHERE id = ?1"),
-                [id.to_string()],
-                raw_device,
-            )
-            .optional()?;
-        raw.map(device_row).transpose()
+        self.c.decode_one(
+            &format!("SELECT {DEVICE_COLS} FROM devices WHERE id = ?1"),
+            [id.to_string()],
+            |r| device_row(r),
+        )
     }
 
     fn device_by_token(&mut self, token_hash: &[u8]) -> Result<Option<DeviceRow>, StoreError> {
-        let raw = self
-            .c
-            .row(
-                &format!("SELECT {DEVICE_COLS} FROM devices WHERE token_hash = ?1"),
-                [token_hash],
-                raw_device,
-            )
-            .optional()?;
-        raw.map(device_row).transpose()
+        self.c.decode_one(
+            &format!("SELECT {DEVICE_COLS} FROM devices WHERE token_hash = ?1"),
+            [token_hash],
+            |r| device_row(r),
+        )
     }
 
     fn devices(&mut self, user: Option<UserId>) -> Result<Vec<DeviceRow>, StoreError> {
-        let mut st = self.c.prepare_cached(&format!("SELECT {DEVICE_COLS} FROM devices WHERE ?1 IS NULL OR user_id = ?1 ORDER BY created_at, id"))?;
-        let raws = st
-            .query_map([user.map(|u| u.to_string())], raw_device)?
-            .collect::<Result<Vec<_>, _>>()?;
-        raws.into_iter().map(device_row).collect()
+        self.c.decode_all(
+            &format!("SELECT {DEVICE_COLS} FROM devices WHERE ?1 IS NULL OR user_id = ?1 ORDER BY created_at, id"),
+            [user.map(|u| u.to_string())],
+            |r| device_row(r),
+        )
     }
 
     fn active_device_count(&mut self) -> Result<u64, StoreError> {

@@ -2,15 +2,18 @@
 
 use super::Tx;
 use super::rows::Cached;
-use super::rows::{parse, parse_opt, placeholders};
+use super::rows::placeholders;
+use crate::store::decode::{
+    CONFLICT_COLS, PROBLEM_COLS, check_in_row, conflict_row, op_row, parse, parse_opt, problem_row,
+    record_row,
+};
 use crate::store::{
-    ChangeRow, CheckIn, ConflictRow, OpRow, ProblemRow, ReadTx, RecordRead, RecordRow, RecordScope,
-    ScopeFilter, StoreError,
+    ChangeRow, CheckIn, ConflictRow, OpRow, ProblemRow, ReadTx, RecordRead, RecordRow, ScopeFilter,
+    StoreError,
 };
 use rusqlite::OptionalExtension;
 use rusqlite::{params, params_from_iter};
 use std::fmt::Write as _;
-use sync_protocol::geo::LatLon;
 use sync_protocol::{DeviceId, RecordId, UserId};
 
 /// The SQL condition for a scope over `records r` joined to `customer_owners o`,
@@ -104,37 +107,11 @@ impl ReadTx for Tx<'_> {
 
 impl RecordRead for Tx<'_> {
     fn record(&mut self, id: RecordId) -> Result<Option<RecordRow>, StoreError> {
-        type Raw = (
-            String,
-            i64,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            bool,
-        );
-        let raw: Option<Raw> = self
-            .c
-            .row("SELECT collection, seq, state, customer_id, subject_user, subject_team, public FROM records WHERE id = ?1", [id.to_string()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
-            })
-            .optional()?;
-        let Some((collection, seq, state, customer_id, subject_user, subject_team, public)) = raw
-        else {
-            return Ok(None);
-        };
-        Ok(Some(RecordRow {
-            id,
-            collection,
-            seq: seq as u64,
-            state,
-            scope: RecordScope {
-                customer_id: parse_opt(customer_id, "customer id")?,
-                subject_user: parse_opt(subject_user, "user id")?,
-                subject_team: parse_opt(subject_team, "team id")?,
-                public,
-            },
-        }))
+        self.c.decode_one(
+            "SELECT id, collection, seq, state, customer_id, subject_user, subject_team, public FROM records WHERE id = ?1",
+            [id.to_string()],
+            |r| record_row(r),
+        )
     }
 
     fn customer_owner(&mut self, customer: RecordId) -> Result<Option<UserId>, StoreError> {
@@ -240,41 +217,15 @@ impl RecordRead for Tx<'_> {
     }
 
     fn op(&mut self, device: DeviceId, device_seq: u64) -> Result<Option<OpRow>, StoreError> {
-        type Raw = (String, String, String, String, String);
-        let raw: Option<Raw> = self
-            .c
-            .row("SELECT op_id, user_id, op, outcome, at FROM ops WHERE device_id = ?1 AND device_seq = ?2", params![device.to_string(), device_seq as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .optional()?;
-        let Some((op_id, user_id, op, outcome, at)) = raw else {
-            return Ok(None);
-        };
-        Ok(Some(OpRow {
-            device_id: device,
-            device_seq,
-            op_id: parse(&op_id, "op id")?,
-            user_id: parse(&user_id, "user id")?,
-            op,
-            outcome,
-            at,
-        }))
+        self.c.decode_one(
+            "SELECT op_id, user_id, op, outcome, at FROM ops WHERE device_id = ?1 AND device_seq = ?2",
+            params![device.to_string(), device_seq as i64],
+            |r| op_row(r, device, device_seq),
+        )
     }
 
     fn problems(&mut self, users: Option<&[UserId]>) -> Result<Vec<ProblemRow>, StoreError> {
-        type Raw = (
-            i64,
-            String,
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-        );
-        let mut sql = String::from(
-            "SELECT id, user_id, device_id, op, code, message, field, created_at FROM problems",
-        );
+        let mut sql = format!("SELECT {PROBLEM_COLS} FROM problems");
         let mut args: Vec<String> = Vec::new();
         if let Some(users) = users {
             if users.is_empty() {
@@ -284,95 +235,16 @@ impl RecordRead for Tx<'_> {
             args.extend(users.iter().map(ToString::to_string));
         }
         sql.push_str(" ORDER BY id DESC");
-        let mut st = self.c.prepare_cached(&sql)?;
-        let raws: Vec<Raw> = st
-            .query_map(params_from_iter(args), |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
-        raws.into_iter()
-            .map(|(id, u, d, op, code, message, field, created_at)| {
-                Ok(ProblemRow {
-                    id,
-                    user_id: parse(&u, "user id")?,
-                    device_id: parse(&d, "device id")?,
-                    op,
-                    code,
-                    message,
-                    field,
-                    created_at,
-                })
-            })
-            .collect()
+        self.c
+            .decode_all(&sql, params_from_iter(args), |r| problem_row(r))
     }
 
     fn conflicts(&mut self, record: RecordId) -> Result<Vec<ConflictRow>, StoreError> {
-        type Raw = (
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-        );
-        let mut st = self.c.prepare_cached(
-            "SELECT collection, op_id, user_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at FROM conflicts WHERE record_id = ?1 ORDER BY id",
-        )?;
-        let raws: Vec<Raw> = st
-            .query_map([record.to_string()], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
-        raws.into_iter()
-            .map(
-                |(
-                    collection,
-                    op_id,
-                    user_id,
-                    field,
-                    losing_value,
-                    winning_value,
-                    losing_hlc,
-                    winning_hlc,
-                    created_at,
-                )| {
-                    Ok(ConflictRow {
-                        record_id: record,
-                        collection,
-                        op_id: parse(&op_id, "op id")?,
-                        user_id: parse(&user_id, "user id")?,
-                        field,
-                        losing_value,
-                        winning_value,
-                        losing_hlc,
-                        winning_hlc,
-                        created_at,
-                    })
-                },
-            )
-            .collect()
+        self.c.decode_all(
+            &format!("SELECT {CONFLICT_COLS} FROM conflicts WHERE record_id = ?1 ORDER BY id"),
+            [record.to_string()],
+            |r| conflict_row(r, record),
+        )
     }
 
     fn previous_check_in(
@@ -381,22 +253,10 @@ impl RecordRead for Tx<'_> {
         before_ms: i64,
         exclude: RecordId,
     ) -> Result<Option<CheckIn>, StoreError> {
-        let raw: Option<(String, i64, f64, f64)> = self
-            .c
-            .row(
-                "SELECT visit_id, started_at_ms, lat, lon FROM check_ins WHERE user_id = ?1 AND started_at_ms < ?2 AND visit_id <> ?3 ORDER BY started_at_ms DESC LIMIT 1",
-                params![user.to_string(), before_ms, exclude.to_string()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
-        raw.map(|(v, t, lat, lon)| {
-            Ok(CheckIn {
-                visit_id: parse(&v, "visit id")?,
-                user_id: user,
-                started_at_ms: t,
-                at: LatLon { lat, lon },
-            })
-        })
-        .transpose()
+        self.c.decode_one(
+            "SELECT visit_id, started_at_ms, lat, lon FROM check_ins WHERE user_id = ?1 AND started_at_ms < ?2 AND visit_id <> ?3 ORDER BY started_at_ms DESC LIMIT 1",
+            params![user.to_string(), before_ms, exclude.to_string()],
+            |r| check_in_row(r, user, 0),
+        )
     }
 }

@@ -1,9 +1,10 @@
-//! Decoding rows into the store's row types, the statement cache, and
-//! small SQL helpers.
+//! The statement cache, [`Cols`] for SQLite's rows (the decoders are
+//! shared with PostgreSQL, `store::decode`), and small SQL helpers.
 
-use crate::store::{DeviceRow, StoreError, TeamRow, UserRow};
+use crate::store::StoreError;
+use crate::store::decode::{Cols, bad_column};
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row};
-use sync_protocol::schema::Role;
 
 /// Running statements through the connection's statement cache.
 pub(super) trait Cached {
@@ -14,6 +15,20 @@ pub(super) trait Cached {
         p: P,
         f: F,
     ) -> rusqlite::Result<T>;
+    /// The first row of `sql`, decoded by `f` (`None` when there is none).
+    fn decode_one<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        p: P,
+        f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError>;
+    /// Every row of `sql`, decoded by `f`.
+    fn decode_all<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        p: P,
+        f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError>;
 }
 
 impl Cached for Connection {
@@ -29,115 +44,32 @@ impl Cached for Connection {
     ) -> rusqlite::Result<T> {
         self.prepare_cached(sql)?.query_row(p, f)
     }
-}
 
-pub(super) fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, StoreError> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("bad {what}: {s:?}")))
-}
+    fn decode_one<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        p: P,
+        f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut st = self.prepare_cached(sql)?;
+        let mut rows = st.query(p)?;
+        rows.next()?.map(f).transpose()
+    }
 
-pub(super) fn parse_opt<T: std::str::FromStr>(
-    s: Option<String>,
-    what: &str,
-) -> Result<Option<T>, StoreError> {
-    s.map(|s| parse(&s, what)).transpose()
-}
-
-pub(super) const USER_COLS: &str =
-    "id, username, password_hash, role, team_id, supervisor_id, active, created_at";
-
-pub(super) type RawUser = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    bool,
-    String,
-);
-
-pub(super) fn raw_user(r: &Row<'_>) -> rusqlite::Result<RawUser> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
-}
-
-pub(super) fn user_row(raw: RawUser) -> Result<UserRow, StoreError> {
-    let (id, username, password_hash, role, team_id, supervisor_id, active, created_at) = raw;
-    Ok(UserRow {
-        id: parse(&id, "user id")?,
-        username,
-        password_hash,
-        role: Role::parse(&role)
-            .ok_or_else(|| StoreError::Corrupt(format!("bad role {role:?}")))?,
-        team_id: parse_opt(team_id, "team id")?,
-        supervisor_id: parse_opt(supervisor_id, "user id")?,
-        active,
-        created_at,
-    })
-}
-
-pub(super) const DEVICE_COLS: &str = "id, user_id, name, created_at, last_seen_at, revoked_at, logged_out_at, acked_through, clock_drift_ms";
-
-pub(super) type RawDevice = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    i64,
-    Option<i64>,
-);
-
-pub(super) fn raw_device(r: &Row<'_>) -> rusqlite::Result<RawDevice> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-    ))
-}
-
-pub(super) fn device_row(raw: RawDevice) -> Result<DeviceRow, StoreError> {
-    let (id, user_id, name, created_at, last_seen_at, revoked_at, logged_out_at, acked, drift) =
-        raw;
-    Ok(DeviceRow {
-        id: parse(&id, "device id")?,
-        user_id: parse(&user_id, "user id")?,
-        name,
-        created_at,
-        last_seen_at,
-        revoked_at,
-        logged_out_at,
-        acked_through: acked as u64,
-        clock_drift_ms: drift,
-    })
-}
-
-pub(super) fn team_row(
-    raw: (String, String, Option<String>, String),
-) -> Result<TeamRow, StoreError> {
-    Ok(TeamRow {
-        id: parse(&raw.0, "team id")?,
-        name: raw.1,
-        region: raw.2,
-        created_at: raw.3,
-    })
+    fn decode_all<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        p: P,
+        f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut st = self.prepare_cached(sql)?;
+        let mut rows = st.query(p)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(f(r)?);
+        }
+        Ok(out)
+    }
 }
 
 pub(super) fn placeholders(n: usize) -> String {
@@ -146,4 +78,27 @@ pub(super) fn placeholders(n: usize) -> String {
 
 pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+/// SQLite's dynamic types as the shared decoders read them: booleans are
+/// stored as integers, and a REAL column may hand back an integer.
+impl Cols for Row<'_> {
+    fn text(&self, i: usize) -> Result<Option<&str>, StoreError> {
+        match self.get_ref(i).map_err(|e| bad_column(i, e))? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(t) => std::str::from_utf8(t)
+                .map(Some)
+                .map_err(|e| bad_column(i, e)),
+            v => Err(bad_column(i, format!("not text: {:?}", v.data_type()))),
+        }
+    }
+    fn int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        self.get(i).map_err(|e| bad_column(i, e))
+    }
+    fn float(&self, i: usize) -> Result<Option<f64>, StoreError> {
+        self.get(i).map_err(|e| bad_column(i, e))
+    }
+    fn flag(&self, i: usize) -> Result<Option<bool>, StoreError> {
+        self.get(i).map_err(|e| bad_column(i, e))
+    }
 }
