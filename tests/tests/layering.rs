@@ -425,6 +425,93 @@ fn server_modules_import_each_other_in_no_circle() {
     }
 }
 
+/// Everything above the store: services, handlers, the app.
+const ABOVE_STORE: &[&str] = &[
+    "accounts",
+    "auth",
+    "dashboard",
+    "metrics",
+    "reports",
+    "routes",
+    "scope",
+    "startup",
+    "state",
+    "sync",
+    "throttle",
+];
+
+/// What a server module (with its submodules) must not use: the layers of
+/// ARCHITECTURE.md, "Inside the server". `*` is every other module of the
+/// crate.
+const SERVER_LAYERS: &[(&str, &[&str])] = &[
+    ("metrics", &["*"]),
+    ("store", ABOVE_STORE),
+    ("config", ABOVE_STORE),
+    ("error", ABOVE_STORE),
+    (
+        "state",
+        &[
+            "accounts",
+            "auth",
+            "dashboard",
+            "reports",
+            "routes",
+            "startup",
+            "sync",
+            "throttle",
+        ],
+    ),
+    ("routes", &["dashboard", "startup"]),
+    ("dashboard", &["routes", "startup"]),
+    ("sync", &["routes", "dashboard", "startup"]),
+    ("reports", &["routes", "dashboard", "startup"]),
+    ("accounts", &["routes", "dashboard", "startup"]),
+];
+
+/// The uses that break a rule of `layers`, as `from → to` lines.
+fn layer_breaks(
+    edges: &BTreeMap<Module, BTreeSet<Module>>,
+    layers: &[(&str, &[&str])],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (from, to) in edges {
+        let Some(top) = from.first() else { continue };
+        for (module, forbidden) in layers {
+            if top != module {
+                continue;
+            }
+            for t in to {
+                let Some(t_top) = t.first() else { continue };
+                let breaks = t_top != top
+                    && (forbidden.contains(&"*") || forbidden.contains(&t_top.as_str()));
+                if breaks {
+                    out.push(format!("{} → {}", from.join("::"), t.join("::")));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn server_modules_keep_their_layers() {
+    let edges = Crate::edges(&workspace().join("server/src"));
+    let breaks = layer_breaks(&edges, SERVER_LAYERS);
+    assert!(
+        breaks.is_empty(),
+        "uses against the layers of ARCHITECTURE.md:\n{}",
+        breaks.join("\n")
+    );
+    let planted: BTreeMap<Module, BTreeSet<Module>> = BTreeMap::from([(
+        vec!["metrics".to_owned()],
+        BTreeSet::from([vec!["sync".to_owned(), "push".to_owned()]]),
+    )]);
+    assert_eq!(
+        layer_breaks(&planted, SERVER_LAYERS),
+        ["metrics → sync::push"]
+    );
+}
+
 #[test]
 fn cli_store_modules_import_each_other_in_no_circle() {
     let edges = Crate::edges(&workspace().join("client-cli/src"));

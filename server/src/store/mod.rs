@@ -70,6 +70,12 @@ pub enum StoreError {
 /// client (which retries a 503) is better told than left hanging.
 pub const WAIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Meta key of the server's own device id (the sync rules own its
+/// meaning; a store reads it with every transaction's first round trip).
+pub const META_DEVICE: &str = "server_device_id";
+/// Meta key of the server's persisted clock.
+pub const META_CLOCK: &str = "server_clock";
+
 /// Closure run inside a read transaction.
 pub type ReadFn<'a> = dyn FnMut(&mut dyn ReadTx) -> Result<(), StoreError> + 'a;
 /// Closure run inside a write transaction.

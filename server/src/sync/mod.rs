@@ -20,10 +20,7 @@ use sync_protocol::{DeviceId, Fields, Hlc, HlcClock, Op, OpId, OpKind, RecordId}
 /// An op clock more than this far ahead of the server's wall clock is re-stamped.
 pub const CLOCK_LIMIT_MS: i64 = 5 * 60 * 1000;
 
-/// Meta key of the server's own device id.
-pub const META_DEVICE: &str = "server_device_id";
-/// Meta key of the server's persisted clock.
-pub const META_CLOCK: &str = "server_clock";
+pub use crate::store::{META_CLOCK, META_DEVICE};
 
 /// The server's own identity and clock, loaded from and saved to the store
 /// inside a transaction (so several instances sharing a database agree).

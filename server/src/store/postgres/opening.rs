@@ -132,7 +132,7 @@ pub fn answer(
 }
 
 /// Meta values every sync reads, fetched in a transaction's first round trip.
-pub(super) const OPENING_META: [&str; 2] = [crate::sync::META_DEVICE, crate::sync::META_CLOCK];
+pub(super) const OPENING_META: [&str; 2] = [crate::store::META_DEVICE, crate::store::META_CLOCK];
 
 /// A read transaction's first round trip: begin, plan every execution
 /// unless its reads are `keyed` (see "Plan modes" above), then read the change head (which takes the

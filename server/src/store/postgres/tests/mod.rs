@@ -28,7 +28,7 @@ fn transactions_open_in_one_round_trip_with_their_plan_mode() {
     let db = TempDatabase::new();
     let store = PostgresStore::open_with_pool(&db.url(), 2).unwrap();
     crate::store::write(&store, |tx| {
-        tx.set_meta(crate::sync::META_CLOCK, "c1")?;
+        tx.set_meta(crate::store::META_CLOCK, "c1")?;
         tx.set_meta("other", "o1")?;
         tx.next_seq().map(drop)
     })
@@ -52,7 +52,7 @@ fn transactions_open_in_one_round_trip_with_their_plan_mode() {
             }
             assert_eq!(tx.head_seq().unwrap(), 1);
             assert_eq!(show(tx.t), mode);
-            assert_eq!(tx.opening_meta.get(crate::sync::META_CLOCK).unwrap(), "c1");
+            assert_eq!(tx.opening_meta.get(crate::store::META_CLOCK).unwrap(), "c1");
             assert!(!tx.opening_meta.contains_key("other"));
             assert_eq!(tx.meta("other").unwrap().as_deref(), Some("o1"));
             drop(tx);
