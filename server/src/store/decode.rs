@@ -21,6 +21,8 @@ pub trait Cols {
     fn float(&self, i: usize) -> Result<Option<f64>, StoreError>;
     /// A boolean column.
     fn flag(&self, i: usize) -> Result<Option<bool>, StoreError>;
+    /// A binary column (an id stored as 16 bytes).
+    fn bytes(&self, i: usize) -> Result<Option<&[u8]>, StoreError>;
 
     /// A text column that may not be NULL.
     fn string(&self, i: usize) -> Result<String, StoreError> {

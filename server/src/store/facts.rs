@@ -14,6 +14,7 @@
 //! row. [`rebuild_if_stale`] derives every row again when the store opens
 //! and the meta key [`VERSION_KEY`] is missing or older than [`VERSION`].
 
+use super::decode::Cols;
 use super::{RecordRow, ScopeFilter, Store, StoreError, WriteTx};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -275,6 +276,49 @@ pub fn kind(s: &str) -> Result<&'static str, StoreError> {
         .into_iter()
         .find(|k| *k == s)
         .ok_or_else(|| StoreError::Corrupt(format!("report fact kind {s}")))
+}
+
+/// The columns `report_customers` is read in: id, owner, creation time.
+pub const CUSTOMER_COLS: &str = "customer_id, owner_id, created_us";
+
+/// A customer's fact from the [`CUSTOMER_COLS`].
+pub fn customer_row(r: &impl Cols) -> Result<(RecordId, RecordFact), StoreError> {
+    let id = record_id(required(r.text(0)?, 0)?)?;
+    Ok((id, customer_fact(r.text(1)?, r.int(2)?)?))
+}
+
+/// A fact row of the queries of [`FactPart::queries`]: for `visits`,
+/// `record_id, at_us, customer_id, amends`; otherwise `record_id, kind,
+/// at_us, customer_id`, then the sale and feedback columns.
+pub fn fact_row(r: &impl Cols, visits: bool) -> Result<(RecordId, FactColumns<&str>), StoreError> {
+    let id = |i| r.bytes(i)?.map(record_id_bytes).transpose();
+    let record = required(id(0)?, 0)?;
+    let cols = if visits {
+        FactColumns {
+            amends: id(3)?,
+            ..FactColumns::new("visit", r.i64(1)?, required(id(2)?, 2)?)
+        }
+    } else {
+        FactColumns {
+            minor: r.int(4)?,
+            minor_digits: r.int(5)?,
+            voided: r.int(6)?,
+            feedback_kind: r.text(7)?,
+            csat: r.int(8)?,
+            nps: r.int(9)?,
+            resolved_us: r.int(10)?,
+            ..FactColumns::new(
+                kind(required(r.text(1)?, 1)?)?,
+                r.i64(2)?,
+                required(id(3)?, 3)?,
+            )
+        }
+    };
+    Ok((record, cols))
+}
+
+fn required<T>(v: Option<T>, i: usize) -> Result<T, StoreError> {
+    v.ok_or_else(|| StoreError::Corrupt(format!("report fact column {i} is NULL")))
 }
 
 /// Parse a stored record id (text, in `report_customers`).

@@ -19,6 +19,9 @@ impl Cols for Row {
     fn flag(&self, i: usize) -> Result<Option<bool>, StoreError> {
         self.try_get(i).map_err(|e| column(i, e))
     }
+    fn bytes(&self, i: usize) -> Result<Option<&[u8]>, StoreError> {
+        self.try_get(i).map_err(|e| column(i, e))
+    }
 }
 
 /// Text-format values as PostgreSQL writes them.
@@ -46,5 +49,9 @@ impl Cols for SimpleQueryRow {
                 _ => Err(column(i, format!("not a boolean: {s:?}"))),
             })
             .transpose()
+    }
+    fn bytes(&self, i: usize) -> Result<Option<&[u8]>, StoreError> {
+        // `bytea` arrives hex-encoded in text rows; no opening read asks for one.
+        Err(column(i, "binary columns are not read from text rows"))
     }
 }

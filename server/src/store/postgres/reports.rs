@@ -90,9 +90,8 @@ impl ReportRead for Tx<'_> {
         };
         let mut rows = self.t.query_raw(&s, args)?;
         while let Some(r) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)? {
-            let id = crate::store::facts::record_id(col(&r, 0)?)?;
-            let owner: Option<&str> = col(&r, 1)?;
-            f(id, crate::store::facts::customer_fact(owner, col(&r, 2)?)?);
+            let (id, fact) = crate::store::facts::customer_row(&r)?;
+            f(id, fact);
         }
         Ok(())
     }
@@ -104,37 +103,14 @@ impl ReportRead for Tx<'_> {
         part: crate::store::facts::FactPart,
         f: &mut dyn FnMut(RecordId, RecordFact),
     ) -> Result<(), StoreError> {
-        use crate::store::facts::{FactColumns, kind, record_id_bytes};
         use postgres::fallible_iterator::FallibleIterator;
         self.flush()?;
-        let opt_id = |b: Option<&[u8]>| b.map(record_id_bytes).transpose();
         for (sql, a, b, visits) in part.queries(from_us, to_us) {
             let s = self.statement(sql)?;
             let args: Vec<&(dyn ToSql + Sync)> = vec![&a, &b];
             let mut rows = self.t.query_raw(&s, args)?;
             while let Some(r) = rows.next()? {
-                let record = record_id_bytes(col(&r, 0)?)?;
-                let cols = if visits {
-                    FactColumns::<&str> {
-                        amends: opt_id(col(&r, 3)?)?,
-                        ..FactColumns::new("visit", col(&r, 1)?, record_id_bytes(col(&r, 2)?)?)
-                    }
-                } else {
-                    FactColumns::<&str> {
-                        minor: col(&r, 4)?,
-                        minor_digits: col(&r, 5)?,
-                        voided: col(&r, 6)?,
-                        feedback_kind: col(&r, 7)?,
-                        csat: col(&r, 8)?,
-                        nps: col(&r, 9)?,
-                        resolved_us: col(&r, 10)?,
-                        ..FactColumns::new(
-                            kind(col(&r, 1)?)?,
-                            col(&r, 2)?,
-                            record_id_bytes(col(&r, 3)?)?,
-                        )
-                    }
-                };
+                let (record, cols) = crate::store::facts::fact_row(&r, visits)?;
                 f(record, cols.to_fact(record)?);
             }
         }

@@ -72,14 +72,8 @@ impl ReportRead for Tx<'_> {
         let mut st = self.c.prepare_cached(&sql)?;
         let mut rows = st.query(params_from_iter(scope_sql(scope).1))?;
         while let Some(r) = rows.next()? {
-            let id = crate::store::facts::record_id(
-                r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?,
-            )?;
-            let owner: Option<&str> = r
-                .get_ref(1)?
-                .as_str_or_null()
-                .map_err(rusqlite::Error::from)?;
-            f(id, crate::store::facts::customer_fact(owner, r.get(2)?)?);
+            let (id, fact) = crate::store::facts::customer_row(r)?;
+            f(id, fact);
         }
         Ok(())
     }
@@ -91,49 +85,11 @@ impl ReportRead for Tx<'_> {
         part: crate::store::facts::FactPart,
         f: &mut dyn FnMut(RecordId, RecordFact),
     ) -> Result<(), StoreError> {
-        use crate::store::facts::{FactColumns, kind, record_id_bytes};
-        fn id(r: &rusqlite::Row<'_>, i: usize) -> Result<RecordId, StoreError> {
-            record_id_bytes(r.get_ref(i)?.as_blob().map_err(rusqlite::Error::from)?)
-        }
-        fn opt_id(r: &rusqlite::Row<'_>, i: usize) -> Result<Option<RecordId>, StoreError> {
-            match r
-                .get_ref(i)?
-                .as_blob_or_null()
-                .map_err(rusqlite::Error::from)?
-            {
-                Some(b) => record_id_bytes(b).map(Some),
-                None => Ok(None),
-            }
-        }
         for (sql, a, b, visits) in part.queries(from_us, to_us) {
             let mut st = self.c.prepare_cached(&sql.replace('$', "?"))?;
             let mut rows = st.query(params![a, b])?;
             while let Some(r) = rows.next()? {
-                let record = id(r, 0)?;
-                let cols = if visits {
-                    FactColumns::<&str> {
-                        amends: opt_id(r, 3)?,
-                        ..FactColumns::new("visit", r.get(1)?, id(r, 2)?)
-                    }
-                } else {
-                    FactColumns {
-                        minor: r.get(4)?,
-                        minor_digits: r.get(5)?,
-                        voided: r.get(6)?,
-                        feedback_kind: r
-                            .get_ref(7)?
-                            .as_str_or_null()
-                            .map_err(rusqlite::Error::from)?,
-                        csat: r.get(8)?,
-                        nps: r.get(9)?,
-                        resolved_us: r.get(10)?,
-                        ..FactColumns::new(
-                            kind(r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?)?,
-                            r.get(2)?,
-                            id(r, 3)?,
-                        )
-                    }
-                };
+                let (record, cols) = crate::store::facts::fact_row(r, visits)?;
                 f(record, cols.to_fact(record)?);
             }
         }

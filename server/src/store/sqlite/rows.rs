@@ -101,4 +101,11 @@ impl Cols for Row<'_> {
     fn flag(&self, i: usize) -> Result<Option<bool>, StoreError> {
         self.get(i).map_err(|e| bad_column(i, e))
     }
+    fn bytes(&self, i: usize) -> Result<Option<&[u8]>, StoreError> {
+        match self.get_ref(i).map_err(|e| bad_column(i, e))? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Blob(b) => Ok(Some(b)),
+            v => Err(bad_column(i, format!("not a blob: {:?}", v.data_type()))),
+        }
+    }
 }
