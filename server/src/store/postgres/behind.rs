@@ -16,6 +16,7 @@
 //! meanwhile, and until a flush the database still holds exactly what it
 //! held when it was asked.
 
+use super::latest::Latest;
 use crate::store::facts::FactRow;
 use crate::store::{CheckIn, OpRow, RecordRow, UserRow};
 use std::collections::HashMap;
@@ -27,68 +28,6 @@ use sync_protocol::{DeviceId, RecordId, UserId};
 /// a flush forgets what the database answered, so later reads of the same
 /// push would go back to one round trip each.
 pub const FLUSH_AT: usize = 32_768;
-
-/// The latest value per key, in first-write order.
-#[derive(Debug)]
-pub struct Latest<K, V> {
-    rows: Vec<V>,
-    at: HashMap<K, usize>,
-    /// Since the last [`Latest::mark`]: the values replaced, with their row.
-    replaced: Option<Vec<(usize, V)>>,
-}
-
-impl<K, V> Default for Latest<K, V> {
-    fn default() -> Self {
-        Self {
-            rows: Vec::new(),
-            at: HashMap::new(),
-            replaced: None,
-        }
-    }
-}
-
-impl<K: std::hash::Hash + Eq, V> Latest<K, V> {
-    fn put(&mut self, key: K, value: V) {
-        if let Some(&i) = self.at.get(&key) {
-            let old = std::mem::replace(&mut self.rows[i], value);
-            if let Some(replaced) = &mut self.replaced {
-                replaced.push((i, old));
-            }
-        } else {
-            self.at.insert(key, self.rows.len());
-            self.rows.push(value);
-        }
-    }
-
-    /// The pending value of `key`.
-    pub fn get(&self, key: &K) -> Option<&V> {
-        self.at.get(key).map(|&i| &self.rows[i])
-    }
-
-    /// Every pending value.
-    pub fn rows(&self) -> &[V] {
-        &self.rows
-    }
-
-    fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    /// Start keeping what later writes replace; the number of rows now.
-    fn mark(&mut self) -> usize {
-        self.replaced = Some(Vec::new());
-        self.rows.len()
-    }
-
-    /// Back to the state of the [`Latest::mark`] that returned `len`.
-    fn undo(&mut self, len: usize) {
-        for (i, old) in self.replaced.take().unwrap_or_default().into_iter().rev() {
-            self.rows[i] = old;
-        }
-        self.rows.truncate(len);
-        self.at.retain(|_, i| *i < len);
-    }
-}
 
 /// A report fact row to replace: `(record, is a customer, row or removal)`.
 pub type FactWrite = (RecordId, bool, Option<FactRow>);
@@ -336,17 +275,6 @@ mod tests {
             started_at_ms: ms,
             at: LatLon { lat: 1.0, lon: 2.0 },
         }
-    }
-
-    #[test]
-    fn latest_keeps_first_order_and_last_value() {
-        let mut l = Latest::default();
-        l.put(1, "a");
-        l.put(2, "b");
-        l.put(1, "c");
-        assert_eq!(l.rows(), &["c", "b"]);
-        assert_eq!(l.get(&1), Some(&"c"));
-        assert_eq!(l.get(&3), None);
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod behind;
 mod cols;
 mod flush;
 mod group_commit;
+mod latest;
 mod opening;
 mod planner;
 mod pool;
