@@ -236,7 +236,7 @@ impl Data {
     /// sales, feedback or customers: the small collections from their
     /// records, and the metric facts from the store's report facts (every
     /// customer in scope, and the visits, sales and feedback that matter to
-    /// `period`, see [`ReadTx::report_facts`]). Its fact index gives the same
+    /// `period`, see [`ReportRead::report_facts`](crate::store::ReportRead::report_facts)). Its fact index gives the same
     /// metrics over `period` as [`Data::load`]'s.
     ///
     /// With a [`FactHelper`] (a second transaction on the same snapshot,

@@ -1,7 +1,8 @@
 //! Row decoding both stores share: each row shape is read by one function
 //! over [`Cols`], which SQLite's rows and PostgreSQL's (binary and text)
-//! rows implement, and selected with one column list. Only the SQL around
-//! the column lists differs between the stores.
+//! rows implement, from the columns its documentation names (a `…_COLS`
+//! list where the stores build their SQL from one). Only the SQL differs
+//! between the stores.
 
 use super::{
     CheckIn, ConflictRow, DeviceRow, OpRow, ProblemRow, RecordRow, RecordScope, StoreError,
@@ -147,11 +148,9 @@ pub fn device_with_user_row(r: &impl Cols) -> Result<(DeviceRow, Option<UserRow>
     Ok((device_row(r)?, user_row_if_any(r, 9)?))
 }
 
-/// The columns [`record_row`] reads.
-pub const RECORD_COLS: &str =
-    "id, collection, seq, state, customer_id, subject_user, subject_team, public";
-
-/// A record from the [`RECORD_COLS`].
+/// A record from `id, collection, seq, state, customer_id, subject_user,
+/// subject_team, public` (the stores' look-ups by id spell them out: their
+/// statement caches key on the SQL text).
 pub fn record_row(r: &impl Cols) -> Result<RecordRow, StoreError> {
     Ok(RecordRow {
         id: r.parsed(0, "record id")?,
@@ -167,10 +166,8 @@ pub fn record_row(r: &impl Cols) -> Result<RecordRow, StoreError> {
     })
 }
 
-/// The columns [`op_row`] reads.
-pub const OP_COLS: &str = "op_id, user_id, op, outcome, at";
-
-/// The op stored for `device`'s `device_seq`, from the [`OP_COLS`].
+/// The op stored for `device`'s `device_seq`, from `op_id, user_id, op,
+/// outcome, at`.
 pub fn op_row(r: &impl Cols, device: DeviceId, device_seq: u64) -> Result<OpRow, StoreError> {
     Ok(OpRow {
         device_id: device,
@@ -219,10 +216,8 @@ pub fn conflict_row(r: &impl Cols, record: RecordId) -> Result<ConflictRow, Stor
     })
 }
 
-/// The columns [`check_in_row`] reads.
-pub const CHECK_IN_COLS: &str = "visit_id, started_at_ms, lat, lon";
-
-/// `user`'s check-in from the [`CHECK_IN_COLS`] starting at column `o`.
+/// `user`'s check-in from `visit_id, started_at_ms, lat, lon` starting at
+/// column `o`.
 pub fn check_in_row(r: &impl Cols, user: UserId, o: usize) -> Result<CheckIn, StoreError> {
     Ok(CheckIn {
         visit_id: r.parsed(o, "visit id")?,

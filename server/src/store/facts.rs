@@ -278,10 +278,8 @@ pub fn kind(s: &str) -> Result<&'static str, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("report fact kind {s}")))
 }
 
-/// The columns `report_customers` is read in: id, owner, creation time.
-pub const CUSTOMER_COLS: &str = "customer_id, owner_id, created_us";
-
-/// A customer's fact from the [`CUSTOMER_COLS`].
+/// A customer's fact from `report_customers`' `customer_id, owner_id,
+/// created_us`.
 pub fn customer_row(r: &impl Cols) -> Result<(RecordId, RecordFact), StoreError> {
     let id = record_id(required(r.text(0)?, 0)?)?;
     Ok((id, customer_fact(r.text(1)?, r.int(2)?)?))

@@ -4,7 +4,7 @@ use super::Tx;
 use super::opening::Ask;
 use super::rows::{DEVICE_WITH_USER, col, seq};
 use crate::store::decode::{
-    DEVICE_COLS, USER_COLS, device_row, device_with_user_row, parse, team_row, user_row,
+    DEVICE_COLS, TEAM_COLS, USER_COLS, device_row, device_with_user_row, parse, team_row, user_row,
 };
 use crate::store::{AccountRead, AccountWrite, DeviceRow, StoreError, TeamRow, UserRow};
 use sync_protocol::{DeviceId, TeamId, UserId};
@@ -62,7 +62,7 @@ impl AccountRead for Tx<'_> {
 
     fn team_by_name(&mut self, name: &str) -> Result<Option<TeamRow>, StoreError> {
         self.opt(
-            "SELECT id, name, region, created_at FROM teams WHERE name = $1",
+            &format!("SELECT {TEAM_COLS} FROM teams WHERE name = $1"),
             &[&name],
         )?
         .map(|r| team_row(&r))
@@ -71,7 +71,7 @@ impl AccountRead for Tx<'_> {
 
     fn team(&mut self, id: TeamId) -> Result<Option<TeamRow>, StoreError> {
         self.opt(
-            "SELECT id, name, region, created_at FROM teams WHERE id = $1",
+            &format!("SELECT {TEAM_COLS} FROM teams WHERE id = $1"),
             &[&id.to_string()],
         )?
         .map(|r| team_row(&r))
@@ -80,7 +80,7 @@ impl AccountRead for Tx<'_> {
 
     fn teams(&mut self) -> Result<Vec<TeamRow>, StoreError> {
         self.query(
-            "SELECT id, name, region, created_at FROM teams ORDER BY name COLLATE \"C\"",
+            &format!("SELECT {TEAM_COLS} FROM teams ORDER BY name COLLATE \"C\""),
             &[],
         )?
         .iter()

@@ -170,7 +170,7 @@ pub(super) fn add_ops<'a>(batch: &mut Batch<'a>, ops: &'a [OpRow]) {
 }
 
 impl Tx<'_> {
-    /// An [`OPENING_META`] value: kept behind, else as first read.
+    /// An [`OPENING_META`](super::opening::OPENING_META) value: kept behind, else as first read.
     pub(super) fn opening_value(&self, key: &str) -> Option<String> {
         self.behind
             .as_ref()

@@ -32,7 +32,7 @@ pub(super) struct WriterMark {
 ///
 /// A writer whose closure returned while another writer of this instance
 /// waits for its turn leaves its transaction here, begun and holding
-/// [`WRITE_LOCK`], and waits for the group to end; the next writer
+/// [`WRITE_LOCK`](super::WRITE_LOCK), and waits for the group to end; the next writer
 /// resumes it. The writer that finds nobody waiting, or is the
 /// [`MAX_GROUP`]th, flushes and commits for the whole group.
 #[derive(Default)]

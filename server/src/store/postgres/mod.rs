@@ -307,14 +307,14 @@ struct Tx<'a> {
     statements: &'a mut HashMap<String, Statement>,
     /// Write transactions: writes not yet sent ([`behind`]).
     behind: Option<Behind>,
-    /// The opening ([`read_opening`] or [`write_opening`]) and the reads
+    /// The opening ([`read_opening`] or [`write_opening`](opening::write_opening)) and the reads
     /// asked to travel with it, until the transaction first needs the
     /// database.
     unsent: Option<(String, Vec<Ask>)>,
     /// The change head: read in the first round trip; a write transaction
     /// (which holds the write lock) counts on from it as it takes numbers.
     head: u64,
-    /// The [`OPENING_META`] values as the first round trip read them.
+    /// The [`OPENING_META`](opening::OPENING_META) values as the first round trip read them.
     opening_meta: HashMap<String, String>,
     /// Begun, and neither COMMIT nor ROLLBACK was sent yet.
     open: bool,

@@ -22,7 +22,7 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) const STATEMENT_DEADLINE: Duration = Duration::from_mins(1);
 
 /// The deadlines every store connection sets for its session: waiting for
-/// a lock (the [`WRITE_LOCK`] included) gives up after `wait`, and so does
+/// a lock (the [`WRITE_LOCK`](super::WRITE_LOCK) included) gives up after `wait`, and so does
 /// a transaction left idle (a writer stuck between two statements would
 /// otherwise hold the write lock of every instance); a statement gives up
 /// after [`STATEMENT_DEADLINE`].
@@ -44,7 +44,7 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    /// A connection for the pool: the statements of [`Ask`]s are prepared
+    /// A connection for the pool: the statements of [`Ask`](super::opening::Ask)s are prepared
     /// (by name, so an opening's simple query can execute them).
     pub(super) fn new(mut client: Client, wait: Duration) -> Result<Self, postgres::Error> {
         client.batch_execute(&session_deadlines(wait))?;

@@ -1,4 +1,6 @@
-//! Decoding rows into the store's row types, and the SQL that names their columns.
+//! SQL shared by a transaction's reads and its opening (records by id, a
+//! device with its user), and small helpers for binding and errors. Rows
+//! are decoded by `store::decode`.
 
 use crate::store::StoreError;
 use postgres::Row;
@@ -25,13 +27,14 @@ pub(super) fn is_unique_violation(e: &StoreError) -> bool {
     }
 }
 
-/// A record by id, in the columns [`record_row`] reads.
+/// A record by id, in the columns [`record_row`](crate::store::decode::record_row) reads.
 pub(super) const RECORD_BY_ID: &str = "SELECT id, collection, seq, state, customer_id, subject_user, subject_team, public FROM records WHERE id = $1";
 /// Records by a list of ids, in the same columns.
 pub(super) const RECORDS_BY_IDS: &str = "SELECT id, collection, seq, state, customer_id, subject_user, subject_team, public FROM records WHERE id = ANY($1::text[])";
 
 /// A device and its user (NULL columns when the user is gone), for
-/// [`Store::device_with_user`] and [`ReadTx::device_with_user`].
+/// [`Store::device_with_user`](crate::store::Store::device_with_user) and
+/// [`AccountRead::device_with_user`](crate::store::AccountRead::device_with_user).
 pub(super) const DEVICE_WITH_USER: &str = "SELECT d.id, d.user_id, d.name, d.created_at, d.last_seen_at, d.revoked_at, d.logged_out_at, d.acked_through, d.clock_drift_ms, \
      u.id, u.username, u.password_hash, u.role, u.team_id, u.supervisor_id, u.active, u.created_at \
      FROM devices d LEFT JOIN users u ON u.id = d.user_id WHERE d.token_hash = $1";

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use sync_protocol::{RecordId, UserId};
 
 impl<'a> Tx<'a> {
-    /// A transaction that begins with `opening` ([`read_opening`] or
-    /// [`write_opening`]) when it first needs the database.
+    /// A transaction that begins with `opening` ([`read_opening`](super::opening::read_opening) or
+    /// [`write_opening`](super::opening::write_opening)) when it first needs the database.
     pub(super) fn new(
         t: &'a mut Client,
         statements: &'a mut HashMap<String, Statement>,

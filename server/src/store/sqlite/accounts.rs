@@ -3,7 +3,9 @@
 use super::Tx;
 use super::rows::Cached;
 use super::rows::is_unique_violation;
-use crate::store::decode::{DEVICE_COLS, USER_COLS, device_row, parse, team_row, user_row};
+use crate::store::decode::{
+    DEVICE_COLS, TEAM_COLS, USER_COLS, device_row, parse, team_row, user_row,
+};
 use crate::store::{AccountRead, AccountWrite, DeviceRow, StoreError, TeamRow, UserRow};
 use rusqlite::OptionalExtension;
 use rusqlite::params;
@@ -59,7 +61,7 @@ impl AccountRead for Tx<'_> {
 
     fn team_by_name(&mut self, name: &str) -> Result<Option<TeamRow>, StoreError> {
         self.c.decode_one(
-            "SELECT id, name, region, created_at FROM teams WHERE name = ?1",
+            &format!("SELECT {TEAM_COLS} FROM teams WHERE name = ?1"),
             [name],
             |r| team_row(r),
         )
@@ -67,7 +69,7 @@ impl AccountRead for Tx<'_> {
 
     fn team(&mut self, id: TeamId) -> Result<Option<TeamRow>, StoreError> {
         self.c.decode_one(
-            "SELECT id, name, region, created_at FROM teams WHERE id = ?1",
+            &format!("SELECT {TEAM_COLS} FROM teams WHERE id = ?1"),
             [id.to_string()],
             |r| team_row(r),
         )
@@ -75,7 +77,7 @@ impl AccountRead for Tx<'_> {
 
     fn teams(&mut self) -> Result<Vec<TeamRow>, StoreError> {
         self.c.decode_all(
-            "SELECT id, name, region, created_at FROM teams ORDER BY name",
+            &format!("SELECT {TEAM_COLS} FROM teams ORDER BY name"),
             [],
             |r| team_row(r),
         )
