@@ -40,6 +40,18 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Seconds to wait for another fieldsync command on the same profile
+    /// (e.g. a running sync) before giving up with exit code 8.
+    #[arg(
+        long,
+        global = true,
+        env = "FIELDSYNC_WAIT",
+        value_name = "SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(0..=86_400)
+    )]
+    pub wait: u64,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -4,11 +4,13 @@
 //! data directory). It is created `0700`; `config.json` and `fieldsync.db`
 //! are `0600`. Profiles never touch each other's files.
 
+use crate::error::{Exit, Failure};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 use sync_protocol::DeviceId;
 use sync_protocol::wire::UserInfo;
 
@@ -16,6 +18,11 @@ use sync_protocol::wire::UserInfo;
 pub const CONFIG_FILE: &str = "config.json";
 /// The file name of the profile's SQLite store.
 pub const DB_FILE: &str = "fieldsync.db";
+/// File name of the lock a running sync holds.
+pub const SYNC_LOCK_FILE: &str = "sync.lock";
+
+/// How long a command waits for another before it says it is waiting.
+pub const WAIT_NOTICE_AFTER: Duration = Duration::from_secs(1);
 
 /// What a profile remembers between runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,10 +39,18 @@ pub struct Config {
     pub user: UserInfo,
 }
 
-/// A profile directory.
+/// How long a command waits for another one on the same profile, unless
+/// `--wait` says otherwise.
+pub const DEFAULT_WAIT: Duration = Duration::from_mins(1);
+
+/// How often a sync waiting for another one tries its lock again.
+const SYNC_LOCK_POLL: Duration = Duration::from_millis(50);
+
+/// A profile directory, and how long this command waits for others on it.
 #[derive(Clone, Debug)]
 pub struct Profile {
     dir: PathBuf,
+    wait: Duration,
 }
 
 impl Profile {
@@ -47,7 +62,64 @@ impl Profile {
                 .map(|p| p.data_dir().to_path_buf())
                 .context("cannot find a home directory for the profile; pass --home DIR or set FIELDSYNC_HOME")?,
         };
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            wait: DEFAULT_WAIT,
+        })
+    }
+
+    /// The same profile, waiting at most `wait` for other commands.
+    #[must_use]
+    pub fn waiting(self, wait: Duration) -> Self {
+        Self { wait, ..self }
+    }
+
+    /// How long a command waits for another one on this profile.
+    pub fn wait(&self) -> Duration {
+        self.wait
+    }
+
+    /// Hold this profile's sync lock until the returned file is closed
+    /// (also when the process dies: it is an advisory lock on
+    /// `sync.lock`, which the OS releases with the process). A sync
+    /// already running is waited for, with a line on stderr after about a
+    /// second, at most [`Profile::wait`]; then the failure says so.
+    pub fn lock_for_sync(&self) -> Result<fs::File> {
+        self.ensure_dir()?;
+        let path = self.dir.join(SYNC_LOCK_FILE);
+        let mut opts = fs::OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let start = Instant::now();
+        let mut said = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+                }
+            }
+            let waited = start.elapsed();
+            if waited >= self.wait {
+                return Err(Failure::exit(Exit::Busy, "a sync is already running on this profile")
+                    .code("sync_running")
+                    .hint("it carries on by itself; run fieldsync sync again once it has finished to send what was saved meanwhile (--wait SECONDS waits longer)")
+                    .into());
+            }
+            if !said && waited >= WAIT_NOTICE_AFTER {
+                eprintln!("waiting for the sync already running on this profile…");
+                said = true;
+            }
+            std::thread::sleep(SYNC_LOCK_POLL.min(self.wait.saturating_sub(waited)));
+        }
     }
 
     /// The directory.

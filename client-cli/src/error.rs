@@ -27,6 +27,10 @@ pub enum Exit {
     TooOld = 6,
     /// Sync finished but the server says this computer's clock is far off.
     Clock = 7,
+    /// Another `fieldsync` command kept this profile busy past the wait
+    /// limit (`--wait`), or a sync was already running; nothing of this
+    /// command's change was saved.
+    Busy = 8,
 }
 
 /// The exit-code table shown at the end of `fieldsync --help` (a macro so
@@ -41,7 +45,9 @@ macro_rules! exit_codes_help {
   4  authentication: not logged in, unknown token, wrong password
   5  this device was revoked or the user deactivated
   6  this fieldsync is too old for the server; upgrade it
-  7  sync done, but this computer's clock is far off"
+  7  sync done, but this computer's clock is far off
+  8  the profile is busy: another fieldsync command kept it past --wait
+     (or a sync is already running); this change was not saved"
     };
 }
 pub(crate) use exit_codes_help;
@@ -148,6 +154,14 @@ pub fn fail_hint<T>(message: impl Into<String>, hint: impl Into<String>) -> anyh
 /// Find the [`Failure`] in an error chain, if any.
 pub fn failure_of(err: &anyhow::Error) -> Option<&Failure> {
     err.chain().find_map(|e| e.downcast_ref::<Failure>())
+}
+
+/// Whether SQLite gave up waiting for another process somewhere in the
+/// chain (outside [`crate::store::Store::write_tx`], which says more).
+pub fn is_busy(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<rusqlite::Error>())
+        .any(crate::store::is_busy)
 }
 
 /// Whether the error is a closed stdout (e.g. `fieldsync customer list | head`).

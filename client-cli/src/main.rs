@@ -12,7 +12,7 @@ mod remote;
 mod store;
 
 use clap::Parser;
-use error::{Exit, failure_of, is_broken_pipe};
+use error::{Exit, Failure, failure_of, is_broken_pipe, is_busy};
 use output::Printer;
 use std::process::ExitCode;
 
@@ -41,12 +41,23 @@ fn report(printer: Printer, err: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(err) {
         return Exit::Ok.into();
     }
-    let failure = failure_of(err);
+    let busy;
+    let failure = match failure_of(err) {
+        None if is_busy(err) => {
+            busy = Failure::exit(Exit::Busy, format!("{err:#}"))
+                .code("profile_busy")
+                .hint("another fieldsync command is using this profile; run this one again when it has finished");
+            Some(&busy)
+        }
+        found => found,
+    };
     let exit = failure.map_or(Exit::Error, |f| f.exit);
     let hint = failure.and_then(|f| f.hint.as_deref());
     // The outermost message, with its causes unless a Failure says it all.
     let message = match failure {
-        Some(f) if err.downcast_ref::<error::Failure>().is_some() => f.message.clone(),
+        Some(f) if err.downcast_ref::<Failure>().is_some() || f.exit == Exit::Busy => {
+            f.message.clone()
+        }
         _ => format!("{err:#}"),
     };
     if printer.json {

@@ -424,6 +424,28 @@ impl Device {
         out
     }
 
+    /// Start a command in the background (stdout and stderr captured);
+    /// [`Running::finish`] waits for it, and dropping it kills it.
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        // Files rather than pipes: nobody reads while it runs, and a full
+        // pipe would stop it.
+        let outputs = tempfile::tempdir().expect("output directory");
+        let file = |name: &str| std::fs::File::create(outputs.path().join(name)).expect(name);
+        let child = self
+            .cmd()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file("stdout"))
+            .stderr(file("stderr"))
+            .spawn()
+            .expect("start fieldsync");
+        Running {
+            child: Some(child),
+            outputs,
+            what: format!("{}: fieldsync {}", self.name, args.join(" ")),
+        }
+    }
+
     /// Run; returns the output whatever the exit code.
     pub fn run(&self, args: &[&str]) -> Output {
         self.run_with_stdin(args, None)
@@ -510,6 +532,80 @@ impl Device {
             self.name,
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+/// On a fresh server: team `north`, rep `li.wei` (password `password`) in
+/// it, logged in on a new laptop that has added customer "Acme Trading".
+pub fn rep_with_customer(server: &TestServer, password: &str) -> Device {
+    let admin = Device::new("admin").expect("profile");
+    admin.login(&server.url(), "admin", ADMIN_PASSWORD);
+    admin.ok(&["admin", "team", "add", "north"]);
+    let rep = admin.add_user(
+        &server.url(),
+        "li.wei",
+        "rep",
+        (Some("north"), None),
+        password,
+    );
+    rep.ok(&[
+        "customer",
+        "add",
+        "Acme Trading",
+        "--lat",
+        "31.2304",
+        "--lon",
+        "121.4737",
+    ]);
+    rep
+}
+
+/// A `fieldsync` command running in the background ([`Device::spawn`]).
+pub struct Running {
+    child: Option<Child>,
+    outputs: TempDir,
+    what: String,
+}
+
+impl Running {
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Wait for it to exit, at most [`CLI_LIMIT`] (then it is killed and
+    /// the test fails naming it), and return its output.
+    pub fn finish(mut self) -> Output {
+        let mut child = self.child.take().expect("not finished yet");
+        let exited = wait_until(CLI_LIMIT, || matches!(child.try_wait(), Ok(Some(_))));
+        if !exited {
+            let _ = child.kill();
+        }
+        let status = child.wait().expect("collect the exit status");
+        let read = |name: &str| std::fs::read(self.outputs.path().join(name)).unwrap_or_default();
+        let out = Output {
+            status,
+            stdout: read("stdout"),
+            stderr: read("stderr"),
+        };
+        assert!(
+            exited,
+            "{} was still running after {CLI_LIMIT:?} and was killed\nstderr: {}",
+            self.what,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 

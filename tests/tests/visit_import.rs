@@ -2,42 +2,13 @@
 //! line means nothing is imported; a good file lands in one transaction
 //! and syncs like logged visits.
 
-use fieldsync_e2e::{ADMIN_PASSWORD, Device, TestServer, code, stderr};
+use fieldsync_e2e::{Device, TestServer, code, stderr};
 use serde_json::Value;
 
 const PW: &str = "correct horse battery";
 
 fn rep_with_customer(server: &TestServer) -> Device {
-    let admin = Device::new("admin").unwrap();
-    admin.login(&server.url(), "admin", ADMIN_PASSWORD);
-    admin.ok(&["admin", "team", "add", "north"]);
-    let out = admin.run_with_stdin(
-        &[
-            "admin",
-            "user",
-            "add",
-            "li.wei",
-            "--role",
-            "rep",
-            "--team",
-            "north",
-            "--password-stdin",
-        ],
-        Some(PW),
-    );
-    assert!(out.status.success(), "user add: {}", stderr(&out));
-    let rep = Device::new("rep").unwrap();
-    rep.login(&server.url(), "li.wei", PW);
-    rep.ok(&[
-        "customer",
-        "add",
-        "Acme Trading",
-        "--lat",
-        "31.2304",
-        "--lon",
-        "121.4737",
-    ]);
-    rep
+    fieldsync_e2e::rep_with_customer(server, PW)
 }
 
 fn line(at: &str, extra: &str) -> String {

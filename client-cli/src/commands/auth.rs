@@ -106,6 +106,8 @@ pub fn login(ctx: &Ctx, a: LoginArgs) -> Result<()> {
 
 /// `logout`: revoke the token (if the server is reachable) and forget it.
 pub fn logout(ctx: &Ctx, a: LogoutArgs) -> Result<()> {
+    // Never delete the store under a running sync.
+    let _running = a.wipe.then(|| ctx.profile.lock_for_sync()).transpose()?;
     let cfg = ctx.config()?;
     let pending = if ctx.profile.db_path().exists() {
         ctx.read_store()?.pending()?

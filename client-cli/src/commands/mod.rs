@@ -93,7 +93,7 @@ impl Ctx {
 pub fn run(cli: Cli, printer: Printer) -> Result<()> {
     let ctx = Ctx {
         printer,
-        profile: Profile::locate(cli.home)?,
+        profile: Profile::locate(cli.home)?.waiting(std::time::Duration::from_secs(cli.wait)),
     };
     match cli.command {
         Command::Login(a) => auth::login(&ctx, a),

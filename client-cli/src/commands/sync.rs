@@ -75,6 +75,9 @@ pub struct Summary {
 
 /// Run `sync`.
 pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
+    // One sync at a time per profile: two would push the same ops and
+    // each find the other's answers already recorded.
+    let _running = ctx.profile.lock_for_sync()?;
     let (mut store, cfg) = ctx.store()?;
     let Some(token) = cfg.token.clone() else {
         let pending = store.pending()?;

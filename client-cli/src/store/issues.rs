@@ -226,7 +226,7 @@ impl Store {
 
     /// Mark a problem resolved and refresh its record in the view.
     pub fn resolve_problem(&mut self, id: i64, resolution: &str, record: &RecordId) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         tx.execute(
             "UPDATE problems SET resolved_at = ?2, resolution = ?3 WHERE id = ?1",
             params![id, format_ts(Utc::now()), resolution],

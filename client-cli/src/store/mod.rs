@@ -22,11 +22,14 @@ pub use outbox::Draft;
 pub use server::PulledPage;
 pub use view::Rec;
 
-use crate::config::{Profile, set_mode};
+use crate::config::{Profile, WAIT_NOTICE_AFTER, set_mode};
 use anyhow::{Context, Result};
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{
+    Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
+};
 use std::fs::OpenOptions;
+use std::time::{Duration, Instant};
 use sync_protocol::hlc::HlcClock;
 use sync_protocol::schema::Role;
 use sync_protocol::{DeviceId, Hlc};
@@ -57,10 +60,19 @@ const PAGE_SIZE: i64 = 8192;
 /// Bytes the write-ahead log file keeps after it has been copied in.
 const WAL_SIZE_LIMIT: i64 = 8 * 1024 * 1024;
 
+/// What a write that waits for the profile prints on stderr.
+pub const WAITING: &str = "waiting for another fieldsync command on this profile…";
+
 /// An open local store.
+///
+/// Several `fieldsync` processes may use one profile at once: readers never
+/// wait (write-ahead log), and every write is an `IMMEDIATE` transaction
+/// ([`Store::write_tx`]) that waits for the profile's one writer, at most
+/// the profile's wait limit.
 pub struct Store {
     conn: Connection,
     identity: Option<Identity>,
+    wait: Duration,
 }
 
 impl Store {
@@ -82,7 +94,10 @@ impl Store {
         }
         let mut conn = Connection::open(&path)
             .with_context(|| format!("cannot open the local store {}", path.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Opening (a migration, switching a new file to WAL) waits like
+        // any write; `write_tx` shortens this while it waits silently.
+        let wait = profile.wait();
+        conn.busy_timeout(wait)?;
         // Takes effect only while the file is new (before WAL is switched
         // on). A stored record is about 1.5 KB: a 4 KiB page holds two of
         // them and leaves a quarter empty.
@@ -103,7 +118,39 @@ impl Store {
         conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         migrations::apply(&mut conn, migrations::CLIENT)
             .context("cannot bring the local store up to date")?;
-        Ok(Self { conn, identity })
+        Ok(Self {
+            conn,
+            identity,
+            wait,
+        })
+    }
+
+    /// Begin a write: an `IMMEDIATE` transaction, which takes the profile's
+    /// write lock before it reads anything. (A deferred one that read first
+    /// fails at its first write, without waiting, when another command
+    /// committed meanwhile: SQLite cannot move its snapshot forward.) While
+    /// another command holds the lock, it waits silently for about a second,
+    /// then says on stderr that it is waiting, up to the profile's limit;
+    /// past it, the [`Failure`](crate::error::Failure) says nothing was saved.
+    pub fn write_tx(&mut self) -> Result<Transaction<'_>> {
+        let start = Instant::now();
+        let quiet = WAIT_NOTICE_AFTER.min(self.wait);
+        let conn = &self.conn;
+        conn.busy_timeout(quiet)?;
+        let begun = match Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
+            Err(e) if is_busy(&e) && self.wait > quiet => {
+                eprintln!("{WAITING}");
+                conn.busy_timeout(self.wait.saturating_sub(start.elapsed()))?;
+                Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+            }
+            other => other,
+        };
+        conn.busy_timeout(self.wait)?;
+        match begun {
+            Ok(tx) => Ok(tx),
+            Err(e) if is_busy(&e) => Err(busy_failure(self.wait).into()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Number of ops waiting in the outbox.
@@ -146,13 +193,34 @@ impl Store {
             .identity
             .map(|i| i.device)
             .ok_or_else(crate::error::Failure::not_logged_in)?;
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         let mut clock = load_clock(&tx, device)?;
         let now = clock.now(chrono::Utc::now());
         save_clock(&tx, &clock)?;
         tx.commit()?;
         Ok(now)
     }
+}
+
+/// Whether SQLite gave up waiting for another connection's lock.
+pub fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// The failure of a command that waited `wait` for the profile in vain.
+pub fn busy_failure(wait: Duration) -> crate::error::Failure {
+    crate::error::Failure::exit(
+        crate::error::Exit::Busy,
+        format!(
+            "another fieldsync command kept this profile busy for more than {} s; this change was not saved",
+            wait.as_secs()
+        ),
+    )
+    .code("profile_busy")
+    .hint("run the command again when the other one has finished (fieldsync --wait SECONDS waits longer)")
 }
 
 pub(crate) fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>> {

@@ -177,7 +177,7 @@ impl Store {
         also: impl FnOnce(&Connection) -> Result<()>,
     ) -> Result<Vec<Op>> {
         let ident = self.identity.ok_or_else(Failure::not_logged_in)?;
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         let mut clock = load_clock(&tx, ident.device)?;
         let mut seq = last_seq(&tx)?;
         let mut written = Vec::with_capacity(drafts.len());
@@ -244,7 +244,7 @@ impl Store {
     /// pending op for the new device (new `device_seq` from 1, same op ids,
     /// records, clocks and content), so no unsynced work is lost.
     pub fn adopt_device(&mut self, device: DeviceId) -> Result<u64> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         let mut stmt = tx.prepare("SELECT device_seq, op FROM outbox ORDER BY device_seq")?;
         let rows: Vec<(i64, String)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?

@@ -121,11 +121,14 @@ impl Store {
     /// After a sync: copy the write-ahead log into the database (syncing
     /// both) and empty it, so that a bulk pull leaves no large log behind,
     /// then sync every commit again. A busy store is not an error: the log
-    /// keeps the pages and a later checkpoint copies them.
+    /// keeps the pages and a later checkpoint copies them; so it waits for
+    /// another command's write a second at most.
     pub fn finish_sync(&self) -> Result<()> {
+        self.conn.busy_timeout(super::WAIT_NOTICE_AFTER)?;
         let _ = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        self.conn.busy_timeout(self.wait)?;
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         Ok(())
     }
@@ -162,7 +165,7 @@ impl Store {
             .identity
             .map(|i| i.device)
             .ok_or_else(Failure::not_logged_in)?;
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         let mut out = OutcomesRecorded::default();
         let by_seq: HashMap<u64, &Op> = sent.iter().map(|op| (op.device_seq, op)).collect();
         for o in &resp.outcomes {
@@ -243,7 +246,7 @@ impl Store {
             .identity
             .map(|i| i.device)
             .ok_or_else(Failure::not_logged_in)?;
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         let mut out = PageApplied::default();
         // Observing is taking a maximum: do it in memory, persist once.
         let mut clock = load_clock(&tx, device)?;
@@ -317,7 +320,7 @@ impl Store {
 
     /// Forget all server state (the outbox stays) and start pulling from 0.
     pub fn reset_server_state(&mut self) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         tx.execute("DELETE FROM server_records", [])?;
         set_meta(&tx, key::CURSOR, "0")?;
         view::rebuild(&tx)?;

@@ -459,7 +459,7 @@ impl Store {
 
     /// Rebuild the whole view from server state and the outbox.
     pub fn rebuild_view(&mut self) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         rebuild(&tx)?;
         tx.commit()?;
         Ok(())

@@ -1,0 +1,262 @@
+//! Several `fieldsync` commands on one profile at once: a write waits for
+//! the profile's writer (saying so after about a second) and either saves
+//! or exits 8 having saved nothing; reads never wait; one sync at a time.
+
+use fieldsync_e2e::{Device, TestServer, code, rep_with_customer, stderr};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+const PW: &str = "correct horse battery";
+
+/// What a write that waits for the profile prints.
+const WAITING: &str = "waiting for another fieldsync command on this profile…";
+
+/// Import `n` visits to Acme (pending, not synced).
+fn import_visits(rep: &Device, n: u32) {
+    let base = chrono::Utc::now() - chrono::Duration::days(90);
+    let body: Vec<String> = (0..n)
+        .map(|i| {
+            let at = base + chrono::Duration::minutes(7 * i64::from(i));
+            format!(
+                r#"{{"customer": "acme", "at": "{}", "minutes": 30, "purpose": "demo", "outcome": "imported {i}", "lat": 31.2305, "lon": 121.4738}}"#,
+                at.format("%Y-%m-%dT%H:%M:%SZ")
+            )
+        })
+        .collect();
+    let file = rep.home().join("visits.jsonl");
+    std::fs::write(&file, body.join("\n")).unwrap();
+    assert_eq!(
+        rep.json(&["visit", "import", file.to_str().unwrap()])["imported"],
+        n
+    );
+}
+
+/// `visit log` to Acme with `outcome` as its tag.
+fn log_visit(rep: &Device, extra: &[&str], outcome: &str) -> Output {
+    let mut args = extra.to_vec();
+    args.extend([
+        "visit",
+        "log",
+        "acme",
+        "--at",
+        "2026-11-02T09:00:00Z",
+        "--minutes",
+        "30",
+        "--purpose",
+        "drop-in",
+        "--outcome",
+        outcome,
+        "--reason",
+        "GPS off",
+    ]);
+    rep.run(&args)
+}
+
+fn pending(d: &Device) -> u64 {
+    d.json(&["status"])["pending_ops"].as_u64().unwrap()
+}
+
+/// How many times each outcome appears in a laptop's visit list.
+fn outcomes(d: &Device) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for v in d.json(&["visit", "list"]).as_array().unwrap() {
+        let o = v["outcome"].as_str().unwrap_or_default().to_owned();
+        *seen.entry(o).or_insert(0) += 1;
+    }
+    seen
+}
+
+/// What the server holds for li.wei, seen from a fresh laptop.
+fn server_outcomes(server: &TestServer) -> BTreeMap<String, usize> {
+    let fresh = Device::new("fresh laptop").unwrap();
+    fresh.login(&server.url(), "li.wei", PW);
+    fresh.ok(&["sync"]);
+    outcomes(&fresh)
+}
+
+#[test]
+fn fifty_visit_logs_during_a_sync_of_ten_thousand_are_each_saved_and_delivered_once() {
+    let server = TestServer::start().unwrap();
+    let rep = rep_with_customer(&server, PW);
+    import_visits(&rep, 10_000);
+    let mut sync = rep.spawn(&["sync", "--json"]);
+    let started = Instant::now();
+    let logs = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..5)
+            .map(|w| {
+                let rep = &rep;
+                s.spawn(move || {
+                    (0..10)
+                        .map(|i| {
+                            let tag = format!("during sync {w}-{i}");
+                            let start = Instant::now();
+                            let out = log_visit(rep, &[], &tag);
+                            (tag, out, start, start.elapsed())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let logs: Vec<_> = workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect();
+        logs
+    });
+    let still_running = sync.is_running();
+    let out = sync.finish();
+    let sync_took = started.elapsed();
+    assert_eq!(code(&out), 0, "the sync: {}", stderr(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary["pushed"].as_u64().unwrap() >= 10_001, "{summary}");
+    let mut longest = Duration::ZERO;
+    let mut during = 0;
+    for (tag, out, start, took) in &logs {
+        assert_eq!(code(out), 0, "{tag}: {}", stderr(out));
+        longest = longest.max(*took);
+        if still_running || *start - started < sync_took {
+            during += 1;
+        }
+    }
+    eprintln!(
+        "50 visit logs, {during} of them started during a sync of 10,000 ops (which took {sync_took:?}): the longest took {longest:?}"
+    );
+    assert!(during > 0, "no visit log ran while the sync did");
+    // Every one is pending locally once, and the next sync delivers it.
+    let local = outcomes(&rep);
+    for (tag, ..) in &logs {
+        assert_eq!(local.get(tag), Some(&1), "{tag} on the laptop");
+    }
+    rep.ok(&["sync"]);
+    assert_eq!(pending(&rep), 0);
+    let remote = server_outcomes(&server);
+    assert_eq!(remote.values().sum::<usize>(), 10_050);
+    for (tag, ..) in &logs {
+        assert_eq!(remote.get(tag), Some(&1), "{tag} on the server");
+    }
+}
+
+#[test]
+fn two_syncs_started_together_send_everything_exactly_once() {
+    let server = TestServer::start().unwrap();
+    let rep = rep_with_customer(&server, PW);
+    import_visits(&rep, 2_000);
+    let first = rep.spawn(&["sync"]);
+    let second = rep.spawn(&["sync"]);
+    for out in [first.finish(), second.finish()] {
+        let err = stderr(&out);
+        match code(&out) {
+            0 => assert!(err.contains("Synced"), "{err}"),
+            8 => assert!(
+                err.contains("a sync is already running on this profile"),
+                "{err}"
+            ),
+            other => panic!("exit {other}: {err}"),
+        }
+        assert!(!err.contains("report this"), "{err}");
+    }
+    assert_eq!(pending(&rep), 0);
+    let again: Value = rep.json(&["sync"]);
+    assert_eq!(
+        (again["pushed"].as_u64(), again["pulled"].as_u64()),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+    let remote = server_outcomes(&server);
+    assert_eq!(remote.len(), 2_000);
+    assert!(remote.values().all(|n| *n == 1), "a visit doubled");
+}
+
+#[test]
+fn a_sync_that_waits_too_long_for_another_says_so_with_exit_8() {
+    let server = TestServer::start().unwrap();
+    let rep = rep_with_customer(&server, PW);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(rep.home().join("sync.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let t = Instant::now();
+    let out = rep.run(&["--wait", "2", "sync"]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 8, "{err}");
+    assert!(t.elapsed() >= Duration::from_secs(2));
+    assert!(
+        err.contains("waiting for the sync already running on this profile"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: a sync is already running on this profile"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+    // Unchanged: the customer is still waiting to be sent.
+    assert_eq!(pending(&rep), 1);
+    lock.unlock().unwrap();
+    rep.ok(&["sync"]);
+    assert_eq!(pending(&rep), 0);
+}
+
+#[test]
+fn a_write_held_up_past_the_limit_saves_nothing_and_reads_never_wait() {
+    let server = TestServer::start().unwrap();
+    let rep = rep_with_customer(&server, PW);
+    let before = pending(&rep);
+    // Another process holds the profile's writer.
+    let holder = rusqlite::Connection::open(rep.home().join("fieldsync.db")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let t = Instant::now();
+    let list = rep.run(&["visit", "list", "--json"]);
+    assert_eq!(code(&list), 0, "{}", stderr(&list));
+    assert!(!stderr(&list).contains("waiting"), "{}", stderr(&list));
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "a read waited for the writer"
+    );
+
+    let t = Instant::now();
+    let out = log_visit(&rep, &["--wait", "2"], "held up");
+    let err = stderr(&out);
+    assert_eq!(code(&out), 8, "{err}");
+    assert!(t.elapsed() >= Duration::from_secs(2));
+    assert!(err.contains(WAITING), "{err}");
+    assert!(err.contains("this change was not saved"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    let json = log_visit(&rep, &["--wait", "1", "--json"], "held up");
+    assert_eq!(code(&json), 8);
+    let body: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(body["error"]["code"], "profile_busy", "{body}");
+    assert_eq!(body["error"]["exit"], 8, "{body}");
+
+    // Released while a write waits: the write goes through.
+    let waiting = rep.spawn(&[
+        "visit",
+        "log",
+        "acme",
+        "--at",
+        "2026-11-02T10:00:00Z",
+        "--minutes",
+        "30",
+        "--purpose",
+        "drop-in",
+        "--outcome",
+        "after the wait",
+        "--reason",
+        "GPS off",
+    ]);
+    std::thread::sleep(Duration::from_millis(1500));
+    holder.execute_batch("ROLLBACK").unwrap();
+    let out = waiting.finish();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains(WAITING), "{}", stderr(&out));
+
+    assert_eq!(pending(&rep), before + 1);
+    let seen = outcomes(&rep);
+    assert_eq!(seen.get("held up"), None, "{seen:?}");
+    assert_eq!(seen.get("after the wait"), Some(&1), "{seen:?}");
+}
