@@ -120,6 +120,16 @@ pub enum Command {
     Sync(SyncArgs),
     /// Pending changes, last sync, problems and conflicts.
     Status,
+    /// Write this profile (local store, unsynced changes, login) to one file.
+    #[command(
+        after_help = "Safe while other fieldsync commands run on the profile: the file holds the\nprofile as of one instant. It holds the login token: keep it private.\n\nExamples:\n  fieldsync backup ~/backups/fieldsync-$(date +%F).db\n  fieldsync --home ~/.fieldsync-mei backup mei.db"
+    )]
+    Backup(BackupArgs),
+    /// Put a backup into an empty profile directory (see `backup`).
+    #[command(
+        after_help = "The profile directory (--home or FIELDSYNC_HOME) must not hold a profile yet.\n\nExamples:\n  fieldsync restore ~/backups/fieldsync-2026-12-01.db\n  fieldsync restore mei.db --home ~/.fieldsync-mei"
+    )]
+    Restore(RestoreArgs),
     /// Fields on which your change lost to a newer one.
     #[command(subcommand)]
     Conflicts(ConflictsCmd),
@@ -615,6 +625,20 @@ pub enum AdminCustomerCmd {
         #[arg(long)]
         to: String,
     },
+}
+
+/// `backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The file to write (replaced whole if it exists; never half-written).
+    pub file: PathBuf,
+}
+
+/// `restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A file written by `fieldsync backup`.
+    pub file: PathBuf,
 }
 
 /// `sync`.

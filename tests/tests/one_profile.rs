@@ -260,3 +260,159 @@ fn a_write_held_up_past_the_limit_saves_nothing_and_reads_never_wait() {
     assert_eq!(seen.get("held up"), None, "{seen:?}");
     assert_eq!(seen.get("after the wait"), Some(&1), "{seen:?}");
 }
+
+#[test]
+fn a_backup_taken_during_a_sync_holds_every_op_committed_before_it() {
+    let server = TestServer::start().unwrap();
+    let rep = rep_with_customer(&server, PW);
+    import_visits(&rep, 10_000);
+    assert_eq!(code(&log_visit(&rep, &[], "just before")), 0);
+    let committed = pending(&rep);
+    assert_eq!(committed, 10_002, "the customer and 10,001 visits");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("li.wei.db");
+
+    // Back up once the sync has recorded its first push answer.
+    let mut sync = rep.spawn(&["sync"]);
+    assert!(fieldsync_e2e::wait_until(Duration::from_mins(1), || {
+        pending(&rep) < committed
+    }));
+    assert!(sync.is_running(), "the sync ended before the backup began");
+    let backup = rep.json(&["backup", file.to_str().unwrap()]);
+    let out = sync.finish();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    eprintln!("backup during a sync: {backup}");
+
+    // One intact, private file.
+    let conn =
+        rusqlite::Connection::open_with_flags(&file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+    drop(conn);
+    assert!(!dir.path().join("li.wei.db-wal").exists());
+    assert!(!dir.path().join("li.wei.db.partial").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the backup holds the login token");
+    }
+
+    // Restored on a new laptop it holds every op committed before the
+    // backup: each visit pending or already in the server's state.
+    let laptop = Device::new("replacement laptop").unwrap();
+    let restored = laptop.json(&["restore", file.to_str().unwrap()]);
+    assert_eq!(restored["user"], "li.wei");
+    assert_eq!(restored["pending_ops"], backup["pending_ops"]);
+    let pending_in_backup = backup["pending_ops"].as_u64().unwrap();
+    assert!(
+        pending_in_backup < committed,
+        "taken mid-sync, some ops were already answered: {backup}"
+    );
+    assert_eq!(pending(&laptop), pending_in_backup);
+    let seen = outcomes(&laptop);
+    assert_eq!(seen.len(), 10_001, "{} visits", seen.len());
+    assert!(seen.values().all(|n| *n == 1));
+    assert_eq!(seen.get("just before"), Some(&1));
+    assert_eq!(seen.get("imported 9999"), Some(&1));
+    let status = laptop.json(&["status"]);
+    assert_eq!(status["user"], "li.wei", "{status}");
+    assert_eq!(status["logged_in"], true, "{status}");
+
+    // Its sync sends what the server already has without doubling it.
+    laptop.ok(&["sync"]);
+    assert_eq!(pending(&laptop), 0);
+    let remote = server_outcomes(&server);
+    assert_eq!(remote.len(), 10_001);
+    assert!(remote.values().all(|n| *n == 1), "a visit doubled");
+}
+
+#[test]
+fn restore_refuses_what_is_not_a_backup_and_never_overwrites_a_profile() {
+    let server = TestServer::start().unwrap();
+    let rep = rep_with_customer(&server, PW);
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let fails = |d: &Device, args: &[&str], exit: i32, says: &str| {
+        let out = d.run(args);
+        let err = stderr(&out);
+        assert_eq!(code(&out), exit, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    };
+
+    // Backing up: not into a directory, not onto the store itself, and
+    // only a profile that has logged in.
+    fails(
+        &rep,
+        &["backup", dir.path().to_str().unwrap()],
+        1,
+        "is a directory",
+    );
+    let own = rep.home().join("fieldsync.db");
+    fails(
+        &rep,
+        &["backup", own.to_str().unwrap()],
+        1,
+        "this profile's own store",
+    );
+    let stranger = Device::new("never logged in").unwrap();
+    fails(&stranger, &["backup", &path("x.db")], 4, "not logged in");
+    assert!(!dir.path().join("x.db").exists());
+
+    // Restoring: only an intact backup, only into an empty profile.
+    let good = path("good.db");
+    rep.ok(&["backup", &good]);
+    let empty = Device::new("empty").unwrap();
+    fails(&empty, &["restore", &path("missing.db")], 1, "no such file");
+    std::fs::write(path("text.db"), "hello, not a database").unwrap();
+    fails(
+        &empty,
+        &["restore", &path("text.db")],
+        1,
+        "not a SQLite database",
+    );
+    fails(
+        &empty,
+        &["restore", own.to_str().unwrap()],
+        1,
+        "holds no profile settings",
+    );
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(path("cut.db"), &bytes[..bytes.len() / 2]).unwrap();
+    fails(
+        &empty,
+        &["restore", &path("cut.db")],
+        1,
+        "is not a fieldsync backup",
+    );
+    assert!(
+        std::fs::read_dir(empty.home()).unwrap().next().is_none(),
+        "a refused restore wrote into the profile"
+    );
+    let config_before = std::fs::read(rep.home().join("config.json")).unwrap();
+    fails(
+        &rep,
+        &["restore", &good],
+        1,
+        "already holds a profile; nothing was changed",
+    );
+    assert_eq!(
+        std::fs::read(rep.home().join("config.json")).unwrap(),
+        config_before
+    );
+    let out = empty.run(&["restore", &good]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Next: fieldsync sync"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(outcomes(&empty), outcomes(&rep));
+}

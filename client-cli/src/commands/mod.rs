@@ -3,6 +3,7 @@
 pub(crate) mod action;
 mod admin;
 mod auth;
+mod backup;
 mod completions;
 mod conflicts;
 mod customer;
@@ -115,6 +116,8 @@ pub fn run(cli: Cli, printer: Printer) -> Result<()> {
         Command::Admin(c) => admin::run(&ctx, c),
         Command::Sync(a) => sync::run(&ctx, a),
         Command::Status => status::run(&ctx),
+        Command::Backup(a) => backup::backup(&ctx, &a),
+        Command::Restore(a) => backup::restore(&ctx, &a),
         Command::Conflicts(c) => conflicts::run(&ctx, c),
         Command::Problems(c) => problems::run(&ctx, c),
         Command::Completions { shell } => {

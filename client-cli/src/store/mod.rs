@@ -7,8 +7,10 @@
 //! * `meta` — clock, last `device_seq`, pull cursor, last sync.
 //!
 //! Every local write puts the op in the outbox and refreshes the view in
-//! one transaction ([`Store::write`]).
+//! one transaction ([`Store::write`]). `backup.rs` copies the whole store
+//! into one file and back (`fieldsync backup`, `fieldsync restore`).
 
+mod backup;
 mod columns;
 mod issues;
 mod outbox;
@@ -17,6 +19,7 @@ mod resolve;
 mod server;
 mod view;
 
+pub use backup::{BackupFile, store_files};
 pub use issues::{ConflictRow, ProblemRow};
 pub use outbox::Draft;
 pub use server::PulledPage;
@@ -109,7 +112,7 @@ impl Store {
         // copy the log into the database (a checkpoint with two syncs, and
         // deleting the log, which the next command created again): that
         // was a quarter of a `visit log`. The log stays beside the store
-        // (`fieldsync.db-wal`; copy the profile directory as a whole) and
+        // (`fieldsync.db-wal`; `fieldsync backup` copies both consistently) and
         // is copied in by the automatic checkpoints, every 1,000 pages, and
         // at the end of a sync; the size limit makes a log that grew in
         // one transaction shrink again once it has been copied.
