@@ -46,6 +46,7 @@ pub struct Cli {
         long,
         global = true,
         env = "FIELDSYNC_WAIT",
+        hide_env_values = true,
         value_name = "SECONDS",
         default_value_t = 60,
         value_parser = clap::value_parser!(u64).range(0..=86_400)

@@ -175,15 +175,22 @@ impl Profile {
         Ok(())
     }
 
-    /// Delete the config and the store (`logout --wipe`).
-    pub fn wipe(&self) -> Result<()> {
-        for name in [
+    /// The files that make up the profile: `config.json` and the store
+    /// with its write-ahead log and shared-memory index (not the sync lock,
+    /// which a waiting sync may hold open).
+    pub fn profile_files(&self) -> [PathBuf; 4] {
+        [
             CONFIG_FILE.to_owned(),
             DB_FILE.to_owned(),
             format!("{DB_FILE}-wal"),
             format!("{DB_FILE}-shm"),
-        ] {
-            let p = self.dir.join(name);
+        ]
+        .map(|name| self.dir.join(name))
+    }
+
+    /// Delete the config and the store (`logout --wipe`).
+    pub fn wipe(&self) -> Result<()> {
+        for p in self.profile_files() {
             match fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

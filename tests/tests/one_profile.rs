@@ -233,6 +233,16 @@ fn a_write_held_up_past_the_limit_saves_nothing_and_reads_never_wait() {
     assert_eq!(body["error"]["code"], "profile_busy", "{body}");
     assert_eq!(body["error"]["exit"], 8, "{body}");
 
+    // A sync that cannot store what it pushed or pulled stops, as a sync.
+    let out = rep.run(&["--wait", "1", "sync"]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 8, "{err}");
+    assert!(
+        err.contains("error: the sync stopped: another fieldsync command kept this profile busy"),
+        "{err}"
+    );
+    assert_eq!(pending(&rep), before);
+
     // Released while a write waits: the write goes through.
     let waiting = rep.spawn(&[
         "visit",
@@ -360,7 +370,20 @@ fn restore_refuses_what_is_not_a_backup_and_never_overwrites_a_profile() {
         &rep,
         &["backup", own.to_str().unwrap()],
         1,
-        "this profile's own store",
+        "this profile's own files",
+    );
+    let config = rep.home().join("config.json");
+    fails(
+        &rep,
+        &["backup", config.to_str().unwrap()],
+        1,
+        "this profile's own files",
+    );
+    fails(
+        &rep,
+        &["backup", &path("no/such/dir/x.db")],
+        1,
+        "does not exist",
     );
     let stranger = Device::new("never logged in").unwrap();
     fails(&stranger, &["backup", &path("x.db")], 4, "not logged in");

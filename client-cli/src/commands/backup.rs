@@ -6,7 +6,7 @@ use crate::cli::{BackupArgs, RestoreArgs};
 use crate::config::Config;
 use crate::error::{Failure, fail_hint};
 use crate::output::plural;
-use crate::store::{BackupFile, store_files};
+use crate::store::BackupFile;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -37,12 +37,23 @@ pub fn backup(ctx: &Ctx, a: &BackupArgs) -> Result<()> {
             "name the file to write, e.g. fieldsync backup backups/fieldsync.db",
         );
     }
-    let inside_store = a.file.canonicalize().is_ok_and(|dest| {
-        store_files(&ctx.profile).any(|f| f.canonicalize().is_ok_and(|f| f == dest))
-    });
-    if inside_store {
+    if let Some(dir) = a.file.parent().filter(|p| !p.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
         return fail_hint(
-            format!("{} is this profile's own store", a.file.display()),
+            format!("the directory {} does not exist", dir.display()),
+            "create it first, or name a file in an existing directory",
+        );
+    }
+    let own_file = a.file.canonicalize().is_ok_and(|dest| {
+        ctx.profile
+            .profile_files()
+            .iter()
+            .any(|f| f.canonicalize().is_ok_and(|f| f == dest))
+    });
+    if own_file {
+        return fail_hint(
+            format!("{} is one of this profile's own files", a.file.display()),
             "write the backup to another file",
         );
     }
@@ -86,9 +97,7 @@ pub fn restore(ctx: &Ctx, a: &RestoreArgs) -> Result<()> {
         ))
     })?;
     let home = ctx.profile.dir();
-    let taken = std::iter::once(ctx.profile.config_path())
-        .chain(store_files(&ctx.profile))
-        .any(|p| p.exists());
+    let taken = ctx.profile.profile_files().iter().any(|p| p.exists());
     if taken {
         return fail_hint(
             format!(

@@ -6,7 +6,7 @@
 
 use super::Ctx;
 use crate::cli::SyncArgs;
-use crate::error::{Exit, Failure};
+use crate::error::{Exit, Failure, failure_of, is_busy};
 use crate::output::plural;
 use crate::remote::{self, Answer, Remote, RemoteError};
 use crate::store::{PulledPage, Store, key};
@@ -97,8 +97,8 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
     let remote = Remote::new(&cfg.server, Some(token))?;
     store.prepare_for_sync()?;
     let mut sum = Summary::default();
-    push(ctx, &mut store, &remote, &mut sum)?;
-    let scope = pull(ctx, &mut store, &remote, &mut sum, a.verify)?;
+    push(ctx, &mut store, &remote, &mut sum).map_err(|e| held_up(ctx, e))?;
+    let scope = pull(ctx, &mut store, &remote, &mut sum, a.verify).map_err(|e| held_up(ctx, e))?;
     if a.verify {
         let mut report = VerifyReport::default();
         let diff = compare(&store, scope.as_deref())?;
@@ -153,6 +153,25 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
             .into());
     }
     Ok(())
+}
+
+/// A sync step that waited for another command's write past `--wait`
+/// says so as a sync: what it stored before is kept.
+fn held_up(ctx: &Ctx, e: anyhow::Error) -> anyhow::Error {
+    let busy = failure_of(&e).map_or_else(|| is_busy(&e), |f| f.exit == Exit::Busy);
+    if !busy {
+        return e;
+    }
+    Failure::exit(
+        Exit::Busy,
+        format!(
+            "the sync stopped: another fieldsync command kept this profile busy for more than {} s; what was synced so far is kept",
+            ctx.profile.wait().as_secs()
+        ),
+    )
+    .code("profile_busy")
+    .hint("run fieldsync sync again when the other command has finished; it carries on where this one stopped")
+    .into()
 }
 
 fn line(p: crate::output::Printer, s: &Summary) -> String {

@@ -7,7 +7,7 @@
 //! renamed: `FILE` is either what it was before or the whole backup.
 
 use super::{get_meta, is_busy, set_meta};
-use crate::config::{DB_FILE, Profile, create_private};
+use crate::config::{Profile, create_private};
 use crate::error::Failure;
 use anyhow::{Context, Result};
 use rusqlite::backup::{Backup, StepResult};
@@ -144,7 +144,7 @@ impl BackupFile {
 
     /// Copy the store into `profile`'s directory as its `fieldsync.db`,
     /// brought up to this version's schema. The directory must hold no
-    /// store yet (the caller checks it holds no profile).
+    /// profile yet ([`Profile::profile_files`]; the caller checks).
     pub fn restore_store(&self, profile: &Profile) -> Result<()> {
         profile.ensure_dir()?;
         let dest = profile.db_path();
@@ -156,11 +156,4 @@ impl BackupFile {
             Ok(())
         })
     }
-}
-
-/// Files of a profile's store that a restore must not overwrite.
-pub fn store_files(profile: &Profile) -> impl Iterator<Item = PathBuf> + '_ {
-    [DB_FILE.to_owned(), format!("{DB_FILE}-wal")]
-        .into_iter()
-        .map(|name| profile.dir().join(name))
 }

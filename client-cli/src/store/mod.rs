@@ -19,7 +19,7 @@ mod resolve;
 mod server;
 mod view;
 
-pub use backup::{BackupFile, store_files};
+pub use backup::BackupFile;
 pub use issues::{ConflictRow, ProblemRow};
 pub use outbox::Draft;
 pub use server::PulledPage;
