@@ -170,7 +170,7 @@ fn two_syncs_started_together_send_everything_exactly_once() {
 }
 
 #[test]
-fn a_sync_that_waits_too_long_for_another_says_so_with_exit_8() {
+fn a_sync_login_or_wipe_that_waits_too_long_for_a_running_sync_exits_8() {
     let server = TestServer::start().unwrap();
     let rep = rep_with_customer(&server, PW);
     let lock = std::fs::OpenOptions::new()
@@ -194,8 +194,26 @@ fn a_sync_that_waits_too_long_for_another_says_so_with_exit_8() {
         "{err}"
     );
     assert!(err.contains("hint:"), "{err}");
+    // Neither a login (which may re-stamp the outbox) nor a wipe runs
+    // under a sync.
+    let args = [
+        "--wait",
+        "1",
+        "login",
+        "--server",
+        &server.url(),
+        "--user",
+        "li.wei",
+        "--password-stdin",
+    ];
+    let out = rep.run_with_stdin(&args, Some(PW));
+    assert_eq!(code(&out), 8, "{}", stderr(&out));
+    let out = rep.run(&["--wait", "1", "logout", "--wipe", "--force"]);
+    assert_eq!(code(&out), 8, "{}", stderr(&out));
+    assert!(rep.home().join("fieldsync.db").exists());
     // Unchanged: the customer is still waiting to be sent.
     assert_eq!(pending(&rep), 1);
+    assert_eq!(rep.json(&["status"])["logged_in"], true);
     lock.unlock().unwrap();
     rep.ok(&["sync"]);
     assert_eq!(pending(&rep), 0);

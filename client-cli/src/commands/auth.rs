@@ -54,6 +54,9 @@ pub fn login(ctx: &Ctx, a: LoginArgs) -> Result<()> {
         device_name: device_name(),
         device_id: prev.as_ref().filter(|_| same_user).map(|p| p.device_id),
     };
+    // A login may register a new device and re-stamp the outbox for it:
+    // never under a running sync (and wait before registering anything).
+    let _no_sync = ctx.profile.lock_for_sync()?;
     let resp: LoginResponse = Remote::new(&server, None)?
         .post("/v1/auth/login", &req)
         .map_err(|e| remote::fail(e, &server, 0))?;

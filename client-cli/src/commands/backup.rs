@@ -97,6 +97,8 @@ pub fn restore(ctx: &Ctx, a: &RestoreArgs) -> Result<()> {
         ))
     })?;
     let home = ctx.profile.dir();
+    // One restore at a time, and no sync on a half-restored profile.
+    let _no_sync = ctx.profile.lock_for_sync()?;
     let taken = ctx.profile.profile_files().iter().any(|p| p.exists());
     if taken {
         return fail_hint(
@@ -110,8 +112,6 @@ pub fn restore(ctx: &Ctx, a: &RestoreArgs) -> Result<()> {
             ),
         );
     }
-    // No sync may start on a half-restored profile.
-    let _no_sync = ctx.profile.lock_for_sync()?;
     file.restore_store(&ctx.profile)?;
     ctx.profile.save(&cfg)?;
     let pending = file.pending()?;
