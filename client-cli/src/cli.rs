@@ -48,7 +48,7 @@ pub struct Cli {
         env = "FIELDSYNC_WAIT",
         hide_env_values = true,
         value_name = "SECONDS",
-        default_value_t = 60,
+        default_value_t = crate::config::DEFAULT_WAIT.as_secs(),
         value_parser = clap::value_parser!(u64).range(0..=86_400)
     )]
     pub wait: u64,
