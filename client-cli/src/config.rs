@@ -111,7 +111,7 @@ impl Profile {
             if waited >= self.wait {
                 return Err(Failure::exit(Exit::Busy, "a sync is already running on this profile")
                     .code("sync_running")
-                    .hint("it carries on by itself; run fieldsync sync again once it has finished to send what was saved meanwhile (--wait SECONDS waits longer)")
+                    .hint("it carries on by itself; run this command again once it has finished (--wait SECONDS waits longer)")
                     .into());
             }
             if !said && waited >= WAIT_NOTICE_AFTER {
