@@ -119,7 +119,9 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
         }
         sum.verify = Some(report);
     }
-    store.set_meta(key::LAST_SYNC, &format_ts(Utc::now()))?;
+    store
+        .set_meta(key::LAST_SYNC, &format_ts(Utc::now()))
+        .map_err(|e| held_up(ctx, e))?;
     store.finish_sync()?;
     sum.pending_ops = store.pending()?;
     sum.cursor = store.cursor()?;

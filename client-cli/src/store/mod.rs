@@ -177,17 +177,25 @@ impl Store {
     }
 
     /// Record a meta value on its own.
-    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        set_meta(&self.conn, key, value)
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
+        let tx = self.write_tx()?;
+        set_meta(&tx, key, value)?;
+        tx.commit()?;
+        Ok(())
     }
 
-    /// Take a remote clock reading into account.
-    pub fn observe_clock(&self, remote: &Hlc) -> Result<()> {
+    /// Take a remote clock reading into account: read, advance and save
+    /// the clock in one write transaction, so that a write committed by
+    /// another command meanwhile is never moved back.
+    pub fn observe_clock(&mut self, remote: &Hlc) -> Result<()> {
         let device = self
             .identity
             .map(|i| i.device)
             .ok_or_else(crate::error::Failure::not_logged_in)?;
-        observe(&self.conn, device, remote)
+        let tx = self.write_tx()?;
+        observe(&tx, device, remote)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// The device's clock right now (ticked and persisted), e.g. for a push.
