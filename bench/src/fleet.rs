@@ -57,6 +57,7 @@ impl Laptop {
             kind: OpKind::Create,
             fields,
             transition: None,
+            base: None,
         }
     }
 

@@ -73,6 +73,11 @@ pub static SERVER_SQLITE: &[Migration] = &[
         name: "dashboard_sessions",
         sql: include_str!("../server/sqlite/0006_dashboard_sessions.sql"),
     },
+    Migration {
+        version: 7,
+        name: "conflict_sides",
+        sql: include_str!("../server/sqlite/0007_conflict_sides.sql"),
+    },
 ];
 
 /// The server's PostgreSQL store (the same tables as [`SERVER_SQLITE`]).
@@ -106,5 +111,10 @@ pub static SERVER_POSTGRES: &[Migration] = &[
         version: 6,
         name: "dashboard_sessions",
         sql: include_str!("../server/postgres/0006_dashboard_sessions.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "conflict_sides",
+        sql: include_str!("../server/postgres/0007_conflict_sides.sql"),
     },
 ];

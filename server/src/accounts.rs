@@ -521,15 +521,17 @@ pub fn revoke(
     Ok(device_info(&d, &name))
 }
 
-/// `GET /v1/admin/problems?team=NAME`: admin and hq see all (or one team's);
-/// a supervisor sees their own team's only.
-pub fn problems(
+/// Whose problems or conflicts (`what`) a review of `team` lists for the
+/// actor: admin and hq see all (`None`) or one team's; a supervisor sees
+/// their own team's only; reps none.
+pub fn review_users(
     tx: &mut dyn ReadTx,
     actor: &Actor,
     team: Option<&str>,
-) -> Result<Vec<ProblemInfo>, ApiError> {
+    what: &str,
+) -> Result<Option<Vec<UserId>>, ApiError> {
     let team = team.map(|t| resolve_team(tx, t)).transpose()?;
-    let users: Option<Vec<UserId>> = match actor.user.role {
+    Ok(match actor.user.role {
         Role::Admin | Role::Hq => match &team {
             Some(t) => Some(tx.team_members(Some(t.id), None)?),
             None => None,
@@ -538,23 +540,37 @@ pub fn problems(
             if let Some(t) = &team
                 && actor.user.team_id != Some(t.id)
             {
-                return Err(ApiError::forbidden(
-                    "a supervisor sees the problems of their own team only",
-                ));
+                return Err(ApiError::forbidden(format!(
+                    "a supervisor sees the {what} of their own team only"
+                )));
             }
             Some(scope_filter(tx, &actor.user)?.users)
         }
         Role::Rep => {
-            return Err(ApiError::forbidden(
-                "reps cannot list problems; ask your supervisor",
-            ));
+            return Err(ApiError::forbidden(format!(
+                "reps cannot list {what}; ask your supervisor"
+            )));
         }
-    };
-    let names: HashMap<UserId, String> = tx
+    })
+}
+
+/// Every user's username, by id.
+pub fn usernames(tx: &mut dyn ReadTx) -> Result<HashMap<UserId, String>, ApiError> {
+    Ok(tx
         .users()?
         .into_iter()
         .map(|u| (u.id, u.username))
-        .collect();
+        .collect())
+}
+
+/// `GET /v1/admin/problems?team=NAME`: see [`review_users`].
+pub fn problems(
+    tx: &mut dyn ReadTx,
+    actor: &Actor,
+    team: Option<&str>,
+) -> Result<Vec<ProblemInfo>, ApiError> {
+    let users = review_users(tx, actor, team, "problems")?;
+    let names = usernames(tx)?;
     let mut out = Vec::new();
     for p in tx.problems(users.as_deref())? {
         let op = serde_json::from_str(&p.op)

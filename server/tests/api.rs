@@ -8,6 +8,8 @@ mod helpers;
 mod auth;
 #[path = "api/bad_input.rs"]
 mod bad_input;
+#[path = "api/conflicts.rs"]
+mod conflicts;
 #[path = "api/crash.rs"]
 mod crash;
 #[path = "api/forgery.rs"]

@@ -47,4 +47,4 @@ pub use error::{ErrorCode, ValidationError};
 pub use hlc::{Hlc, HlcClock};
 pub use id::{DeviceId, OpId, RecordId, TeamId, UserId};
 pub use merge::{FieldConflict, FieldState, RecordState};
-pub use op::{Fields, Op, OpKind, StateChange};
+pub use op::{Bases, Fields, Op, OpKind, StateChange};

@@ -7,6 +7,18 @@
 //! the same state on every replica. (Admission — whether an op is allowed at
 //! all, e.g. a stale transition — is decided before merging, by the server;
 //! see [`crate::validate`].)
+//!
+//! Conflicts. Whichever write wins, the merge reports a value that lost to
+//! a write that had not seen it: an op carries, per field, the clock of the
+//! value its device had when the user edited ([`crate::op::Bases`]). When
+//! the op wins and its base is the current clock, the edit was sequential
+//! and nothing is reported; when its base is older (or absent: the device
+//! never saw the field), the displaced value is reported in
+//! [`Applied::displaced`]. When the op loses, its value is reported in
+//! [`Applied::conflicts`]: delivered in device order through one hub (the
+//! server), the current value cannot have been written by someone who saw
+//! the arriving one. Ops without base clocks (older clients) report only
+//! their own losses, as before base clocks.
 
 use crate::hlc::Hlc;
 use crate::id::{RecordId, UserId};
@@ -77,6 +89,29 @@ pub struct Applied {
     pub changed: bool,
     /// Fields on which the op lost to an existing value that differs.
     pub conflicts: Vec<FieldConflict>,
+    /// Fields on which the op won over a value that differs and that its
+    /// device had not seen (the displaced value is the losing side), or
+    /// overwrote a later value of a first-writer-wins field.
+    pub displaced: Vec<FieldConflict>,
+}
+
+/// What the writer of an op had seen of one field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    /// The op carries no base clocks (an older client).
+    Unknown,
+    /// The clock of the value the device had (`None`: it had none).
+    Base(Option<Hlc>),
+}
+
+impl Seen {
+    /// Whether a write with this base had seen the value written at `hlc`.
+    fn saw(self, hlc: Hlc) -> bool {
+        match self {
+            Seen::Unknown => true,
+            Seen::Base(b) => b == Some(hlc),
+        }
+    }
 }
 
 impl RecordState {
@@ -128,6 +163,11 @@ impl RecordState {
             coll.and_then(|c| c.field(name))
                 .map_or(Policy::Lww, |f| f.policy)
         };
+        let seen = |name: &str| {
+            op.base
+                .as_ref()
+                .map_or(Seen::Unknown, |b| Seen::Base(b.get(name).copied()))
+        };
         let mut out = Applied::default();
         match op.kind {
             OpKind::Create => {
@@ -139,7 +179,13 @@ impl RecordState {
                     && !op.fields.contains_key(field.name)
                 {
                     let initial = Value::String(machine.initial.to_owned());
-                    self.write(field.name, &initial, op.hlc, field.policy, &mut out);
+                    let w = Write {
+                        value: &initial,
+                        hlc: op.hlc,
+                        seen: Seen::Base(None),
+                        policy: field.policy,
+                    };
+                    self.write(field.name, &w, &mut out);
                 }
             }
             OpKind::Archive => {
@@ -152,68 +198,93 @@ impl RecordState {
             OpKind::Transition => {
                 if let Some(t) = &op.transition {
                     let to = Value::String(t.to.clone());
-                    self.write(&t.field, &to, op.hlc, policy_of(&t.field), &mut out);
+                    let w = Write {
+                        value: &to,
+                        hlc: op.hlc,
+                        seen: seen(&t.field),
+                        policy: policy_of(&t.field),
+                    };
+                    self.write(&t.field, &w, &mut out);
                 }
             }
         }
         for (name, value) in &op.fields {
-            self.write(name, value, op.hlc, policy_of(name), &mut out);
+            let w = Write {
+                value,
+                hlc: op.hlc,
+                seen: match op.kind {
+                    // A create writes fields nobody can have seen.
+                    OpKind::Create => Seen::Base(None),
+                    _ => seen(name),
+                },
+                policy: policy_of(name),
+            };
+            self.write(name, &w, &mut out);
         }
         out
     }
 
-    fn write(&mut self, name: &str, value: &Value, hlc: Hlc, policy: Policy, out: &mut Applied) {
+    fn write(&mut self, name: &str, w: &Write<'_>, out: &mut Applied) {
         let Some(cur) = self.fields.get_mut(name) else {
             self.fields.insert(
                 name.to_owned(),
                 FieldState {
-                    value: value.clone(),
-                    hlc,
+                    value: w.value.clone(),
+                    hlc: w.hlc,
                 },
             );
             out.changed = true;
             return;
         };
-        if cur.hlc == hlc && cur.value == *value {
+        if cur.hlc == w.hlc && cur.value == *w.value {
             return; // duplicate delivery
         }
-        let incoming_wins = match hlc.cmp(&cur.hlc) {
+        let incoming_wins = match w.hlc.cmp(&cur.hlc) {
             // Equal clocks with different values cannot come from correct
             // devices; break the tie on the value so replicas still agree.
-            Ordering::Equal => tie_break(value, &cur.value),
-            Ordering::Less => policy.first_writer_wins(),
-            Ordering::Greater => !policy.first_writer_wins(),
+            Ordering::Equal => tie_break(w.value, &cur.value),
+            Ordering::Less => w.policy.first_writer_wins(),
+            Ordering::Greater => !w.policy.first_writer_wins(),
         };
         if incoming_wins {
             let old = std::mem::replace(
                 cur,
                 FieldState {
-                    value: value.clone(),
-                    hlc,
+                    value: w.value.clone(),
+                    hlc: w.hlc,
                 },
             );
             out.changed = true;
-            // A first-writer-wins field overwritten by an earlier write: the
-            // displaced value is the loser.
-            if policy.first_writer_wins() && old.value != *value {
-                out.conflicts.push(FieldConflict {
+            // The displaced value lost: to an earlier write of a
+            // first-writer-wins field, or to a write that had not seen it.
+            let unseen = w.policy.first_writer_wins() || !w.seen.saw(old.hlc);
+            if unseen && old.value != *w.value {
+                out.displaced.push(FieldConflict {
                     field: name.to_owned(),
                     losing_value: old.value,
-                    winning_value: value.clone(),
+                    winning_value: w.value.clone(),
                     losing_hlc: old.hlc,
-                    winning_hlc: hlc,
+                    winning_hlc: w.hlc,
                 });
             }
-        } else if cur.value != *value {
+        } else if cur.value != *w.value {
             out.conflicts.push(FieldConflict {
                 field: name.to_owned(),
-                losing_value: value.clone(),
+                losing_value: w.value.clone(),
                 winning_value: cur.value.clone(),
-                losing_hlc: hlc,
+                losing_hlc: w.hlc,
                 winning_hlc: cur.hlc,
             });
         }
     }
+}
+
+/// One field write of an op.
+struct Write<'a> {
+    value: &'a Value,
+    hlc: Hlc,
+    seen: Seen,
+    policy: Policy,
 }
 
 /// Deterministic order of two values for equal clocks: by their JSON text.
@@ -250,6 +321,7 @@ mod tests {
             kind,
             fields: serde_json::from_value(fields).unwrap(),
             transition: None,
+            base: None,
         }
     }
 
@@ -285,7 +357,60 @@ mod tests {
         s.apply(&a);
         let r = s.apply(&b);
         assert_eq!(s.get_str("outcome"), Some("earlier"));
-        assert_eq!(r.conflicts[0].losing_value, json!("first"));
+        assert!(r.conflicts.is_empty(), "the arriving op won");
+        assert_eq!(r.displaced[0].losing_value, json!("first"));
+    }
+
+    fn based(mut op: Op, field: &str, base: Option<Hlc>) -> Op {
+        let mut b = crate::op::Bases::new();
+        if let Some(h) = base {
+            b.insert(field.to_owned(), h);
+        }
+        op.base = Some(b);
+        op
+    }
+
+    #[test]
+    fn a_write_that_saw_the_current_value_is_sequential_and_one_that_did_not_displaces_it() {
+        let mut s = RecordState::new(RecordId(Uuid::from_u128(1)), "customers");
+        s.apply(&op(OpKind::Patch, 5, 1, json!({"phone": "1111"})));
+        let first = s.fields["phone"].hlc;
+        // Device 2 saw 1111 and changed it: sequential.
+        let seq = s.apply(&based(
+            op(OpKind::Patch, 6, 2, json!({"phone": "2222"})),
+            "phone",
+            Some(first),
+        ));
+        assert!(seq.changed && seq.conflicts.is_empty() && seq.displaced.is_empty());
+        // Device 3 never saw the field: it wins by clock, 2222 is displaced.
+        let blind = s.apply(&based(
+            op(OpKind::Patch, 9, 3, json!({"phone": "3333"})),
+            "phone",
+            None,
+        ));
+        assert_eq!(s.get_str("phone"), Some("3333"));
+        assert!(blind.conflicts.is_empty());
+        assert_eq!(blind.displaced.len(), 1);
+        assert_eq!(blind.displaced[0].losing_value, json!("2222"));
+        assert_eq!(blind.displaced[0].winning_value, json!("3333"));
+        // Device 4 saw 1111 only (an older value): 3333 is displaced too.
+        let stale = s.apply(&based(
+            op(OpKind::Patch, 12, 4, json!({"phone": "4444"})),
+            "phone",
+            Some(first),
+        ));
+        assert_eq!(stale.displaced[0].losing_value, json!("3333"));
+        // An older client (no base at all) reports only its own losses.
+        let old = s.apply(&op(OpKind::Patch, 20, 5, json!({"phone": "5555"})));
+        assert!(old.displaced.is_empty() && old.conflicts.is_empty());
+        // A losing op is reported whatever its base.
+        let late = s.apply(&based(
+            op(OpKind::Patch, 15, 6, json!({"phone": "6666"})),
+            "phone",
+            None,
+        ));
+        assert_eq!(late.conflicts[0].losing_value, json!("6666"));
+        assert!(late.displaced.is_empty());
     }
 
     #[test]

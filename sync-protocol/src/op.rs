@@ -9,6 +9,12 @@ use std::collections::BTreeMap;
 /// optional `lww` field).
 pub type Fields = BTreeMap<String, serde_json::Value>;
 
+/// Base clocks of an op: field name → the clock of the value the device
+/// had for that field when the user made the edit. A field the device had
+/// never seen is left out, so `{}` means "saw none of them"; an op without
+/// `base` at all comes from a client that predates base clocks.
+pub type Bases = BTreeMap<String, Hlc>;
+
 /// What an op does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -77,4 +83,9 @@ pub struct Op {
     /// The state change (transition ops only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transition: Option<StateChange>,
+    /// Base clocks of the fields it writes (patch and transition ops of
+    /// clients that offer them; see [`Bases`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub base: Option<Bases>,
 }

@@ -211,6 +211,7 @@ pub fn validate_op(op: &Op, author: Author) -> Result<&'static Collection, Valid
             ));
         }
     }
+    validate_base(op)?;
     match op.kind {
         OpKind::Create => validate_create(op, coll, author)?,
         OpKind::Patch => {
@@ -236,6 +237,43 @@ pub fn validate_op(op: &Op, author: Author) -> Result<&'static Collection, Valid
         }
     }
     Ok(coll)
+}
+
+/// Base clocks (see [`crate::op::Bases`]) only on patches and transitions,
+/// only for fields the op writes, and each older than the op itself (a
+/// device's clock is past every value it has seen).
+fn validate_base(op: &Op) -> Result<(), ValidationError> {
+    let Some(base) = &op.base else {
+        return Ok(());
+    };
+    if matches!(op.kind, OpKind::Create | OpKind::Archive) && !base.is_empty() {
+        return Err(ValidationError::new(
+            E::InvalidOp,
+            format!(
+                "a {} op carries no base clocks: it overwrites no value",
+                op.kind.as_str()
+            ),
+        ));
+    }
+    for (name, hlc) in base {
+        let written = op.fields.contains_key(name)
+            || op.transition.as_ref().is_some_and(|t| t.field == *name);
+        if !written {
+            return Err(ValidationError::field(
+                E::InvalidOp,
+                name,
+                format!("base clock for {name:?}, a field the op does not write"),
+            ));
+        }
+        if *hlc >= op.hlc {
+            return Err(ValidationError::field(
+                E::InvalidOp,
+                name,
+                format!("the base clock of {name:?} is not older than the op's own clock"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_create(

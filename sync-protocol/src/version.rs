@@ -21,6 +21,7 @@ pub const CAPABILITIES: &[&str] = &[
     "gzip",
     "zstd",
     "clock-check",
+    "base-clocks",
 ];
 
 /// What `GET /v1/info` answers.

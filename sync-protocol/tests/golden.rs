@@ -24,6 +24,24 @@ fn push_request_v1_is_stable() {
     let kinds: Vec<OpKind> = req.ops.iter().map(|o| o.kind).collect();
     assert_eq!(kinds, [OpKind::Create, OpKind::Transition, OpKind::Archive]);
     assert_eq!(req.ops[1].transition.as_ref().unwrap().to, "resolved");
+    assert!(
+        req.ops.iter().all(|o| o.base.is_none()),
+        "ops of clients before base clocks carry none"
+    );
+}
+
+#[test]
+fn push_request_with_base_clocks_is_stable() {
+    let req: PushRequest = check(include_str!("fixtures/push_request.base.json"));
+    let patch = &req.ops[0];
+    let base = patch.base.as_ref().expect("base clocks");
+    // The address was never seen by the device: it has no base clock.
+    assert_eq!(base.keys().collect::<Vec<_>>(), ["phone"]);
+    assert_eq!(base["phone"].millis, 0x0193_a1b2_c3d4);
+    for op in &req.ops {
+        sync_protocol::validate::validate_op(op, sync_protocol::validate::Author::Device)
+            .expect("a valid op");
+    }
 }
 
 #[test]

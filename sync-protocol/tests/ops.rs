@@ -21,6 +21,7 @@ fn op(collection: &str, kind: OpKind, fields: Value) -> Op {
         kind,
         fields: serde_json::from_value(fields).unwrap(),
         transition: None,
+        base: None,
     }
 }
 
@@ -141,4 +142,40 @@ fn bad_values_in_a_create_carry_the_field() {
         code(&op("sales", OpKind::Create, sale)),
         ErrorCode::InvalidMoney
     );
+}
+
+#[test]
+fn base_clocks_name_written_fields_and_are_older_than_the_op() {
+    let clock = |millis| Hlc {
+        millis,
+        counter: 0,
+        node: DeviceId(Uuid::from_u128(9)),
+    };
+    let mut patch = op("customers", OpKind::Patch, json!({"phone": "021-1111"}));
+    patch.hlc = clock(10);
+    patch.base = Some([("phone".to_owned(), clock(5))].into());
+    assert!(validate_op(&patch, Author::Device).is_ok());
+    patch.base = Some([].into());
+    assert!(validate_op(&patch, Author::Device).is_ok(), "saw none");
+
+    let mut other = patch.clone();
+    other.base = Some([("name".to_owned(), clock(5))].into());
+    let e = validate_op(&other, Author::Device).unwrap_err();
+    assert_eq!(
+        (e.code, e.field.as_deref()),
+        (ErrorCode::InvalidOp, Some("name"))
+    );
+
+    let mut future = patch.clone();
+    future.base = Some([("phone".to_owned(), clock(10))].into());
+    assert_eq!(code(&future), ErrorCode::InvalidOp, "not older than the op");
+
+    let mut create = op(
+        "customers",
+        OpKind::Create,
+        json!({"name": "Acme", "created_at": "2026-11-28T09:00:00.000Z"}),
+    );
+    create.hlc = clock(10);
+    create.base = Some([("name".to_owned(), clock(5))].into());
+    assert_eq!(code(&create), ErrorCode::InvalidOp);
 }

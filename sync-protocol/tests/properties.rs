@@ -41,8 +41,13 @@ fn arb_op(index: u16) -> impl Strategy<Value = Op> {
         0u8..5,
         fields,
         prop::sample::select(vec!["open", "in_progress", "resolved", "closed"]),
+        prop::option::of(prop::collection::btree_map(
+            prop::sample::select(vec!["name", "phone", "segment", "status"]),
+            (0u64..20, 0u16..30),
+            0..3,
+        )),
     )
-        .prop_map(move |(node, millis, rec, kind, fields, to)| {
+        .prop_map(move |(node, millis, rec, kind, fields, to, base)| {
             let feedback = rec == 2;
             let kind = match kind {
                 0 => OpKind::Create,
@@ -85,6 +90,19 @@ fn arb_op(index: u16) -> impl Strategy<Value = Op> {
                 kind,
                 fields,
                 transition,
+                // Base clocks never change the merged state, whatever they say.
+                base: base.map(|b| {
+                    b.into_iter()
+                        .map(|(f, (millis, counter))| {
+                            let hlc = Hlc {
+                                millis,
+                                counter,
+                                node: device(node),
+                            };
+                            (f.to_owned(), hlc)
+                        })
+                        .collect()
+                }),
             }
         })
 }
@@ -330,12 +348,14 @@ fn arb_wire_op() -> impl Strategy<Value = Op> {
         arb_op(0),
         arb_hlc(),
         prop::collection::btree_map("[a-z_]{1,10}", arb_json(), 0..4),
+        prop::option::of(prop::collection::btree_map("[a-z_]{1,10}", arb_hlc(), 0..3)),
     )
-        .prop_map(|(mut op, hlc, fields)| {
+        .prop_map(|(mut op, hlc, fields, base)| {
             op.hlc = hlc;
             if op.kind != OpKind::Archive {
                 op.fields = fields;
             }
+            op.base = base;
             op
         })
 }

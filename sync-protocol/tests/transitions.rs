@@ -71,6 +71,7 @@ fn transition_op(coll: &str, field: &str, from: &str, to: &str, requires: &[&str
             from: from.into(),
             to: to.into(),
         }),
+        base: None,
     }
 }
 

@@ -43,6 +43,7 @@ fn tamper(laptop: &Device, collection: &str, record: &str, fields: Value) {
         kind: OpKind::Patch,
         fields: serde_json::from_value(fields).expect("fields"),
         transition: None,
+        base: None,
     };
     db.execute(
         "INSERT INTO outbox (device_seq, op_id, collection, record_id, op, written_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

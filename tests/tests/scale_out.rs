@@ -81,6 +81,7 @@ impl Wire {
             kind: OpKind::Create,
             fields,
             transition: None,
+            base: None,
         };
         (id, op)
     }

@@ -421,6 +421,7 @@ fn check_draft(device: DeviceId, id: RecordId, fields: &Fields) -> Result<()> {
         kind: OpKind::Create,
         fields: fields.clone(),
         transition: None,
+        base: None,
     };
     validate_op(&op, Author::Device).map_err(|e| Failure::invalid(&e))?;
     Ok(())

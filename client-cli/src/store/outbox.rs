@@ -13,7 +13,7 @@ use sync_protocol::time::format_ts;
 use sync_protocol::validate::{Author, check_admission, validate_op};
 use sync_protocol::version::SCHEMA_VERSION;
 use sync_protocol::{
-    DeviceId, Fields, Op, OpId, OpKind, RecordId, RecordState, StateChange, TeamId, UserId,
+    Bases, DeviceId, Fields, Op, OpId, OpKind, RecordId, RecordState, StateChange, TeamId, UserId,
 };
 
 /// An op before it gets its id, sequence number and clock.
@@ -101,6 +101,28 @@ fn current_state(conn: &Connection, id: &RecordId) -> Result<Option<RecordState>
     Ok(s.map(|s| serde_json::from_str(&s)).transpose()?)
 }
 
+/// The base clocks of a patch or transition: for each field it writes,
+/// the clock of the value this laptop shows now (left out where it shows
+/// none). Creates and archives overwrite no value and carry none.
+fn base_clocks(d: &Draft, current: Option<&RecordState>) -> Option<Bases> {
+    if !matches!(d.kind, OpKind::Patch | OpKind::Transition) {
+        return None;
+    }
+    let written = d
+        .fields
+        .keys()
+        .map(String::as_str)
+        .chain(d.transition.as_ref().map(|t| t.field.as_str()));
+    Some(
+        written
+            .filter_map(|name| {
+                let hlc = current?.fields.get(name)?.hlc;
+                Some((name.to_owned(), hlc))
+            })
+            .collect(),
+    )
+}
+
 fn uuid_in(v: Option<&Value>) -> Option<uuid::Uuid> {
     v.and_then(Value::as_str)
         .and_then(|s| uuid::Uuid::try_parse(s).ok())
@@ -184,6 +206,11 @@ impl Store {
         for d in drafts {
             seq += 1;
             let now = Utc::now();
+            let current = current_state(&tx, &d.record_id)?;
+            let base = base_clocks(&d, current.as_ref());
+            for hlc in base.iter().flat_map(|b| b.values()) {
+                clock.observe(hlc);
+            }
             let op = Op {
                 op_id: OpId::new_v7(now),
                 device_id: ident.device,
@@ -195,9 +222,9 @@ impl Store {
                 kind: d.kind,
                 fields: d.fields,
                 transition: d.transition,
+                base,
             };
             let coll = validate_op(&op, Author::Device).map_err(|e| Failure::invalid(&e))?;
-            let current = current_state(&tx, &op.record_id)?;
             let rel = relation(&tx, ident, coll, &op, current.as_ref())?;
             check_admission(&op, coll, current.as_ref(), ident.role, rel)
                 .map_err(|e| Failure::invalid(&e))?;

@@ -117,6 +117,7 @@ impl Laptop {
             kind,
             fields: fields.into_iter().collect(),
             transition: None,
+            base: None,
         });
     }
 

@@ -5,12 +5,12 @@ use crate::auth::{self, Actor};
 use crate::error::{ApiError, blocking};
 use crate::state::AppState;
 use crate::store;
-use crate::sync::assign;
+use crate::sync::{assign, conflicts};
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use sync_protocol::wire::{
-    AssignCustomerRequest, AssignCustomerResponse, CreateTeamRequest, CreateUserRequest,
-    DeviceInfo, ProblemInfo, ResetPasswordRequest, TeamInfo, UserInfo,
+    AssignCustomerRequest, AssignCustomerResponse, ConflictInfo, CreateTeamRequest,
+    CreateUserRequest, DeviceInfo, ProblemInfo, ResetPasswordRequest, TeamInfo, UserInfo,
 };
 use sync_protocol::{DeviceId, RecordId};
 
@@ -209,6 +209,27 @@ pub async fn assign_customer(
 pub struct ProblemsQuery {
     /// Only this team's problems.
     pub team: Option<String>,
+}
+
+/// Open conflicts for review: values that lost to a write that had not
+/// seen them.
+#[utoipa::path(get, path = "/v1/admin/conflicts", tag = "admin", security(("bearer" = [])), params(ProblemsQuery),
+    responses((status = 200, body = [ConflictInfo]), (status = 403, body = sync_protocol::wire::ApiError)))]
+pub async fn list_conflicts(
+    actor: Actor,
+    state: web::Data<AppState>,
+    q: web::Query<ProblemsQuery>,
+) -> ApiResult<Vec<ConflictInfo>> {
+    let st = state.into_inner();
+    let q = q.into_inner();
+    Ok(web::Json(
+        blocking(move || {
+            store::read(st.store.as_ref(), |tx| {
+                conflicts::review(tx, &actor, q.team.as_deref())
+            })
+        })
+        .await?,
+    ))
 }
 
 /// Rejected ops kept for review.

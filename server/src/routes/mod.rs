@@ -51,6 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::post().to(admin::assign_customer),
                 )
                 .route("/admin/problems", web::get().to(admin::list_problems))
+                .route("/admin/conflicts", web::get().to(admin::list_conflicts))
                 .route(
                     "/reports/gps-rules/{team}",
                     web::get().to(reports::get_gps_rules),

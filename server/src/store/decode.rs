@@ -5,12 +5,12 @@
 //! between the stores.
 
 use super::{
-    CheckIn, ConflictRow, DeviceRow, OpRow, ProblemRow, RecordRow, RecordScope, StoreError,
+    CheckIn, ConflictRow, DeviceRow, OpRow, ProblemRow, RecordRow, RecordScope, Side, StoreError,
     TeamRow, UserRow,
 };
 use sync_protocol::geo::LatLon;
 use sync_protocol::schema::Role;
-use sync_protocol::{DeviceId, RecordId, UserId};
+use sync_protocol::{DeviceId, UserId};
 
 /// The columns of one row, by position.
 pub trait Cols {
@@ -198,12 +198,12 @@ pub fn problem_row(r: &impl Cols) -> Result<ProblemRow, StoreError> {
 }
 
 /// The columns [`conflict_row`] reads.
-pub const CONFLICT_COLS: &str = "collection, op_id, user_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at";
+pub const CONFLICT_COLS: &str = "collection, op_id, user_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at, \
+     loser_user_id, loser_device_id, winner_user_id, winner_device_id, resolved_at, resolution, id, record_id";
 
-/// A conflict stored for `record`, from the [`CONFLICT_COLS`].
-pub fn conflict_row(r: &impl Cols, record: RecordId) -> Result<ConflictRow, StoreError> {
+/// A stored conflict, from the [`CONFLICT_COLS`].
+pub fn conflict_row(r: &impl Cols) -> Result<ConflictRow, StoreError> {
     Ok(ConflictRow {
-        record_id: record,
         collection: r.string(0)?,
         op_id: r.parsed(1, "op id")?,
         user_id: r.parsed(2, "user id")?,
@@ -213,6 +213,18 @@ pub fn conflict_row(r: &impl Cols, record: RecordId) -> Result<ConflictRow, Stor
         losing_hlc: r.string(6)?,
         winning_hlc: r.string(7)?,
         created_at: r.string(8)?,
+        loser: Side {
+            user: r.opt_parsed(9, "user id")?,
+            device: r.opt_parsed(10, "device id")?,
+        },
+        winner: Side {
+            user: r.opt_parsed(11, "user id")?,
+            device: r.opt_parsed(12, "device id")?,
+        },
+        resolved_at: r.opt_string(13)?,
+        resolution: r.opt_string(14)?,
+        id: r.i64(15)?,
+        record_id: r.parsed(16, "record id")?,
     })
 }
 

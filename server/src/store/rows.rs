@@ -175,9 +175,32 @@ pub struct ProblemRow {
     pub created_at: String,
 }
 
+/// Which open conflicts to list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConflictFilter<'a> {
+    /// Every one.
+    All,
+    /// Those where one of these users lost or won.
+    Involving(&'a [UserId]),
+    /// Those where this user's value lost.
+    LostBy(UserId),
+}
+
+/// One side of a conflict: who wrote the value (unknown where the server
+/// wrote it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Side {
+    /// The user.
+    pub user: Option<UserId>,
+    /// Their device.
+    pub device: Option<sync_protocol::DeviceId>,
+}
+
 /// A stored conflict.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConflictRow {
+    /// Number, assigned by the store (ignored when adding one).
+    pub id: i64,
     /// The record.
     pub record_id: RecordId,
     /// Its collection.
@@ -198,6 +221,14 @@ pub struct ConflictRow {
     pub winning_hlc: String,
     /// RFC 3339.
     pub created_at: String,
+    /// Whose value lost.
+    pub loser: Side,
+    /// Whose value won.
+    pub winner: Side,
+    /// RFC 3339, once settled.
+    pub resolved_at: Option<String>,
+    /// How it was settled (`mine`, `theirs`).
+    pub resolution: Option<String>,
 }
 
 /// A rep's GPS check-in.

@@ -7,8 +7,8 @@
 use super::StoreError;
 use super::facts;
 use super::rows::{
-    ChangeRow, CheckIn, ConflictRow, DeviceRow, OpRow, ProblemRow, RecordRow, ScopeFilter, TeamRow,
-    UserRow,
+    ChangeRow, CheckIn, ConflictFilter, ConflictRow, DeviceRow, OpRow, ProblemRow, RecordRow,
+    ScopeFilter, TeamRow, UserRow,
 };
 use sync_protocol::metrics::RecordFact;
 use sync_protocol::{DeviceId, RecordId, TeamId, UserId};
@@ -168,6 +168,12 @@ pub trait RecordRead {
     fn problems(&mut self, users: Option<&[UserId]>) -> Result<Vec<ProblemRow>, StoreError>;
     /// Conflicts stored for a record, oldest first.
     fn conflicts(&mut self, record: RecordId) -> Result<Vec<ConflictRow>, StoreError>;
+    /// Open (unsettled) conflicts, newest first, at most `limit`.
+    fn open_conflicts(
+        &mut self,
+        filter: ConflictFilter<'_>,
+        limit: u32,
+    ) -> Result<Vec<ConflictRow>, StoreError>;
     /// The user's latest check-in strictly before `before_ms`, other than `exclude`.
     fn previous_check_in(
         &mut self,

@@ -5,6 +5,7 @@
 //! every store.
 
 pub mod assign;
+pub mod conflicts;
 mod gps;
 pub mod pull;
 pub mod push;
@@ -141,6 +142,7 @@ pub fn server_write(
         kind,
         fields,
         transition: None,
+        base: None,
     };
     validate_op(&op, Author::Server).map_err(|e| {
         StoreError::Corrupt(format!("server write to {} rejected: {e}", op.collection))

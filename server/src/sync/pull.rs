@@ -189,6 +189,7 @@ mod tests {
             kind: OpKind::Create,
             fields,
             transition: None,
+            base: None,
         };
         let mut s = RecordState::new(id, "customers");
         s.apply(&op);

@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::metrics::Counts;
 use crate::scope::{covers_user, relation_to_team, relation_to_user, scope_filter};
 use crate::store::{
-    ConflictRow, OpRow, ProblemRow, RecordScope, ScopeFilter, StoreError, UserRow, WriteTx,
+    ConflictRow, OpRow, ProblemRow, RecordScope, ScopeFilter, Side, StoreError, UserRow, WriteTx,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ use sync_protocol::time::{format_ts, parse_ts};
 use sync_protocol::validate::{Author, check_admission, validate_op};
 use sync_protocol::wire::{ClockWarning, OpOutcome, Outcome, PushRequest, PushResponse};
 use sync_protocol::{
-    DeviceId, ErrorCode as E, Fields, Op, OpKind, RecordId, TeamId, UserId, ValidationError,
+    DeviceId, ErrorCode as E, Fields, Hlc, Op, OpKind, RecordId, TeamId, UserId, ValidationError,
 };
 
 /// The answer and what happened.
@@ -500,6 +500,15 @@ struct Pusher<'a> {
     scope: &'a ScopeFilter,
 }
 
+/// Who wrote the value stamped `hlc`: the device its clock names, and that
+/// device's user (both unknown for a value the server stamped).
+fn writer(tx: &mut dyn WriteTx, hlc: Hlc) -> Result<Side, StoreError> {
+    Ok(tx.device(hlc.node)?.map_or_else(Side::default, |d| Side {
+        user: Some(d.user_id),
+        device: Some(d.id),
+    }))
+}
+
 fn admit_and_apply(
     tx: &mut dyn WriteTx,
     who: &Pusher<'_>,
@@ -564,9 +573,18 @@ fn admit_and_apply(
     if created && state.created_by.is_none() {
         state.created_by = Some(actor.id);
     }
+    let me = Side {
+        user: Some(actor.id),
+        device: Some(who.device),
+    };
     let at = format_ts(now);
-    for c in &applied.conflicts {
+    // The op lost (`conflicts`) or displaced an unseen value (`displaced`).
+    let sides = applied.conflicts.iter().map(|c| (c, true));
+    for (c, op_lost) in sides.chain(applied.displaced.iter().map(|c| (c, false))) {
+        let other = writer(tx, if op_lost { c.winning_hlc } else { c.losing_hlc })?;
+        let (loser, winner) = if op_lost { (me, other) } else { (other, me) };
         tx.add_conflict(&ConflictRow {
+            id: 0,
             record_id: state.id,
             collection: coll.name.to_owned(),
             op_id: op.op_id,
@@ -577,6 +595,10 @@ fn admit_and_apply(
             losing_hlc: c.losing_hlc.to_string(),
             winning_hlc: c.winning_hlc.to_string(),
             created_at: at.clone(),
+            loser,
+            winner,
+            resolved_at: None,
+            resolution: None,
         })?;
     }
     // Server-computed fields.

@@ -295,6 +295,7 @@ impl Device {
             kind,
             fields: fields_of(fields),
             transition: None,
+            base: None,
         }
     }
 

@@ -692,6 +692,7 @@ mod tests {
                 kind: OpKind::Create,
                 fields: fields.into_iter().collect(),
                 transition: None,
+                base: None,
             });
         }
         let values = customer.values();

@@ -8,7 +8,7 @@ pub use account::*;
 
 use crate::error::{ErrorCode, ValidationError};
 use crate::hlc::Hlc;
-use crate::id::{OpId, RecordId};
+use crate::id::{DeviceId, OpId, RecordId, UserId};
 use crate::merge::{FieldConflict, RecordState};
 use crate::op::Op;
 use serde::{Deserialize, Serialize};
@@ -309,6 +309,54 @@ impl<R> Change<R> {
             Change::Upsert { seq, .. } | Change::Evict { seq, .. } => *seq,
         }
     }
+}
+
+/// One side of a conflict: who wrote the value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ConflictSide {
+    /// The user (absent where the server itself wrote the value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// Their username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Their device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<DeviceId>,
+}
+
+/// A value that lost, on one field of one record, to a write that had not
+/// seen it (or to an earlier write of a first-writer-wins field).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ConflictInfo {
+    /// Conflict number on the server.
+    pub id: i64,
+    /// The record's collection.
+    pub collection: String,
+    /// The record.
+    pub record_id: RecordId,
+    /// The field.
+    pub field: String,
+    /// The value that lost.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub losing_value: serde_json::Value,
+    /// The value kept.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub winning_value: serde_json::Value,
+    /// Clock of the losing write.
+    pub losing_hlc: Hlc,
+    /// Clock of the winning write.
+    pub winning_hlc: Hlc,
+    /// Whose value lost.
+    pub loser: ConflictSide,
+    /// Whose value won.
+    pub winner: ConflictSide,
+    /// When the server recorded it (RFC 3339).
+    pub created_at: String,
 }
 
 /// Count and checksum of one collection in the device's scope.

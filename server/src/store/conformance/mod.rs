@@ -63,6 +63,10 @@ pub const ALL: &[(&str, Test)] = &[
         push::problems_filter_by_user_newest_first,
     ),
     (
+        "open_conflicts_filter_by_side_newest_first",
+        push::open_conflicts_filter_by_side_newest_first,
+    ),
+    (
         "previous_check_in_is_the_latest_earlier_one",
         push::previous_check_in_is_the_latest_earlier_one,
     ),

@@ -2,7 +2,8 @@
 
 use super::{at, check_in, rec, seqs, user};
 use crate::store::{
-    CheckIn, OpRow, ProblemRow, RecordScope, ScopeFilter, Store, StoreError, read, write,
+    CheckIn, ConflictFilter, ConflictRow, OpRow, ProblemRow, RecordScope, ScopeFilter, Side, Store,
+    StoreError, read, write,
 };
 use sync_protocol::schema::Role;
 use sync_protocol::{DeviceId, OpId, RecordId, UserId};
@@ -77,6 +78,63 @@ pub(super) fn problems_filter_by_user_newest_first(s: &dyn Store) {
     );
     assert_eq!(read(s, |tx| tx.problems(None)).unwrap().len(), 3);
     assert!(read(s, |tx| tx.problems(Some(&[]))).unwrap().is_empty());
+}
+
+pub(super) fn open_conflicts_filter_by_side_newest_first(s: &dyn Store) {
+    let (a, b, c) = (
+        UserId::new_v7(at(1)),
+        UserId::new_v7(at(2)),
+        UserId::new_v7(at(3)),
+    );
+    let laptop = DeviceId::new_v7(at(4));
+    let side = |u: Option<UserId>| Side {
+        user: u,
+        device: u.map(|_| laptop),
+    };
+    let conflict = |loser: UserId, winner: Option<UserId>, settled: bool| ConflictRow {
+        id: 0,
+        record_id: RecordId::new_v7(at(5)),
+        collection: "customers".into(),
+        op_id: OpId::new_v7(at(6)),
+        user_id: loser,
+        field: "phone".into(),
+        losing_value: "\"021-1111\"".into(),
+        winning_value: "\"021-2222\"".into(),
+        losing_hlc: "h1".into(),
+        winning_hlc: "h2".into(),
+        created_at: "2027-01-01T00:00:00.000Z".into(),
+        loser: side(Some(loser)),
+        winner: side(winner),
+        resolved_at: settled.then(|| "2027-01-02T00:00:00.000Z".into()),
+        resolution: settled.then(|| "theirs".into()),
+    };
+    write(s, |tx| -> Result<(), StoreError> {
+        tx.add_conflict(&conflict(a, Some(b), false))?;
+        tx.add_conflict(&conflict(b, None, false))?;
+        tx.add_conflict(&conflict(c, Some(a), false))?;
+        tx.add_conflict(&conflict(a, Some(c), true))
+    })
+    .unwrap();
+    let (only_a, nobody) = ([a], []);
+    let losers = |f| -> Vec<Option<UserId>> {
+        read(s, |tx| tx.open_conflicts(f, 10))
+            .unwrap()
+            .iter()
+            .map(|c| c.loser.user)
+            .collect()
+    };
+    assert_eq!(losers(ConflictFilter::All), [Some(c), Some(b), Some(a)]);
+    assert_eq!(
+        losers(ConflictFilter::Involving(&only_a)),
+        [Some(c), Some(a)]
+    );
+    assert_eq!(losers(ConflictFilter::LostBy(b)), [Some(b)]);
+    assert!(losers(ConflictFilter::Involving(&nobody)).is_empty());
+    let all = read(s, |tx| tx.open_conflicts(ConflictFilter::All, 2)).unwrap();
+    assert_eq!(all.len(), 2, "at most the limit");
+    assert!(all[0].id > all[1].id);
+    assert_eq!(all[1].winner, side(None));
+    assert_eq!(all[0].winner, side(Some(a)));
 }
 
 pub(super) fn previous_check_in_is_the_latest_earlier_one(s: &dyn Store) {

@@ -40,6 +40,7 @@ pub(super) fn state(
             kind,
             fields,
             transition: None,
+            base: None,
         });
     }
     st

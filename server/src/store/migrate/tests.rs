@@ -108,6 +108,7 @@ fn fill(s: &dyn Store) -> (UserId, DeviceId, RecordId) {
             })?;
         }
         tx.add_conflict(&ConflictRow {
+            id: 0,
             record_id: cust,
             collection: "customers".into(),
             op_id: OpId::new_v7(at(6)),
@@ -118,6 +119,13 @@ fn fill(s: &dyn Store) -> (UserId, DeviceId, RecordId) {
             losing_hlc: "h1".into(),
             winning_hlc: "h2".into(),
             created_at: "2027-01-01T00:00:00.000Z".into(),
+            loser: crate::store::Side {
+                user: Some(rep.id),
+                device: None,
+            },
+            winner: crate::store::Side::default(),
+            resolved_at: Some("2027-01-02T00:00:00.000Z".into()),
+            resolution: Some("theirs".into()),
         })?;
         tx.put_check_in(&CheckIn {
             visit_id: RecordId::new_v7(at(7)),

@@ -8,8 +8,8 @@ use crate::store::decode::Cols;
 use crate::store::decode::{CONFLICT_COLS, PROBLEM_COLS, conflict_row, op_row, problem_row};
 use crate::store::decode::{check_in_row, parse, parse_opt, record_row};
 use crate::store::{
-    ChangeRow, CheckIn, ConflictRow, OpRow, ProblemRow, ReadTx, RecordRead, RecordRow, ScopeFilter,
-    StoreError,
+    ChangeRow, CheckIn, ConflictFilter, ConflictRow, OpRow, ProblemRow, ReadTx, RecordRead,
+    RecordRow, ScopeFilter, StoreError,
 };
 use std::collections::HashMap;
 use sync_protocol::{DeviceId, RecordId, UserId};
@@ -239,8 +239,36 @@ impl RecordRead for Tx<'_> {
             &[&record.to_string()],
         )?
         .iter()
-        .map(|r| conflict_row(r, record))
+        .map(conflict_row)
         .collect()
+    }
+
+    fn open_conflicts(
+        &mut self,
+        filter: ConflictFilter<'_>,
+        limit: u32,
+    ) -> Result<Vec<ConflictRow>, StoreError> {
+        self.flush()?;
+        let open = format!("SELECT {CONFLICT_COLS} FROM conflicts WHERE resolved_at IS NULL");
+        let limit = i64::from(limit);
+        let rows = match filter {
+            ConflictFilter::All => {
+                self.query(&format!("{open} ORDER BY id DESC LIMIT $1"), &[&limit])?
+            }
+            ConflictFilter::Involving([]) => return Ok(vec![]),
+            ConflictFilter::Involving(users) => self.query(
+                &format!(
+                    "{open} AND (loser_user_id = ANY($1) OR winner_user_id = ANY($1)) \
+                     ORDER BY id DESC LIMIT $2"
+                ),
+                &[&ids(users), &limit],
+            )?,
+            ConflictFilter::LostBy(user) => self.query(
+                &format!("{open} AND loser_user_id = $1 ORDER BY id DESC LIMIT $2"),
+                &[&user.to_string(), &limit],
+            )?,
+        };
+        rows.iter().map(conflict_row).collect()
     }
 
     fn previous_check_in(

@@ -8,8 +8,8 @@ use crate::store::decode::{
     record_row,
 };
 use crate::store::{
-    ChangeRow, CheckIn, ConflictRow, OpRow, ProblemRow, ReadTx, RecordRead, RecordRow, ScopeFilter,
-    StoreError,
+    ChangeRow, CheckIn, ConflictFilter, ConflictRow, OpRow, ProblemRow, ReadTx, RecordRead,
+    RecordRow, ScopeFilter, StoreError,
 };
 use rusqlite::OptionalExtension;
 use rusqlite::{params, params_from_iter};
@@ -243,8 +243,37 @@ impl RecordRead for Tx<'_> {
         self.c.decode_all(
             &format!("SELECT {CONFLICT_COLS} FROM conflicts WHERE record_id = ?1 ORDER BY id"),
             [record.to_string()],
-            |r| conflict_row(r, record),
+            |r| conflict_row(r),
         )
+    }
+
+    fn open_conflicts(
+        &mut self,
+        filter: ConflictFilter<'_>,
+        limit: u32,
+    ) -> Result<Vec<ConflictRow>, StoreError> {
+        let mut sql = format!("SELECT {CONFLICT_COLS} FROM conflicts WHERE resolved_at IS NULL");
+        let mut args: Vec<String> = Vec::new();
+        match filter {
+            ConflictFilter::All => {}
+            ConflictFilter::Involving([]) => return Ok(vec![]),
+            ConflictFilter::Involving(users) => {
+                let p = placeholders(users.len());
+                let _ = write!(
+                    sql,
+                    " AND (loser_user_id IN ({p}) OR winner_user_id IN ({p}))"
+                );
+                args.extend(users.iter().map(ToString::to_string));
+                args.extend(users.iter().map(ToString::to_string));
+            }
+            ConflictFilter::LostBy(user) => {
+                sql.push_str(" AND loser_user_id = ?");
+                args.push(user.to_string());
+            }
+        }
+        let _ = write!(sql, " ORDER BY id DESC LIMIT {limit}");
+        self.c
+            .decode_all(&sql, params_from_iter(args), |r| conflict_row(r))
     }
 
     fn previous_check_in(

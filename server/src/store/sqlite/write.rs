@@ -98,8 +98,9 @@ impl RecordWrite for Tx<'_> {
 
     fn add_conflict(&mut self, c: &ConflictRow) -> Result<(), StoreError> {
         self.c.exec(
-            "INSERT INTO conflicts (record_id, collection, op_id, user_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO conflicts (record_id, collection, op_id, user_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at, \
+             loser_user_id, loser_device_id, winner_user_id, winner_device_id, resolved_at, resolution) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
                 c.record_id.to_string(),
                 c.collection,
@@ -110,7 +111,13 @@ impl RecordWrite for Tx<'_> {
                 c.winning_value,
                 c.losing_hlc,
                 c.winning_hlc,
-                c.created_at
+                c.created_at,
+                c.loser.user.map(|u| u.to_string()),
+                c.loser.device.map(|d| d.to_string()),
+                c.winner.user.map(|u| u.to_string()),
+                c.winner.device.map(|d| d.to_string()),
+                c.resolved_at,
+                c.resolution
             ],
         )?;
         Ok(())
