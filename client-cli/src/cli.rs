@@ -528,6 +528,16 @@ pub enum AdminCmd {
         #[arg(long)]
         team: Option<String>,
     },
+    /// Open conflicts in which a member lost or won: values that lost to
+    /// a write that had not seen them.
+    #[command(
+        after_help = "Examples:\n  fieldsync admin conflicts\n  fieldsync admin conflicts --team north --json"
+    )]
+    Conflicts {
+        /// Only this team.
+        #[arg(long)]
+        team: Option<String>,
+    },
 }
 
 /// `admin team ...`

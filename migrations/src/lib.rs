@@ -39,6 +39,11 @@ pub static CLIENT: &[Migration] = &[
         name: "customer_history_index",
         sql: include_str!("../client/0004_customer_history_index.sql"),
     },
+    Migration {
+        version: 5,
+        name: "conflict_feed",
+        sql: include_str!("../client/0005_conflict_feed.sql"),
+    },
 ];
 
 /// The server's SQLite store.

@@ -22,6 +22,7 @@ pub const CAPABILITIES: &[&str] = &[
     "zstd",
     "clock-check",
     "base-clocks",
+    "conflict-feed",
 ];
 
 /// What `GET /v1/info` answers.

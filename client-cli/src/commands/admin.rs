@@ -10,8 +10,8 @@ use anyhow::Result;
 use sync_protocol::RecordId;
 use sync_protocol::schema::Role;
 use sync_protocol::wire::{
-    AssignCustomerRequest, AssignCustomerResponse, CreateTeamRequest, CreateUserRequest,
-    DeviceInfo, ProblemInfo, ResetPasswordRequest, TeamInfo, UserInfo,
+    AssignCustomerRequest, AssignCustomerResponse, ConflictInfo, ConflictSide, CreateTeamRequest,
+    CreateUserRequest, DeviceInfo, ProblemInfo, ResetPasswordRequest, TeamInfo, UserInfo,
 };
 
 fn role(r: RoleArg) -> Role {
@@ -246,6 +246,42 @@ pub fn run(ctx: &Ctx, cmd: AdminCmd) -> Result<()> {
                 })
                 .collect();
             p.table(&["#", "REPORTED", "USER", "CHANGE", "CODE", "WHY"], &table)
+        }
+        AdminCmd::Conflicts { team } => {
+            let rows: Vec<ConflictInfo> = match &team {
+                Some(t) => remote.get_query("/v1/admin/conflicts", &[("team", t)]),
+                None => remote.get("/v1/admin/conflicts"),
+            }
+            .map_err(fail)?;
+            if p.json {
+                return p.json(&rows);
+            }
+            if rows.is_empty() {
+                p.say("No open conflicts.");
+                return Ok(());
+            }
+            let who = |s: &ConflictSide| s.username.clone().unwrap_or_else(|| "server".into());
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.id.to_string(),
+                        local_time(&c.created_at),
+                        format!("{} {}", c.collection, &c.record_id.to_string()[..8]),
+                        c.field.clone(),
+                        clip(&c.losing_value.to_string(), 24),
+                        who(&c.loser),
+                        clip(&c.winning_value.to_string(), 24),
+                        who(&c.winner),
+                    ]
+                })
+                .collect();
+            p.table(
+                &[
+                    "#", "REPORTED", "RECORD", "FIELD", "LOST", "BY", "KEPT", "BY",
+                ],
+                &table,
+            )
         }
     }
 }

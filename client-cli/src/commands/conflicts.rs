@@ -40,6 +40,16 @@ fn label(store: &Store, c: &ConflictRow) -> String {
     }
 }
 
+/// How a resolution reads.
+fn resolution(r: &str) -> String {
+    match r {
+        "mine" => "kept yours".into(),
+        "theirs" => "kept theirs".into(),
+        "elsewhere" => "on another device".into(),
+        other => other.to_owned(),
+    }
+}
+
 /// Run a conflicts command.
 pub fn run(ctx: &Ctx, cmd: ConflictsCmd) -> Result<()> {
     match cmd {
@@ -62,12 +72,21 @@ pub fn run(ctx: &Ctx, cmd: ConflictsCmd) -> Result<()> {
                         c.field.clone(),
                         clip(&c.mine.to_string(), 30),
                         clip(&c.theirs.to_string(), 30),
-                        c.resolution.clone().unwrap_or_default(),
+                        c.winner.clone().unwrap_or_default(),
+                        c.resolution.as_deref().map(resolution).unwrap_or_default(),
                     ]
                 })
                 .collect();
             ctx.printer.table(
-                &["#", "RECORD", "FIELD", "YOURS (LOST)", "KEPT", "RESOLVED"],
+                &[
+                    "#",
+                    "RECORD",
+                    "FIELD",
+                    "YOURS (LOST)",
+                    "KEPT",
+                    "BY",
+                    "RESOLVED",
+                ],
                 &table,
             )?;
             ctx.printer
@@ -86,12 +105,18 @@ pub fn run(ctx: &Ctx, cmd: ConflictsCmd) -> Result<()> {
                 ("field", c.field.clone()),
                 ("yours (lost)", c.mine.to_string()),
                 ("kept", c.theirs.to_string()),
+                (
+                    "kept value by",
+                    c.winner.clone().unwrap_or_else(|| "-".into()),
+                ),
                 ("your clock", c.mine_hlc.clone()),
                 ("winner's clock", c.theirs_hlc.clone()),
                 ("reported", local_time(&c.created_at)),
                 (
                     "resolved",
-                    c.resolution.clone().unwrap_or_else(|| "no".into()),
+                    c.resolution
+                        .as_deref()
+                        .map_or_else(|| "no".into(), resolution),
                 ),
             ])
         }
@@ -101,7 +126,7 @@ pub fn run(ctx: &Ctx, cmd: ConflictsCmd) -> Result<()> {
             if c.resolved_at.is_some() {
                 return fail(format!(
                     "conflict #{id} is already resolved ({})",
-                    c.resolution.unwrap_or_default()
+                    c.resolution.as_deref().map(resolution).unwrap_or_default()
                 ));
             }
             let mark = |conn: &rusqlite::Connection| -> Result<()> {

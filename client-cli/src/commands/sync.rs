@@ -1,4 +1,5 @@
-//! `fieldsync sync [--verify]`: push the outbox, then pull until caught up.
+//! `fieldsync sync [--verify]`: push the outbox, pull until caught up, then
+//! exchange conflicts (settled here → the server; the user's open ones ← it).
 //!
 //! Interrupting it at any point is safe: an op leaves the outbox only in
 //! the transaction that records its outcome, and each pulled page commits
@@ -12,13 +13,15 @@ use crate::remote::{self, Answer, Remote, RemoteError};
 use crate::store::{PulledPage, Store, key};
 use anyhow::Result;
 use chrono::Utc;
+use reqwest::StatusCode;
 use serde::Serialize;
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::sync::mpsc::SyncSender;
 use sync_protocol::time::format_ts;
 use sync_protocol::wire::{
-    ClockWarning, PULL_CURSOR_HEADER, PULL_MORE_HEADER, PullRequest, PushRequest, PushResponse,
-    ScopeSummary,
+    ClockWarning, ConflictsRequest, ConflictsResponse, MAX_OPEN_CONFLICTS, MAX_SETTLEMENTS,
+    PULL_CURSOR_HEADER, PULL_MORE_HEADER, PullRequest, PushRequest, PushResponse, ScopeSummary,
 };
 
 /// Most ops in one push (the server's limit): fewer round trips and
@@ -57,8 +60,11 @@ pub struct Summary {
     pub pulled: u64,
     /// Customers that left this device's scope.
     pub evicted: u64,
-    /// Conflict rows created.
+    /// Conflicts new to this device: its ops that lost, and its user's
+    /// values that others displaced without having seen them.
     pub new_conflicts: u64,
+    /// Open conflicts here that were settled on another of the user's devices.
+    pub settled_elsewhere: u64,
     /// Problems created.
     pub new_problems: u64,
     /// Ops still waiting.
@@ -119,6 +125,7 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
         }
         sum.verify = Some(report);
     }
+    exchange_conflicts(&mut store, &remote, &mut sum).map_err(|e| held_up(ctx, e))?;
     store
         .set_meta(key::LAST_SYNC, &format_ts(Utc::now()))
         .map_err(|e| held_up(ctx, e))?;
@@ -189,6 +196,17 @@ fn line(p: crate::output::Printer, s: &Summary) -> String {
         plural(s.new_conflicts, "new conflict", "new conflicts"),
         plural(s.new_problems, "new problem", "new problems")
     );
+    if s.settled_elsewhere > 0 {
+        let _ = write!(
+            out,
+            " {} on another of your devices.",
+            plural(
+                s.settled_elsewhere,
+                "conflict was settled",
+                "conflicts were settled"
+            )
+        );
+    }
     if let Some(v) = &s.verify {
         out.push_str(if v.matched {
             " Verified: matches the server."
@@ -210,6 +228,25 @@ fn human_ms(ms: i64) -> String {
     } else {
         format!("{} h", s / 3600)
     }
+}
+
+/// Tell the server which conflicts were settled here, and take the list of
+/// the user's open ones (from every device of theirs). A server without
+/// the `conflict-feed` capability answers 404: nothing to exchange.
+fn exchange_conflicts(store: &mut Store, remote: &Remote, sum: &mut Summary) -> Result<()> {
+    let settle = store.unsent_settlements(MAX_SETTLEMENTS)?;
+    let req = ConflictsRequest { settle };
+    let answer: ConflictsResponse =
+        match remote.retrying_busy(|r| r.post("/v1/sync/conflicts", &req)) {
+            Ok(a) => a,
+            Err(RemoteError::Api(status, _)) if status == StatusCode::NOT_FOUND => return Ok(()),
+            Err(e) => return Err(remote::fail(e, remote.base(), store.pending().unwrap_or(0))),
+        };
+    let complete = answer.open.len() < MAX_OPEN_CONFLICTS as usize;
+    let got = store.apply_conflict_feed(&req.settle, &answer.open, complete)?;
+    sum.new_conflicts += got.new;
+    sum.settled_elsewhere += got.settled_elsewhere;
+    Ok(())
 }
 
 fn push(ctx: &Ctx, store: &mut Store, remote: &Remote, sum: &mut Summary) -> Result<()> {

@@ -1,5 +1,5 @@
-//! Conflicts (fields on which our op lost) and problems (ops the server
-//! rejected), as sync reported them.
+//! Conflicts (values of ours that lost to a write that had not seen them)
+//! and problems (ops the server rejected), as sync reported them.
 
 use super::{Store, view};
 use anyhow::{Context, Result};
@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sync_protocol::merge::FieldConflict;
 use sync_protocol::time::format_ts;
+use sync_protocol::wire::{ConflictInfo, Keep, Settlement};
 use sync_protocol::{Op, RecordId};
 
 /// One stored conflict.
@@ -16,7 +17,8 @@ use sync_protocol::{Op, RecordId};
 pub struct ConflictRow {
     /// Local number.
     pub id: i64,
-    /// The op that lost.
+    /// The op that lost, when this laptop learnt of the conflict from its
+    /// outcome (empty when the server's conflict list told it).
     pub op_id: String,
     /// Collection.
     pub collection: String,
@@ -32,6 +34,8 @@ pub struct ConflictRow {
     pub mine_hlc: String,
     /// Clock of the winner.
     pub theirs_hlc: String,
+    /// Who wrote the kept value (username), when the server said.
+    pub winner: Option<String>,
     /// When sync reported it.
     pub created_at: String,
     /// When it was resolved.
@@ -65,10 +69,13 @@ pub struct ProblemRow {
     pub resolution: Option<String>,
 }
 
-pub(crate) fn insert_conflict(conn: &Connection, op: &Op, c: &FieldConflict) -> Result<()> {
-    conn.execute(
+/// Store a conflict our op lost (from its push outcome); `false` when this
+/// laptop already holds it.
+pub(crate) fn insert_conflict(conn: &Connection, op: &Op, c: &FieldConflict) -> Result<bool> {
+    let n = conn.execute(
         "INSERT INTO conflicts (op_id, collection, record_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+         WHERE NOT EXISTS (SELECT 1 FROM conflicts WHERE record_id = ?3 AND field = ?4 AND losing_hlc = ?7)",
         params![
             op.op_id.to_string(),
             op.collection,
@@ -81,7 +88,17 @@ pub(crate) fn insert_conflict(conn: &Connection, op: &Op, c: &FieldConflict) -> 
             format_ts(Utc::now())
         ],
     )?;
-    Ok(())
+    Ok(n > 0)
+}
+
+/// What one exchange of conflicts with the server changed here.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FeedApplied {
+    /// Conflicts new to this laptop.
+    pub new: u64,
+    /// Open ones here that the server no longer lists (settled on another
+    /// of the user's devices).
+    pub settled_elsewhere: u64,
 }
 
 pub(crate) fn insert_problem(
@@ -98,7 +115,7 @@ pub(crate) fn insert_problem(
     Ok(())
 }
 
-const CONFLICT_COLS: &str = "id, op_id, collection, record_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at, resolved_at, resolution";
+const CONFLICT_COLS: &str = "id, op_id, collection, record_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at, resolved_at, resolution, winner";
 const PROBLEM_COLS: &str =
     "id, collection, record_id, op, code, message, field, created_at, resolved_at, resolution";
 
@@ -117,6 +134,7 @@ fn conflict_row(r: &Row<'_>) -> rusqlite::Result<ConflictRow> {
         created_at: r.get(9)?,
         resolved_at: r.get(10)?,
         resolution: r.get(11)?,
+        winner: r.get(12)?,
     })
 }
 
@@ -234,6 +252,120 @@ impl Store {
         view::refresh(&tx, &record.to_string())?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Conflicts settled here that the server has not been told of yet
+    /// (at most `limit`, oldest first).
+    pub fn unsent_settlements(&self, limit: usize) -> Result<Vec<Settlement>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT record_id, field, losing_hlc, resolution FROM conflicts
+             WHERE resolved_at IS NOT NULL AND settle_sent_at IS NULL AND resolution IN ('mine', 'theirs')
+             ORDER BY id LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (record, field, losing, resolution) = row?;
+            let (Ok(record_id), Ok(losing_hlc)) = (record.parse(), losing.parse()) else {
+                continue; // not a conflict the server can name
+            };
+            let keep = if resolution == "mine" {
+                Keep::Mine
+            } else {
+                Keep::Theirs
+            };
+            out.push(Settlement {
+                record_id,
+                field,
+                losing_hlc,
+                keep,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Take the server's answer to an exchange, in one transaction: the
+    /// settlements `sent` are delivered; every listed open conflict is
+    /// held here (new ones added, the winner's name filled in); and, when
+    /// the list is `complete`, an open conflict here that the server no
+    /// longer lists was settled on another of the user's devices.
+    pub fn apply_conflict_feed(
+        &mut self,
+        sent: &[Settlement],
+        open: &[ConflictInfo],
+        complete: bool,
+    ) -> Result<FeedApplied> {
+        let now = format_ts(Utc::now());
+        let tx = self.write_tx()?;
+        let mut out = FeedApplied::default();
+        for s in sent {
+            tx.execute(
+                "UPDATE conflicts SET settle_sent_at = ?4 WHERE record_id = ?1 AND field = ?2 AND losing_hlc = ?3 AND resolved_at IS NOT NULL",
+                params![s.record_id.to_string(), s.field, s.losing_hlc.to_string(), now],
+            )?;
+        }
+        let mut listed = std::collections::HashSet::new();
+        for c in open {
+            let key = (
+                c.record_id.to_string(),
+                c.field.clone(),
+                c.losing_hlc.to_string(),
+            );
+            let winner = c.winner.username.clone();
+            let held = tx.execute(
+                "UPDATE conflicts SET winner = coalesce(?4, winner) WHERE record_id = ?1 AND field = ?2 AND losing_hlc = ?3",
+                params![key.0, key.1, key.2, winner],
+            )?;
+            if held == 0 {
+                tx.execute(
+                    "INSERT INTO conflicts (op_id, collection, record_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at, winner)
+                     VALUES ('', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        c.collection,
+                        key.0,
+                        key.1,
+                        c.losing_value.to_string(),
+                        c.winning_value.to_string(),
+                        key.2,
+                        c.winning_hlc.to_string(),
+                        now,
+                        winner
+                    ],
+                )?;
+                out.new += 1;
+            }
+            listed.insert(key);
+        }
+        if complete {
+            let mut stmt = tx.prepare(
+                "SELECT id, record_id, field, losing_hlc FROM conflicts WHERE resolved_at IS NULL",
+            )?;
+            let gone: Vec<i64> = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, i64>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
+                })?
+                .filter_map(Result::ok)
+                .filter(|(_, key)| !listed.contains(key))
+                .map(|(id, _)| id)
+                .collect();
+            drop(stmt);
+            for id in gone {
+                tx.execute(
+                    "UPDATE conflicts SET resolved_at = ?2, resolution = 'elsewhere', settle_sent_at = ?2 WHERE id = ?1",
+                    params![id, now],
+                )?;
+                out.settled_elsewhere += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(out)
     }
 
     /// Unresolved conflict and problem counts.

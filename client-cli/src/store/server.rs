@@ -210,8 +210,9 @@ impl Store {
                     if let Outcome::Superseded { conflicts } = &o.outcome {
                         out.superseded += 1;
                         for c in conflicts {
-                            issues::insert_conflict(&tx, op, c)?;
-                            out.conflicts += 1;
+                            if issues::insert_conflict(&tx, op, c)? {
+                                out.conflicts += 1;
+                            }
                         }
                     } else {
                         out.applied += 1;

@@ -29,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/auth/whoami", web::get().to(auth::whoami))
                 .route("/sync/push", web::post().to(sync::push))
                 .route("/sync/pull", web::post().to(sync::pull))
+                .route("/sync/conflicts", web::post().to(sync::conflicts))
                 .route("/admin/teams", web::get().to(admin::list_teams))
                 .route("/admin/teams", web::post().to(admin::create_team))
                 .route("/admin/users", web::get().to(admin::list_users))

@@ -5,12 +5,13 @@ use crate::auth::{self, Actor, BearerHash};
 use crate::error::{ApiError, blocking};
 use crate::state::AppState;
 use crate::store;
-use crate::sync::{pull as pull_rules, push as push_rules};
+use crate::sync::{conflicts as conflict_rules, pull as pull_rules, push as push_rules};
 use actix_web::http::header::AcceptEncoding;
 use actix_web::{HttpResponse, web};
 use sync_protocol::ErrorCode;
 use sync_protocol::wire::{
-    MAX_PUSH_OPS, PULL_CURSOR_HEADER, PULL_MORE_HEADER, PullRequest, PushRequest, PushResponse,
+    ConflictsRequest, ConflictsResponse, MAX_PUSH_OPS, PULL_CURSOR_HEADER, PULL_MORE_HEADER,
+    PullRequest, PushRequest, PushResponse,
 };
 
 /// Push ops; one transaction per request.
@@ -48,6 +49,24 @@ pub async fn push(
     })
     .await?;
     Ok(body.respond(&[]))
+}
+
+/// Settle conflicts the caller lost, and list the open ones.
+#[utoipa::path(post, path = "/v1/sync/conflicts", tag = "sync", security(("bearer" = [])), request_body = ConflictsRequest,
+    responses((status = 200, body = ConflictsResponse), (status = 400, body = sync_protocol::wire::ApiError),
+              (status = 401, body = sync_protocol::wire::ApiError), (status = 413, body = sync_protocol::wire::ApiError)))]
+pub async fn conflicts(
+    actor: Actor,
+    state: web::Data<AppState>,
+    body: crate::body::Json<ConflictsRequest>,
+) -> Result<web::Json<ConflictsResponse>, ApiError> {
+    let req = body.into_inner();
+    let st = state.into_inner();
+    let answer = blocking(move || {
+        conflict_rules::exchange(st.store.as_ref(), &actor, &req, chrono::Utc::now())
+    })
+    .await?;
+    Ok(web::Json(answer))
 }
 
 /// Pull one page of changes (the body is written from the stored states

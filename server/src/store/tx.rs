@@ -11,6 +11,7 @@ use super::rows::{
     ScopeFilter, TeamRow, UserRow,
 };
 use sync_protocol::metrics::RecordFact;
+use sync_protocol::wire::Settlement;
 use sync_protocol::{DeviceId, RecordId, TeamId, UserId};
 
 /// Reads every store offers.
@@ -206,6 +207,14 @@ pub trait RecordWrite {
     fn add_problem(&mut self, problem: &ProblemRow) -> Result<i64, StoreError>;
     /// Store a conflict.
     fn add_conflict(&mut self, conflict: &ConflictRow) -> Result<(), StoreError>;
+    /// Settle the conflict `loser` lost that `settlement` names, at `at`
+    /// (kept as it was when already settled); whether there is one.
+    fn settle_conflict(
+        &mut self,
+        loser: UserId,
+        settlement: &Settlement,
+        at: &str,
+    ) -> Result<bool, StoreError>;
     /// Store a check-in.
     fn put_check_in(&mut self, check_in: &CheckIn) -> Result<(), StoreError>;
     /// A hint: [`RecordRead::record`] will be asked for these ids. A store whose

@@ -5,7 +5,9 @@ use crate::helpers::{Device, TestApp, customer_fields, error_of, json_of, spawn_
 use chrono::Utc;
 use serde_json::json;
 use sync_protocol::schema::Role;
-use sync_protocol::wire::ConflictInfo;
+use sync_protocol::wire::{
+    ConflictInfo, ConflictsRequest, ConflictsResponse, Keep, MAX_SETTLEMENTS, Settlement,
+};
 use sync_protocol::{Bases, Hlc, Op, OpKind, RecordId};
 
 /// A rep (ann) and her supervisor (sam), and ann's customer Acme, pulled by both.
@@ -134,4 +136,58 @@ fn bad_base_clocks_are_rejected_as_invalid_ops() {
         (out["code"].as_str(), out["field"].as_str()),
         (Some("invalid_op"), Some("name"))
     );
+}
+
+fn exchange(app: &TestApp, dev: &Device, settle: Vec<Settlement>) -> ConflictsResponse {
+    json_of(
+        app.post(
+            "/v1/sync/conflicts",
+            Some(&dev.token),
+            &ConflictsRequest { settle },
+        ),
+        200,
+    )
+}
+
+#[test]
+fn the_loser_is_told_and_only_the_loser_settles() {
+    let (app, mut ann, mut sam, id) = team();
+    // Ann's laptop syncs first: her op is applied, and then displaced.
+    let mine = phone(&mut ann, id, "021-1111", None, 1_000);
+    app.push_one(&mut ann, mine);
+    let theirs = phone(&mut sam, id, "021-2222", None, 2_000);
+    app.push_one(&mut sam, theirs);
+
+    let told = exchange(&app, &ann, vec![]);
+    assert_eq!(told.settled, 0);
+    assert_eq!(told.open.len(), 1, "{told:?}");
+    let c = &told.open[0];
+    assert_eq!(c.losing_value, json!("021-1111"));
+    assert_eq!(c.winner.username.as_deref(), Some("sam"));
+    assert!(exchange(&app, &sam, vec![]).open.is_empty(), "sam won");
+
+    let theirs = |keep| Settlement {
+        record_id: id,
+        field: "phone".into(),
+        losing_hlc: c.losing_hlc,
+        keep,
+    };
+    // Sam cannot settle ann's conflict; a settlement naming nothing is dropped.
+    assert_eq!(exchange(&app, &sam, vec![theirs(Keep::Theirs)]).settled, 0);
+    assert_eq!(review(&app, &sam).len(), 1);
+    let mut other = theirs(Keep::Theirs);
+    other.field = "address".into();
+    assert_eq!(exchange(&app, &ann, vec![other]).settled, 0);
+    // Ann settles it: gone from her list and from the review; a resend
+    // (a lost answer) counts it again and changes nothing.
+    let done = exchange(&app, &ann, vec![theirs(Keep::Theirs)]);
+    assert_eq!((done.settled, done.open.len()), (1, 0));
+    assert!(review(&app, &sam).is_empty());
+    assert_eq!(exchange(&app, &ann, vec![theirs(Keep::Mine)]).settled, 1);
+
+    let too_many = ConflictsRequest {
+        settle: vec![theirs(Keep::Theirs); MAX_SETTLEMENTS + 1],
+    };
+    let r = app.post("/v1/sync/conflicts", Some(&ann.token), &too_many);
+    assert_eq!(error_of(r), (413, "payload_too_large".into()));
 }

@@ -359,6 +359,73 @@ pub struct ConflictInfo {
     pub created_at: String,
 }
 
+/// Most settlements one [`ConflictsRequest`] carries (the request stays
+/// a small body).
+pub const MAX_SETTLEMENTS: usize = 200;
+/// Most open conflicts one [`ConflictsResponse`] (or review) lists.
+pub const MAX_OPEN_CONFLICTS: u32 = 1_000;
+
+/// Which side of a conflict its loser kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Keep {
+    /// Their own value (written again as a new, sequential edit).
+    Mine,
+    /// The value that won.
+    Theirs,
+}
+
+impl Keep {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Keep::Mine => "mine",
+            Keep::Theirs => "theirs",
+        }
+    }
+}
+
+/// A conflict its loser settled, named by what identifies it on every
+/// replica: the record, the field and the clock of the value that lost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Settlement {
+    /// The record.
+    pub record_id: RecordId,
+    /// The field.
+    pub field: String,
+    /// Clock of the value that lost.
+    pub losing_hlc: Hlc,
+    /// What the loser kept.
+    pub keep: Keep,
+}
+
+/// `POST /v1/sync/conflicts`: settle some conflicts, then list the open
+/// ones the caller's values lost.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ConflictsRequest {
+    /// Conflicts the caller settled (at most [`MAX_SETTLEMENTS`]).
+    #[serde(default)]
+    pub settle: Vec<Settlement>,
+}
+
+/// Answer to [`ConflictsRequest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ConflictsResponse {
+    /// How many of the settlements named a conflict the caller lost (now
+    /// settled, or settled before); the others named none and are dropped.
+    pub settled: u64,
+    /// The open conflicts the caller's values lost, newest first (at most
+    /// [`MAX_OPEN_CONFLICTS`]).
+    pub open: Vec<ConflictInfo>,
+}
+
 /// Count and checksum of one collection in the device's scope.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

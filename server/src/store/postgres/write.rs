@@ -7,6 +7,7 @@ use super::tx::unanswered;
 use crate::store::{
     CheckIn, ConflictRow, OpRow, ProblemRow, RecordRow, RecordWrite, StoreError, WriteTx,
 };
+use sync_protocol::wire::Settlement;
 use sync_protocol::{RecordId, UserId};
 
 impl WriteTx for Tx<'_> {
@@ -89,6 +90,27 @@ impl RecordWrite for Tx<'_> {
             ],
         )?;
         col(&r, 0)
+    }
+
+    fn settle_conflict(
+        &mut self,
+        loser: UserId,
+        s: &Settlement,
+        at: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self.exec(
+            "UPDATE conflicts SET resolved_at = coalesce(resolved_at, $1), resolution = coalesce(resolution, $2) \
+             WHERE record_id = $3 AND field = $4 AND losing_hlc = $5 AND loser_user_id = $6",
+            &[
+                &at,
+                &s.keep.as_str(),
+                &s.record_id.to_string(),
+                &s.field,
+                &s.losing_hlc.to_string(),
+                &loser.to_string(),
+            ],
+        )?;
+        Ok(n > 0)
     }
 
     fn add_conflict(&mut self, c: &ConflictRow) -> Result<(), StoreError> {

@@ -6,6 +6,7 @@ use crate::store::{
     CheckIn, ConflictRow, OpRow, ProblemRow, RecordRow, RecordWrite, StoreError, WriteTx,
 };
 use rusqlite::params;
+use sync_protocol::wire::Settlement;
 use sync_protocol::{RecordId, UserId};
 
 impl WriteTx for Tx<'_> {
@@ -94,6 +95,27 @@ impl RecordWrite for Tx<'_> {
             params![p.user_id.to_string(), p.device_id.to_string(), p.op, p.code, p.message, p.field, p.created_at],
         )?;
         Ok(self.c.last_insert_rowid())
+    }
+
+    fn settle_conflict(
+        &mut self,
+        loser: UserId,
+        s: &Settlement,
+        at: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self.c.exec(
+            "UPDATE conflicts SET resolved_at = coalesce(resolved_at, ?1), resolution = coalesce(resolution, ?2) \
+             WHERE record_id = ?3 AND field = ?4 AND losing_hlc = ?5 AND loser_user_id = ?6",
+            params![
+                at,
+                s.keep.as_str(),
+                s.record_id.to_string(),
+                s.field,
+                s.losing_hlc.to_string(),
+                loser.to_string()
+            ],
+        )?;
+        Ok(n > 0)
     }
 
     fn add_conflict(&mut self, c: &ConflictRow) -> Result<(), StoreError> {

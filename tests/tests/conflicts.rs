@@ -1,0 +1,172 @@
+//! End-to-end: concurrent edits of one field on two laptops, with the real
+//! binaries. The value that loses is a conflict on its author's laptop and
+//! in the supervisor's review, whichever laptop syncs first; a sequential
+//! edit is none; `resolve --keep mine` does not come back as a new one.
+//! Each test runs on both stores.
+
+use fieldsync_e2e::{ADMIN_PASSWORD, Device, StoreKind, TestServer, stderr};
+use serde_json::Value;
+
+const PW: &str = "correct horse battery";
+
+/// A supervisor and her rep, with the rep's customer Acme on both laptops.
+struct Team {
+    server: TestServer,
+    sup: Device,
+    rep: Device,
+}
+
+impl Team {
+    fn new(store: StoreKind) -> Self {
+        let server = TestServer::start_on(store).expect("server");
+        let admin = Device::new("admin").unwrap();
+        admin.login(&server.url(), "admin", ADMIN_PASSWORD);
+        admin.ok(&["admin", "team", "add", "north"]);
+        let sup = admin.add_user(
+            &server.url(),
+            "wang.sup",
+            "supervisor",
+            (Some("north"), None),
+            PW,
+        );
+        let rep = admin.add_user(
+            &server.url(),
+            "li.rep",
+            "rep",
+            (Some("north"), Some("wang.sup")),
+            PW,
+        );
+        rep.ok(&["customer", "add", "Acme", "--phone", "021-0000"]);
+        rep.ok(&["sync"]);
+        sup.ok(&["sync"]);
+        Self { server, sup, rep }
+    }
+}
+
+fn list(d: &Device, args: &[&str]) -> Vec<Value> {
+    d.json(args).as_array().cloned().unwrap_or_default()
+}
+
+fn phone(d: &Device) -> Value {
+    d.json(&["customer", "show", "Acme"])["customer"]["phone"].clone()
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(fieldsync_e2e::StoreKind::Sqlite);
+            }
+
+            #[test]
+            fn postgres() {
+                super::$name(fieldsync_e2e::StoreKind::Postgres);
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    the_losing_phone_is_a_conflict_on_its_laptop_whichever_syncs_first,
+    a_sequential_edit_is_no_conflict,
+);
+
+fn the_losing_phone_is_a_conflict_on_its_laptop_whichever_syncs_first(store: StoreKind) {
+    for rep_first in [true, false] {
+        let t = Team::new(store);
+        // Both offline; the supervisor's edit comes a little later.
+        t.rep
+            .ok(&["customer", "edit", "Acme", "--phone", "021-1111"]);
+        t.sup
+            .ok(&["customer", "edit", "Acme", "--phone", "021-2222"]);
+        if rep_first {
+            t.rep.ok(&["sync"]);
+            t.sup.ok(&["sync"]);
+            t.rep.ok(&["sync"]);
+        } else {
+            t.sup.ok(&["sync"]);
+            t.rep.ok(&["sync"]);
+        }
+        let why = format!("rep synced first: {rep_first}");
+        assert_eq!(phone(&t.rep), "021-2222", "{why}");
+        let mine = list(&t.rep, &["conflicts", "list"]);
+        assert_eq!(mine.len(), 1, "{why}: {mine:?}");
+        assert_eq!(mine[0]["field"], "phone");
+        assert_eq!(
+            (&mine[0]["mine"], &mine[0]["theirs"], &mine[0]["winner"]),
+            (
+                &Value::from("021-1111"),
+                &Value::from("021-2222"),
+                &Value::from("wang.sup")
+            ),
+            "{why}"
+        );
+        assert!(list(&t.sup, &["conflicts", "list"]).is_empty(), "{why}");
+        let review = list(&t.sup, &["admin", "conflicts"]);
+        assert_eq!(review.len(), 1, "{why}: {review:?}");
+        assert_eq!(review[0]["loser"]["username"], "li.rep");
+        assert_eq!(review[0]["winner"]["username"], "wang.sup");
+        let table = t.sup.ok(&["admin", "conflicts"]);
+        assert!(
+            table.contains("li.rep") && table.contains("021-1111"),
+            "{table}"
+        );
+
+        // The rep keeps hers: a sequential edit over the winner, so no new
+        // conflict anywhere, and the review is empty once she has synced.
+        let n = mine[0]["id"].to_string();
+        t.rep.ok(&["conflicts", "resolve", &n, "--keep", "mine"]);
+        t.rep.ok(&["sync"]);
+        t.sup.ok(&["sync"]);
+        assert_eq!(phone(&t.sup), "021-1111", "{why}");
+        assert!(list(&t.rep, &["conflicts", "list"]).is_empty(), "{why}");
+        assert!(list(&t.sup, &["conflicts", "list"]).is_empty(), "{why}");
+        assert!(list(&t.sup, &["admin", "conflicts"]).is_empty(), "{why}");
+        let all = list(&t.rep, &["conflicts", "list", "--all"]);
+        assert_eq!(all.len(), 1, "{why}: {all:?}");
+        assert_eq!(all[0]["resolution"], "mine");
+    }
+}
+
+fn a_sequential_edit_is_no_conflict(store: StoreKind) {
+    let t = Team::new(store);
+    t.rep
+        .ok(&["customer", "edit", "Acme", "--phone", "021-1111"]);
+    t.rep.ok(&["sync"]);
+    t.sup.ok(&["sync"]);
+    // The supervisor has seen the rep's phone and changes it.
+    t.sup
+        .ok(&["customer", "edit", "Acme", "--phone", "021-2222"]);
+    t.sup.ok(&["sync"]);
+    t.rep.ok(&["sync"]);
+    assert_eq!(phone(&t.rep), "021-2222");
+    assert!(list(&t.rep, &["conflicts", "list"]).is_empty());
+    assert!(list(&t.sup, &["admin", "conflicts"]).is_empty());
+    // Settling "theirs" on one laptop reaches the rep's other laptop.
+    t.rep
+        .ok(&["customer", "edit", "Acme", "--phone", "021-4444"]);
+    t.sup
+        .ok(&["customer", "edit", "Acme", "--phone", "021-3333"]);
+    let other = Device::new("li-tablet").unwrap();
+    other.login(&t.server.url(), "li.rep", PW);
+    t.rep.ok(&["sync"]);
+    t.sup.ok(&["sync"]);
+    other.ok(&["sync"]);
+    t.rep.ok(&["sync"]);
+    assert_eq!(list(&t.rep, &["conflicts", "list"]).len(), 1);
+    let on_other = list(&other, &["conflicts", "list"]);
+    assert_eq!(on_other.len(), 1, "{on_other:?}");
+    assert_eq!(on_other[0]["mine"], "021-4444");
+    let n = on_other[0]["id"].to_string();
+    other.ok(&["conflicts", "resolve", &n, "--keep", "theirs"]);
+    other.ok(&["sync"]);
+    assert!(list(&t.sup, &["admin", "conflicts"]).is_empty());
+    let out = t.rep.run(&["sync"]);
+    let said = stderr(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("settled on another"), "{said}");
+    let here = list(&t.rep, &["conflicts", "list", "--all"]);
+    assert_eq!(here.len(), 1, "{here:?}");
+    assert_eq!(here[0]["resolution"], "elsewhere");
+}
