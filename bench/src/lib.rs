@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod device;
+pub mod edits;
 pub mod fleet;
 pub mod limit;
 pub mod proc;
@@ -68,8 +69,10 @@ impl Sizes {
 pub enum Selection {
     /// Everything.
     All,
-    /// Push, bootstrap pull, incremental sync, CLI write and the limit.
+    /// Push, bootstrap pull, incremental sync, CLI write, edit push and the limit.
     Device,
+    /// Edit push only.
+    Edits,
     /// The fleet.
     Fleet,
     /// The fleet on PostgreSQL only.
@@ -100,6 +103,9 @@ pub fn run(
     let all = selection == Selection::All;
     if all || selection == Selection::Device {
         figures.extend(device::figures(bins, store, &sizes, &mut checks)?);
+    }
+    if all || selection == Selection::Device || selection == Selection::Edits {
+        figures.extend(edits::figures(bins, store, &sizes, &mut checks)?);
     }
     if all || selection == Selection::Device || selection == Selection::Limit {
         figures.push(limit_figure(&sizes)?);

@@ -57,8 +57,10 @@ struct Args {
 enum What {
     /// Every figure.
     All,
-    /// Push, bootstrap pull, incremental sync, CLI write, and the limit.
+    /// Push, bootstrap pull, incremental sync, CLI write, edit push, and the limit.
     Device,
+    /// Edit push only: sequential edits, edits without base clocks, conflicting edits.
+    Edits,
     /// The fleet of simulated laptops.
     Fleet,
     /// The fleet on PostgreSQL only (one and two server instances)
@@ -107,6 +109,7 @@ fn try_main() -> Result<ExitCode> {
     let selection = match args.what {
         What::All => Selection::All,
         What::Device => Selection::Device,
+        What::Edits => Selection::Edits,
         What::Fleet => Selection::Fleet,
         What::FleetPostgres => Selection::FleetPostgres,
         What::Limit => Selection::Limit,

@@ -528,6 +528,22 @@ fn admit_and_apply(
             ),
         ));
     }
+    // A clock names the device that wrote the value, and conflicts name
+    // their sides by it: it may name another device of the same user (ops
+    // written before a re-login keep their clocks), never someone else's.
+    if op.hlc.node != who.device
+        && tx
+            .device(op.hlc.node)?
+            .is_some_and(|d| d.user_id != actor.id)
+    {
+        return Err(reject(
+            E::WrongDevice,
+            format!(
+                "the op's clock names device {}, which is another user's",
+                op.hlc.node
+            ),
+        ));
+    }
     // Clock: a far-future op is kept but re-stamped with the server's clock.
     let restamped;
     let op = if server

@@ -191,3 +191,21 @@ fn the_loser_is_told_and_only_the_loser_settles() {
     let r = app.post("/v1/sync/conflicts", Some(&ann.token), &too_many);
     assert_eq!(error_of(r), (413, "payload_too_large".into()));
 }
+
+#[test]
+fn a_clock_naming_another_users_device_is_refused() {
+    let (app, mut ann, sam, id) = team();
+    let mut op = phone(&mut ann, id, "021-1111", None, 1_000);
+    op.hlc.node = sam.id;
+    let out = app.push_one(&mut ann, op);
+    assert_eq!(out["status"], "rejected", "{out}");
+    assert_eq!(out["code"], "wrong_device", "{out}");
+    // Another device of her own (ops written before a re-login) is fine.
+    let tablet = app.login("ann", "ann-password");
+    let mut op = phone(&mut ann, id, "021-1111", None, 1_000);
+    op.hlc.node = tablet.id;
+    assert_eq!(
+        crate::helpers::status(&app.push_one(&mut ann, op)),
+        "applied"
+    );
+}
