@@ -1135,3 +1135,52 @@ fn a_closed_stdout_ends_listing_quietly() {
         assert!(!err.contains("error"), "{args:?}: {err}");
     }
 }
+
+/// Each patch and transition carries the clock of the value this laptop
+/// showed for every field it writes (none for a field it never had);
+/// creates carry no base clocks.
+#[test]
+fn edits_carry_the_clocks_of_the_values_they_replace() {
+    let p = Profile::logged_in();
+    let c: Customer = p.json(&["customer", "add", "Acme", "--phone", "111"]);
+    p.ok(&["customer", "edit", "Acme", "--phone", "222"]);
+    p.ok(&[
+        "customer",
+        "edit",
+        "Acme",
+        "--phone",
+        "333",
+        "--address",
+        "1 Bund Road",
+    ]);
+    let f: Value = p.json(&[
+        "feedback",
+        "add",
+        "Acme",
+        "--kind",
+        "complaint",
+        "--text",
+        "late",
+    ]);
+    let feedback = f["id"].as_str().expect("feedback id").to_owned();
+    p.ok(&["feedback", "move", &feedback, "--to", "in_progress"]);
+    let db = rusqlite::Connection::open(p.path().join("fieldsync.db")).unwrap();
+    let ops: Vec<Value> = db
+        .prepare("SELECT op FROM outbox ORDER BY device_seq")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|t| serde_json::from_str(&t.unwrap()).unwrap())
+        .collect();
+    let [create, first, second, complaint, moved] = &ops[..] else {
+        panic!("five ops: {ops:?}");
+    };
+    assert_eq!(create["record_id"], c.id.as_str());
+    assert!(create.get("base").is_none(), "{create}");
+    assert_eq!(first["base"], serde_json::json!({"phone": create["hlc"]}));
+    // The address was never set here: no base clock for it.
+    assert_eq!(second["base"], serde_json::json!({"phone": first["hlc"]}));
+    assert!(complaint.get("base").is_none());
+    assert_eq!(moved["kind"], "transition");
+    assert_eq!(moved["base"]["status"], complaint["hlc"]);
+}
