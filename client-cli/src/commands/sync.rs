@@ -18,6 +18,7 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::mpsc::SyncSender;
+use sync_protocol::Op;
 use sync_protocol::time::format_ts;
 use sync_protocol::wire::{
     ClockWarning, ConflictsRequest, ConflictsResponse, MAX_OPEN_CONFLICTS, MAX_SETTLEMENTS,
@@ -103,7 +104,9 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
     let remote = Remote::new(&cfg.server, Some(token))?;
     store.prepare_for_sync()?;
     let mut sum = Summary::default();
-    push(ctx, &mut store, &remote, &mut sum).map_err(|e| held_up(ctx, e))?;
+    let offers = Offers::of(&remote)
+        .map_err(|e| remote::fail(e, remote.base(), store.pending().unwrap_or(0)))?;
+    push(ctx, &mut store, &remote, offers, &mut sum).map_err(|e| held_up(ctx, e))?;
     let scope = pull(ctx, &mut store, &remote, &mut sum, a.verify).map_err(|e| held_up(ctx, e))?;
     if a.verify {
         let mut report = VerifyReport::default();
@@ -125,7 +128,9 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
         }
         sum.verify = Some(report);
     }
-    exchange_conflicts(&mut store, &remote, &mut sum).map_err(|e| held_up(ctx, e))?;
+    if offers.conflict_feed {
+        exchange_conflicts(&mut store, &remote, &mut sum).map_err(|e| held_up(ctx, e))?;
+    }
     store
         .set_meta(key::LAST_SYNC, &format_ts(Utc::now()))
         .map_err(|e| held_up(ctx, e))?;
@@ -230,9 +235,48 @@ fn human_ms(ms: i64) -> String {
     }
 }
 
+/// What the server offers that this client's ops and steps depend on
+/// (`GET /v1/info`): an older server refuses ops with base clocks, and has
+/// no conflicts to exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Offers {
+    base_clocks: bool,
+    conflict_feed: bool,
+}
+
+impl Offers {
+    fn of(remote: &Remote) -> Result<Self, RemoteError> {
+        let info: serde_json::Value = remote.retrying_busy(|r| r.get("/v1/info"))?;
+        Ok(Self::from_info(&info))
+    }
+
+    fn from_info(info: &serde_json::Value) -> Self {
+        let has = |name: &str| {
+            info["capabilities"]
+                .as_array()
+                .is_some_and(|all| all.iter().any(|c| c == name))
+        };
+        Self {
+            base_clocks: has("base-clocks"),
+            conflict_feed: has("conflict-feed"),
+        }
+    }
+
+    /// Ops as this server takes them: without base clocks when it has none
+    /// (its merge then judges them as an older client's).
+    fn shape(self, mut ops: Vec<Op>) -> Vec<Op> {
+        if !self.base_clocks {
+            for op in &mut ops {
+                op.base = None;
+            }
+        }
+        ops
+    }
+}
+
 /// Tell the server which conflicts were settled here, and take the list of
-/// the user's open ones (from every device of theirs). A server without
-/// the `conflict-feed` capability answers 404: nothing to exchange.
+/// the user's open ones (from every device of theirs). A server that
+/// answers 404 has no such list after all: nothing to exchange.
 fn exchange_conflicts(store: &mut Store, remote: &Remote, sum: &mut Summary) -> Result<()> {
     let settle = store.unsent_settlements(MAX_SETTLEMENTS)?;
     let req = ConflictsRequest { settle };
@@ -249,7 +293,13 @@ fn exchange_conflicts(store: &mut Store, remote: &Remote, sum: &mut Summary) -> 
     Ok(())
 }
 
-fn push(ctx: &Ctx, store: &mut Store, remote: &Remote, sum: &mut Summary) -> Result<()> {
+fn push(
+    ctx: &Ctx,
+    store: &mut Store,
+    remote: &Remote,
+    offers: Offers,
+    sum: &mut Summary,
+) -> Result<()> {
     let total = store.pending()?;
     loop {
         let batch = store.outbox_batch(PUSH_MAX_OPS, PUSH_MAX_BYTES)?;
@@ -257,7 +307,10 @@ fn push(ctx: &Ctx, store: &mut Store, remote: &Remote, sum: &mut Summary) -> Res
             return Ok(());
         }
         let clock = store.clock_now()?;
-        let req = PushRequest { ops: batch, clock };
+        let req = PushRequest {
+            ops: offers.shape(batch),
+            clock,
+        };
         // A push is safe to send again: replayed ops answer their stored
         // outcomes.
         let resp: PushResponse = remote
@@ -466,6 +519,50 @@ fn compare(store: &Store, scope: Option<&[ScopeSummary]>) -> Result<Vec<String>>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+    use sync_protocol::{DeviceId, Hlc, OpId, OpKind, RecordId};
+
+    fn edit() -> Op {
+        let node = DeviceId(uuid::Uuid::from_u128(1));
+        let hlc = |millis| Hlc {
+            millis,
+            counter: 0,
+            node,
+        };
+        Op {
+            op_id: OpId(uuid::Uuid::from_u128(2)),
+            device_id: node,
+            device_seq: 1,
+            hlc: hlc(9),
+            schema_version: 1,
+            collection: "customers".into(),
+            record_id: RecordId(uuid::Uuid::from_u128(3)),
+            kind: OpKind::Patch,
+            fields: [("phone".to_owned(), json!("021-1111"))].into(),
+            transition: None,
+            base: Some([("phone".to_owned(), hlc(5))].into()),
+        }
+    }
+
+    #[test]
+    fn base_clocks_go_only_to_a_server_that_offers_them() {
+        let now =
+            Offers::from_info(&json!({"capabilities": ["gzip", "base-clocks", "conflict-feed"]}));
+        assert_eq!(
+            now,
+            Offers {
+                base_clocks: true,
+                conflict_feed: true
+            }
+        );
+        assert!(now.shape(vec![edit()])[0].base.is_some());
+        let older = Offers::from_info(&json!({"capabilities": ["gzip", "clock-check"]}));
+        assert!(!older.base_clocks && !older.conflict_feed);
+        let sent = older.shape(vec![edit()]);
+        assert!(sent[0].base.is_none());
+        assert!(!serde_json::to_string(&sent[0]).unwrap().contains("base"));
+        assert_eq!(Offers::from_info(&json!({})), older);
+    }
 
     const PAGE: &str = r#"{"changes":[],"cursor":7,"checkpoint":9,"more":true,"server_clock":"0192f1a2b3c4-0001-0192f1a2b3c47d1e8f2a3b4c5d6e7f80"}"#;
 
