@@ -347,11 +347,13 @@ impl Store {
             let mut stmt = tx.prepare(
                 "SELECT id, record_id, field, losing_hlc FROM conflicts WHERE resolved_at IS NULL",
             )?;
-            let gone: Vec<i64> = stmt
+            let open_here: Vec<(i64, (String, String, String))> = stmt
                 .query_map([], |r| {
                     Ok((r.get::<_, i64>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
                 })?
-                .filter_map(Result::ok)
+                .collect::<Result<_, _>>()?;
+            let gone: Vec<i64> = open_here
+                .into_iter()
                 .filter(|(_, key)| !listed.contains(key))
                 .map(|(id, _)| id)
                 .collect();
