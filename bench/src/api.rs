@@ -12,8 +12,8 @@ use std::time::Duration;
 use sync_protocol::schema::Role;
 use sync_protocol::version::{PROTOCOL_HEADER, PROTOCOL_VERSION, SCHEMA_HEADER, SCHEMA_VERSION};
 use sync_protocol::wire::{
-    CreateTeamRequest, CreateUserRequest, LoginRequest, LoginResponse, PullRequest, PullResponse,
-    PushRequest, PushResponse, TeamInfo, UserInfo,
+    CreateTeamRequest, CreateUserRequest, LoginRequest, LoginResponse, Outcome, PullRequest,
+    PullResponse, PushRequest, PushResponse, TeamInfo, UserInfo,
 };
 
 /// A client for one server, optionally with a device token.
@@ -177,6 +177,27 @@ impl Api {
                 .header("content-encoding", "gzip")
                 .body(gz),
         )
+    }
+
+    /// Push ops that must all be applied (a benchmark's own data): the
+    /// answer, or an error naming the first op that was not.
+    pub fn push_applied(&self, req: &PushRequest) -> Result<PushResponse> {
+        let resp = self.push(req)?;
+        let applied = resp
+            .outcomes
+            .iter()
+            .filter(|o| matches!(o.outcome, Outcome::Applied))
+            .count();
+        if applied != req.ops.len() {
+            bail!(
+                "{applied} of {} ops applied: {:?}",
+                req.ops.len(),
+                resp.outcomes
+                    .iter()
+                    .find(|o| !matches!(o.outcome, Outcome::Applied))
+            );
+        }
+        Ok(resp)
     }
 
     /// Pull one page.

@@ -9,7 +9,7 @@ use crate::Sizes;
 use crate::api::Api;
 use crate::proc::{ADMIN_PASSWORD, Bins, ServerProc, ServerStore};
 use crate::results::{Check, Figure};
-use anyhow::{Result, bail};
+use anyhow::Result;
 use chrono::Utc;
 use serde_json::json;
 use std::time::Instant;
@@ -17,7 +17,7 @@ use sync_protocol::hlc::{Hlc, HlcClock};
 use sync_protocol::schema::Role;
 use sync_protocol::time::format_ts;
 use sync_protocol::version::{SCHEMA_VERSION, ServerInfo};
-use sync_protocol::wire::{ConflictInfo, Outcome, PushRequest};
+use sync_protocol::wire::{ConflictInfo, PushRequest};
 use sync_protocol::{Bases, DeviceId, Fields, Op, OpId, OpKind, RecordId};
 
 /// Ops per push (the CLI sends up to 5,000).
@@ -82,15 +82,7 @@ impl Laptop {
                 ops: rest,
                 clock: self.clock.now(Utc::now()),
             };
-            let resp = self.api.push(&req)?;
-            let applied = resp
-                .outcomes
-                .iter()
-                .filter(|o| matches!(o.outcome, Outcome::Applied))
-                .count();
-            if applied != req.ops.len() {
-                bail!("{applied} of {} edits applied", req.ops.len());
-            }
+            let resp = self.api.push_applied(&req)?;
             self.clock.observe(&resp.server_clock);
             rest = tail;
         }

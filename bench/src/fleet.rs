@@ -85,22 +85,7 @@ impl Laptop {
             ops,
             clock: self.clock.now(Utc::now()),
         };
-        let resp = self.api.push(&req)?;
-        let applied = resp
-            .outcomes
-            .iter()
-            .filter(|o| matches!(o.outcome, Outcome::Applied))
-            .count();
-        if applied != req.ops.len() {
-            bail!(
-                "{} of {} ops applied: {:?}",
-                applied,
-                req.ops.len(),
-                resp.outcomes
-                    .iter()
-                    .find(|o| !matches!(o.outcome, Outcome::Applied))
-            );
-        }
+        let resp = self.api.push_applied(&req)?;
         self.clock.observe(&resp.server_clock);
         self.last_batch = Some(req);
         Ok(ids)

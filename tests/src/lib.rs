@@ -618,3 +618,22 @@ pub fn code(out: &Output) -> i32 {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Run each test `fn name(store: StoreKind)` once per store, as
+/// `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name($crate::StoreKind::Sqlite);
+            }
+
+            #[test]
+            fn postgres() {
+                super::$name($crate::StoreKind::Postgres);
+            }
+        }
+    )*};
+}

@@ -4,7 +4,7 @@
 //! edit is none; `resolve --keep mine` does not come back as a new one.
 //! Each test runs on both stores.
 
-use fieldsync_e2e::{ADMIN_PASSWORD, Device, StoreKind, TestServer, stderr};
+use fieldsync_e2e::{ADMIN_PASSWORD, Device, StoreKind, TestServer, on_both_stores, stderr};
 use serde_json::Value;
 
 const PW: &str = "correct horse battery";
@@ -49,22 +49,6 @@ fn list(d: &Device, args: &[&str]) -> Vec<Value> {
 
 fn phone(d: &Device) -> Value {
     d.json(&["customer", "show", "Acme"])["customer"]["phone"].clone()
-}
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(fieldsync_e2e::StoreKind::Sqlite);
-            }
-
-            #[test]
-            fn postgres() {
-                super::$name(fieldsync_e2e::StoreKind::Postgres);
-            }
-        }
-    )*};
 }
 
 on_both_stores!(

@@ -4,26 +4,10 @@
 //! is refused; bad input writes nothing; a stopped server gives the offline
 //! exit code. Runs on the SQLite and the PostgreSQL store.
 
-use fieldsync_e2e::{ADMIN_PASSWORD, Device, StoreKind, TestServer, code, stderr};
+use fieldsync_e2e::{ADMIN_PASSWORD, Device, StoreKind, TestServer, code, on_both_stores, stderr};
 use serde_json::Value;
 
 const PW: &str = "correct horse battery";
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(fieldsync_e2e::StoreKind::Sqlite);
-            }
-
-            #[test]
-            fn postgres() {
-                super::$name(fieldsync_e2e::StoreKind::Postgres);
-            }
-        }
-    )*};
-}
 
 on_both_stores!(hq_reports_from_the_cli_match_what_the_reps_recorded);
 

@@ -7,26 +7,10 @@
 //! Every test runs on the SQLite and the PostgreSQL store.
 
 use chrono::{DateTime, Datelike, Duration, SecondsFormat, Utc};
-use fieldsync_e2e::{ADMIN_PASSWORD, Device, StoreKind, TestServer, code, stderr};
+use fieldsync_e2e::{ADMIN_PASSWORD, Device, StoreKind, TestServer, code, on_both_stores, stderr};
 use serde_json::Value;
 
 const PW: &str = "correct horse battery";
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(fieldsync_e2e::StoreKind::Sqlite);
-            }
-
-            #[test]
-            fn postgres() {
-                super::$name(fieldsync_e2e::StoreKind::Postgres);
-            }
-        }
-    )*};
-}
 
 on_both_stores!(
     offline_evaluations_rewards_and_actions_match_an_independent_calculation,

@@ -3,7 +3,9 @@
 //! test runs twice, on the SQLite store and on the PostgreSQL store
 //! (`<test>::sqlite`, `<test>::postgres`).
 
-use fieldsync_e2e::{ADMIN_PASSWORD, Device, FaultProxy, StoreKind, TestServer, code, stderr};
+use fieldsync_e2e::{
+    ADMIN_PASSWORD, Device, FaultProxy, StoreKind, TestServer, code, on_both_stores, stderr,
+};
 use serde_json::Value;
 
 const PW: &str = "correct horse battery";
@@ -28,24 +30,6 @@ impl Company {
         self.admin
             .add_user(&self.server.url(), name, role, (Some(team), supervisor), PW)
     }
-}
-
-/// Run a test `fn name(store: StoreKind)` once per store, as `name::sqlite`
-/// and `name::postgres`.
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(fieldsync_e2e::StoreKind::Sqlite);
-            }
-
-            #[test]
-            fn postgres() {
-                super::$name(fieldsync_e2e::StoreKind::Postgres);
-            }
-        }
-    )*};
 }
 
 on_both_stores!(
