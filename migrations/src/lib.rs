@@ -83,6 +83,11 @@ pub static SERVER_SQLITE: &[Migration] = &[
         name: "conflict_sides",
         sql: include_str!("../server/sqlite/0007_conflict_sides.sql"),
     },
+    Migration {
+        version: 8,
+        name: "ops_by_op_id",
+        sql: include_str!("../server/sqlite/0008_ops_by_op_id.sql"),
+    },
 ];
 
 /// The server's PostgreSQL store (the same tables as [`SERVER_SQLITE`]).
@@ -121,5 +126,10 @@ pub static SERVER_POSTGRES: &[Migration] = &[
         version: 7,
         name: "conflict_sides",
         sql: include_str!("../server/postgres/0007_conflict_sides.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "ops_by_op_id",
+        sql: include_str!("../server/postgres/0008_ops_by_op_id.sql"),
     },
 ];

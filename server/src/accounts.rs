@@ -17,7 +17,7 @@ use sync_protocol::schema::Role;
 use sync_protocol::time::format_ts;
 use sync_protocol::wire::{
     CreateTeamRequest, CreateUserRequest, DeviceInfo, LoginRequest, LoginResponse, ProblemInfo,
-    TeamInfo, UserInfo,
+    RegisterDeviceRequest, TeamInfo, UserInfo,
 };
 use sync_protocol::{DeviceId, ErrorCode as E, Fields, RecordId, TeamId, UserId};
 
@@ -220,14 +220,7 @@ pub fn login(
     }
     let (token, hash) = auth::new_token();
     let at = format_ts(now);
-    let name = req.device_name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::field(
-            E::OutOfRange,
-            "device_name",
-            "device_name must be 1-200 characters",
-        ));
-    }
+    let name = device_name(&req.device_name)?;
     store::write(store, |tx| {
         let reuse = match req.device_id {
             Some(id) => tx
@@ -242,17 +235,7 @@ pub fn login(
                 logged_out_at: None,
                 ..d
             },
-            None => DeviceRow {
-                id: DeviceId::new_v7(now),
-                user_id: user.id,
-                name: name.to_owned(),
-                created_at: at.clone(),
-                last_seen_at: Some(at.clone()),
-                revoked_at: None,
-                logged_out_at: None,
-                acked_through: 0,
-                clock_drift_ms: None,
-            },
+            None => new_device(DeviceId::new_v7(now), user.id, name, &at),
         };
         tx.upsert_device(&device, &hash)?;
         let server_clock = ServerClock::load(tx)?.now(now);
@@ -262,6 +245,80 @@ pub fn login(
             user: user_info(&user),
             server_clock,
         })
+    })
+}
+
+/// A device name as given, trimmed: 1-200 characters.
+fn device_name(given: &str) -> Result<&str, ApiError> {
+    let name = given.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::field(
+            E::OutOfRange,
+            "device_name",
+            "device_name must be 1-200 characters",
+        ));
+    }
+    Ok(name)
+}
+
+fn new_device(id: DeviceId, user: UserId, name: &str, at: &str) -> DeviceRow {
+    DeviceRow {
+        id,
+        user_id: user,
+        name: name.to_owned(),
+        created_at: at.to_owned(),
+        last_seen_at: Some(at.to_owned()),
+        revoked_at: None,
+        logged_out_at: None,
+        acked_through: 0,
+        clock_drift_ms: None,
+    }
+}
+
+/// `POST /v1/auth/devices`: another device for the caller's user. An id
+/// that is already registered is refused, except a device of the same user
+/// that has sent nothing yet: a retry whose first answer was lost gets that
+/// device again, with a new token.
+pub fn register_device(
+    tx: &mut dyn WriteTx,
+    actor: &Actor,
+    req: &RegisterDeviceRequest,
+    now: DateTime<Utc>,
+) -> Result<LoginResponse, ApiError> {
+    let name = device_name(&req.device_name)?;
+    let at = format_ts(now);
+    let id = req.device_id.unwrap_or_else(|| DeviceId::new_v7(now));
+    let device = match tx.device(id)? {
+        None => new_device(id, actor.user.id, name, &at),
+        Some(d)
+            if d.user_id == actor.user.id
+                && d.id != actor.device.id
+                && d.revoked_at.is_none()
+                && d.acked_through == 0 =>
+        {
+            DeviceRow {
+                name: name.to_owned(),
+                last_seen_at: Some(at.clone()),
+                logged_out_at: None,
+                ..d
+            }
+        }
+        Some(_) => {
+            return Err(ApiError::field(
+                E::AlreadyExists,
+                "device_id",
+                format!("device {id} is already registered; leave device_id out for a new one"),
+            ));
+        }
+    };
+    let (token, hash) = auth::new_token();
+    tx.upsert_device(&device, &hash)?;
+    let server_clock = ServerClock::load(tx)?.now(now);
+    Ok(LoginResponse {
+        token,
+        device_id: device.id,
+        user: user_info(&actor.user),
+        server_clock,
     })
 }
 

@@ -15,7 +15,8 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// `fieldsync_http_request_duration_seconds{route}`.
     pub latency: HistogramVec,
-    /// `fieldsync_ops_total{outcome}`: applied, superseded, rejected, replayed.
+    /// `fieldsync_ops_total{outcome}`: applied, superseded, rejected, replayed,
+    /// device_diverged.
     pub ops: IntCounterVec,
     /// `fieldsync_ops_rejected_total{code}`: refused ops by error code
     /// (`forbidden`, `bad_reference`, ...).
@@ -99,6 +100,9 @@ impl Metrics {
             .inc_by(c.superseded);
         self.ops.with_label_values(&["rejected"]).inc_by(c.rejected);
         self.ops.with_label_values(&["replayed"]).inc_by(c.replayed);
+        self.ops
+            .with_label_values(&["device_diverged"])
+            .inc_by(c.diverged);
         for (code, n) in &c.rejected_by_code {
             self.rejected.with_label_values(&[code]).inc_by(*n);
         }
@@ -126,6 +130,8 @@ pub struct Counts {
     pub rejected: u64,
     /// Replays answered from the stored outcome.
     pub replayed: u64,
+    /// Ops not applied because the device's history diverged.
+    pub diverged: u64,
     /// Newly rejected ops by error code.
     pub rejected_by_code: BTreeMap<&'static str, u64>,
 }

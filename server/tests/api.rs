@@ -22,5 +22,7 @@ mod ops;
 mod reassign;
 #[path = "api/reports.rs"]
 mod reports;
+#[path = "api/restore.rs"]
+mod restore;
 #[path = "api/sync.rs"]
 mod sync;

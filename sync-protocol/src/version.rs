@@ -23,6 +23,7 @@ pub const CAPABILITIES: &[&str] = &[
     "clock-check",
     "base-clocks",
     "conflict-feed",
+    "device-divergence",
 ];
 
 /// What `GET /v1/info` answers.

@@ -58,6 +58,14 @@ fn push_response_v1_is_stable() {
 }
 
 #[test]
+fn push_response_with_a_divergence_is_stable() {
+    let resp: PushResponse = check(include_str!("fixtures/push_response.diverged.json"));
+    let statuses: Vec<&str> = resp.outcomes.iter().map(|o| o.outcome.status()).collect();
+    assert_eq!(statuses, ["applied", "device_diverged", "device_diverged"]);
+    assert_eq!(resp.acked_through, 45);
+}
+
+#[test]
 fn pull_response_v1_is_stable() {
     let resp: PullResponse = check(include_str!("fixtures/pull_response.v1.json"));
     assert!(matches!(resp.changes[1], Change::Evict { seq: 102, .. }));

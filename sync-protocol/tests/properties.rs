@@ -392,6 +392,7 @@ fn arb_outcome() -> impl Strategy<Value = Outcome> {
             message: m,
             field: f.then(|| "customer_id".into())
         }),
+        "[a-z ]{0,20}".prop_map(|message| Outcome::DeviceDiverged { message }),
     ]
 }
 

@@ -1,6 +1,7 @@
 //! A TCP proxy that can cut connections at the worst moment: after the
 //! server has processed a request and started answering, before the client
-//! has read the answer.
+//! has read the answer; or hold such an answer back, so that a test can
+//! kill the client while it waits for it.
 //!
 //! Dropping the proxy stops it: no new connections, every open one shut
 //! down both ways, and every thread it started joined.
@@ -16,6 +17,16 @@ use std::time::Duration;
 struct Plan {
     /// Request-line fragment (e.g. `POST /v1/sync/push`) → how many answers to swallow.
     cuts: Vec<(String, usize)>,
+    /// Request-line fragment → how many answers to hold back.
+    holds: Vec<(String, usize)>,
+}
+
+/// What becomes of the answer to a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    Forward,
+    Cut,
+    Hold,
 }
 
 /// A loopback proxy to one upstream port.
@@ -23,6 +34,7 @@ pub struct FaultProxy {
     port: u16,
     plan: Arc<Mutex<Plan>>,
     cut_count: Arc<AtomicUsize>,
+    hold_count: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     /// Both sockets of every connection forwarded so far.
     open: Arc<Mutex<Vec<TcpStream>>>,
@@ -38,11 +50,13 @@ impl FaultProxy {
         listener.set_nonblocking(true)?;
         let plan = Arc::new(Mutex::new(Plan::default()));
         let cut_count = Arc::new(AtomicUsize::new(0));
+        let hold_count = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
         let shared = Shared {
             plan: plan.clone(),
             cuts: cut_count.clone(),
+            holds: hold_count.clone(),
             stop: stop.clone(),
             open: open.clone(),
         };
@@ -75,6 +89,7 @@ impl FaultProxy {
             port,
             plan,
             cut_count,
+            hold_count,
             stop,
             open,
             acceptor: Some(acceptor),
@@ -100,6 +115,22 @@ impl FaultProxy {
     pub fn cuts_done(&self) -> usize {
         self.cut_count.load(Ordering::SeqCst)
     }
+
+    /// Hold back the answers to the next `times` requests whose request
+    /// line contains `fragment` (the server still processes them): the
+    /// client waits for them until it gives up or is killed.
+    pub fn hold_answers(&self, fragment: &str, times: usize) {
+        self.plan
+            .lock()
+            .expect("plan")
+            .holds
+            .push((fragment.to_owned(), times));
+    }
+
+    /// How many answers the server has given that are being held back.
+    pub fn holds_done(&self) -> usize {
+        self.hold_count.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for FaultProxy {
@@ -116,17 +147,20 @@ impl Drop for FaultProxy {
     }
 }
 
-fn take_cut(plan: &Mutex<Plan>, head: &[u8]) -> bool {
+fn fate_of(plan: &Mutex<Plan>, head: &[u8]) -> Fate {
     let line_end = head.iter().position(|b| *b == b'\n').unwrap_or(head.len());
     let line = String::from_utf8_lossy(&head[..line_end]);
     let mut plan = plan.lock().expect("plan");
-    for (fragment, left) in &mut plan.cuts {
-        if *left > 0 && line.contains(fragment.as_str()) {
-            *left -= 1;
-            return true;
+    let plan = &mut *plan;
+    for (list, fate) in [(&mut plan.cuts, Fate::Cut), (&mut plan.holds, Fate::Hold)] {
+        for (fragment, left) in list.iter_mut() {
+            if *left > 0 && line.contains(fragment.as_str()) {
+                *left -= 1;
+                return fate;
+            }
         }
     }
-    false
+    Fate::Forward
 }
 
 /// What the accepting thread and each connection's threads share.
@@ -134,6 +168,7 @@ fn take_cut(plan: &Mutex<Plan>, head: &[u8]) -> bool {
 struct Shared {
     plan: Arc<Mutex<Plan>>,
     cuts: Arc<AtomicUsize>,
+    holds: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
 }
@@ -142,10 +177,11 @@ fn serve(mut client: TcpStream, upstream_port: u16, shared: &Shared) -> std::io:
     let Shared {
         plan,
         cuts,
+        holds,
         stop,
         open,
     } = shared;
-    let cuts = cuts.clone();
+    let (cuts, holds) = (cuts.clone(), holds.clone());
     client.set_nonblocking(false)?;
     let mut upstream = TcpStream::connect(("127.0.0.1", upstream_port))?;
     {
@@ -159,16 +195,28 @@ fn serve(mut client: TcpStream, upstream_port: u16, shared: &Shared) -> std::io:
     }
     let mut up_reader = upstream.try_clone()?;
     let mut client_writer = client.try_clone()?;
-    let cut_now = Arc::new(AtomicBool::new(false));
-    let cut_flag = cut_now.clone();
-    // Server → client: forward, unless the current request's answer is to be cut.
+    let fate_now = Arc::new(Mutex::new(Fate::Forward));
+    let fate = fate_now.clone();
+    // Server → client: forward, unless the current request's answer is to
+    // be cut or held back.
     let back = thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut holding = false;
         loop {
             match up_reader.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if cut_flag.load(Ordering::SeqCst) {
+                    let now = *fate.lock().expect("fate");
+                    if now == Fate::Hold {
+                        // Never forwarded: the client waits on, until the
+                        // proxy or the server closes the connection.
+                        if !holding {
+                            holds.fetch_add(1, Ordering::SeqCst);
+                            holding = true;
+                        }
+                        continue;
+                    }
+                    if now == Fate::Cut {
                         // The server has answered: it committed. Drop the
                         // answer, counted before the client can notice, so
                         // a test that checks the count after the client
@@ -194,7 +242,7 @@ fn serve(mut client: TcpStream, upstream_port: u16, shared: &Shared) -> std::io:
             Ok(n) => n,
         };
         if buf[..n].starts_with(b"POST ") || buf[..n].starts_with(b"GET ") {
-            cut_now.store(take_cut(plan, &buf[..n]), Ordering::SeqCst);
+            *fate_now.lock().expect("fate") = fate_of(plan, &buf[..n]);
         }
         if upstream.write_all(&buf[..n]).is_err() {
             break;

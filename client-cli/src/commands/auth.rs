@@ -14,7 +14,7 @@ use serde_json::json;
 use sync_protocol::DeviceId;
 use sync_protocol::wire::{LoginRequest, LoginResponse, UserInfo};
 
-fn device_name() -> String {
+pub(crate) fn device_name() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::env::var("COMPUTERNAME").ok())

@@ -4,10 +4,9 @@ use super::Ctx;
 use crate::cli::ProblemsCmd;
 use crate::error::{fail, fail_hint};
 use crate::output::{clip, local_time};
-use crate::store::{Draft, ProblemRow, Store};
+use crate::store::{ProblemRow, Store};
 use anyhow::Result;
 use rusqlite::params;
-use sync_protocol::OpKind;
 
 fn get(store: &Store, id: i64) -> Result<ProblemRow> {
     match store.problem(id)? {
@@ -85,20 +84,7 @@ pub fn run(ctx: &Ctx, cmd: ProblemsCmd) -> Result<()> {
         ProblemsCmd::Retry { id } => {
             let (mut store, _) = ctx.store()?;
             let p = open(&store, id)?;
-            let mut draft = Draft {
-                collection: p.op.collection.clone(),
-                record_id: p.op.record_id,
-                kind: p.op.kind,
-                fields: p.op.fields.clone(),
-                transition: p.op.transition.clone(),
-            };
-            // A transition is retried from the state this device sees now.
-            if let (OpKind::Transition, Some(t)) = (draft.kind, draft.transition.as_mut())
-                && let Some(rec) = store.get(&p.op.record_id)?
-                && let Some(cur) = rec.str(&t.field)
-            {
-                t.from = cur.to_owned();
-            }
+            let draft = store.retry_draft(&p)?;
             let ops = store.write_with(vec![draft], |conn| {
                 conn.execute(
                     "UPDATE problems SET resolved_at = ?2, resolution = 'retried' WHERE id = ?1",

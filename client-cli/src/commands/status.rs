@@ -2,7 +2,7 @@
 
 use super::Ctx;
 use crate::output::{Style, local_time, plural};
-use crate::store::key;
+use crate::store::{NewDevice, key};
 use anyhow::Result;
 use serde::Serialize;
 use sync_protocol::DeviceId;
@@ -21,6 +21,12 @@ pub struct StatusOut {
     pub role: Option<String>,
     /// This profile's device.
     pub device_id: Option<DeviceId>,
+    /// The last time this profile became a new device because its history
+    /// diverged from the server's (restored from a backup, or copied to
+    /// another computer): the device it became, the one it was, and when.
+    pub device_repaired: Option<NewDevice>,
+    /// A new device this profile began becoming; the next sync finishes it.
+    pub device_repair_underway: Option<NewDevice>,
     /// Ops waiting to be pushed.
     pub pending_ops: u64,
     /// Last successful sync (RFC 3339 UTC).
@@ -37,6 +43,23 @@ pub struct StatusOut {
     pub home: String,
 }
 
+/// Whether (and when) the profile's history diverged and was repaired.
+fn restored(out: &StatusOut) -> Option<String> {
+    if let Some(u) = &out.device_repair_underway {
+        return Some(format!(
+            "diverged from the server's history (was device {}); the next sync finishes registering this laptop as a new device",
+            u.previous_device_id
+        ));
+    }
+    out.device_repaired.as_ref().map(|r| {
+        format!(
+            "divergence repaired {}: this laptop became a new device (it was device {}, whose history it no longer shared after a restore or copy)",
+            local_time(&r.at),
+            r.previous_device_id
+        )
+    })
+}
+
 /// Run `status`.
 pub fn run(ctx: &Ctx) -> Result<()> {
     let cfg = ctx.config()?;
@@ -48,6 +71,10 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         user: cfg.as_ref().map(|c| c.user.username.clone()),
         role: cfg.as_ref().map(|c| c.user.role.to_string()),
         device_id: cfg.as_ref().map(|c| c.device_id),
+        device_repaired: store
+            .meta(key::DEVICE_REPAIRED)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        device_repair_underway: store.new_device_underway()?,
         pending_ops: store.pending()?,
         last_sync: store.meta(key::LAST_SYNC)?,
         cursor: store.cursor()?,
@@ -67,7 +94,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         (Some(u), false) => format!("{u} (logged out)"),
         (None, _) => "not logged in".to_owned(),
     };
-    p.pairs(&[
+    let mut pairs = vec![
         ("user", login),
         ("server", out.server.clone().unwrap_or_else(|| "-".into())),
         (
@@ -84,7 +111,11 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         ("conflicts", out.conflicts.to_string()),
         ("problems", out.problems.to_string()),
         ("profile", out.home.clone()),
-    ])?;
+    ];
+    if let Some(r) = restored(&out) {
+        pairs.insert(3, ("restored", r));
+    }
+    p.pairs(&pairs)?;
     if let Some(w) = out.clock_warning {
         p.say(&format!(
             "{}: the server reported this computer's clock {} s ahead (limit {} s); fix the system clock",

@@ -7,6 +7,7 @@
 
 use super::Ctx;
 use crate::cli::SyncArgs;
+use crate::config::Config;
 use crate::error::{Exit, Failure, failure_of, is_busy};
 use crate::output::plural;
 use crate::remote::{self, Answer, Remote, RemoteError};
@@ -18,12 +19,13 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::mpsc::SyncSender;
-use sync_protocol::Op;
 use sync_protocol::time::format_ts;
 use sync_protocol::wire::{
-    ClockWarning, ConflictsRequest, ConflictsResponse, MAX_OPEN_CONFLICTS, MAX_SETTLEMENTS,
-    PULL_CURSOR_HEADER, PULL_MORE_HEADER, PullRequest, PushRequest, PushResponse, ScopeSummary,
+    ClockWarning, ConflictsRequest, ConflictsResponse, LoginResponse, MAX_OPEN_CONFLICTS,
+    MAX_SETTLEMENTS, PULL_CURSOR_HEADER, PULL_MORE_HEADER, PullRequest, PushRequest, PushResponse,
+    RegisterDeviceRequest, ScopeSummary,
 };
+use sync_protocol::{DeviceId, Op};
 
 /// Most ops in one push (the server's limit): fewer round trips and
 /// commits for a large outbox.
@@ -72,12 +74,38 @@ pub struct Summary {
     pub pending_ops: u64,
     /// Pull cursor after the sync.
     pub cursor: u64,
+    /// Set when this laptop became a new device during the sync: its
+    /// history had diverged from the server's (restored from a backup, or
+    /// the profile copied to another computer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_device: Option<NewDeviceReport>,
     /// Set when the server said this computer's clock is far ahead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock_warning: Option<ClockWarning>,
     /// With `--verify`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyReport>,
+}
+
+/// How this laptop became a new device (`sync --json`: `new_device`).
+#[derive(Debug, Serialize)]
+pub struct NewDeviceReport {
+    /// The device it is now.
+    pub device_id: DeviceId,
+    /// The device whose history diverged.
+    pub previous_device_id: DeviceId,
+    /// Changes sent after it became the new device.
+    pub sent: u64,
+    /// Problems sent again: refused only because what they refer to was
+    /// held up behind the divergence.
+    pub retried_problems: u64,
+}
+
+/// This profile's connection, which changes when the laptop becomes a new
+/// device in the middle of a sync.
+struct Link {
+    cfg: Config,
+    remote: Remote,
 }
 
 /// Run `sync`.
@@ -102,12 +130,19 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
         .into());
     };
     let remote = Remote::new(&cfg.server, Some(token))?;
+    let mut link = Link { cfg, remote };
     store.prepare_for_sync()?;
     let mut sum = Summary::default();
-    let offers = Offers::of(&remote)
-        .map_err(|e| remote::fail(e, remote.base(), store.pending().unwrap_or(0)))?;
-    push(ctx, &mut store, &remote, offers, &mut sum).map_err(|e| held_up(ctx, e))?;
-    let scope = pull(ctx, &mut store, &remote, &mut sum, a.verify).map_err(|e| held_up(ctx, e))?;
+    let offers = Offers::of(&link.remote)
+        .map_err(|e| remote::fail(e, link.remote.base(), store.pending().unwrap_or(0)))?;
+    // A sync stopped while this laptop was becoming a new device finishes
+    // that first: the outbox may be numbered for either device.
+    if store.new_device_underway()?.is_some() {
+        become_new_device(ctx, &mut store, &mut link, &mut sum)?;
+    }
+    push(ctx, &mut store, &mut link, offers, &mut sum).map_err(|e| held_up(ctx, e))?;
+    let remote = &link.remote;
+    let scope = pull(ctx, &mut store, remote, &mut sum, a.verify).map_err(|e| held_up(ctx, e))?;
     if a.verify {
         let mut report = VerifyReport::default();
         let diff = compare(&store, scope.as_deref())?;
@@ -121,7 +156,7 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
                 report.mismatched.join(", ")
             ));
             store.reset_server_state()?;
-            let scope = pull(ctx, &mut store, &remote, &mut sum, true)?;
+            let scope = pull(ctx, &mut store, remote, &mut sum, true)?;
             store.rebuild_view()?;
             report.repaired = true;
             report.matches_now = compare(&store, scope.as_deref())?.is_empty();
@@ -129,7 +164,7 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
         sum.verify = Some(report);
     }
     if offers.conflict_feed {
-        exchange_conflicts(&mut store, &remote, &mut sum).map_err(|e| held_up(ctx, e))?;
+        exchange_conflicts(&mut store, remote, &mut sum).map_err(|e| held_up(ctx, e))?;
     }
     store
         .set_meta(key::LAST_SYNC, &format_ts(Utc::now()))
@@ -141,6 +176,12 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
     if ctx.printer.json {
         ctx.printer.json(&sum)?;
     } else {
+        if let Some(n) = &sum.new_device {
+            ctx.printer.say(&format!(
+                "this laptop was restored from a backup: registered as a new device, {} sent",
+                plural(n.sent, "change", "changes")
+            ));
+        }
         ctx.printer.say(&line(ctx.printer, &sum));
         if sum.new_problems > 0 {
             ctx.printer
@@ -296,11 +337,11 @@ fn exchange_conflicts(store: &mut Store, remote: &Remote, sum: &mut Summary) -> 
 fn push(
     ctx: &Ctx,
     store: &mut Store,
-    remote: &Remote,
+    link: &mut Link,
     offers: Offers,
     sum: &mut Summary,
 ) -> Result<()> {
-    let total = store.pending()?;
+    let mut total = store.pending()?;
     loop {
         let batch = store.outbox_batch(PUSH_MAX_OPS, PUSH_MAX_BYTES)?;
         if batch.is_empty() {
@@ -313,6 +354,7 @@ fn push(
         };
         // A push is safe to send again: replayed ops answer their stored
         // outcomes.
+        let remote = &link.remote;
         let resp: PushResponse = remote
             .retrying_busy(|r| r.post_gzip("/v1/sync/push", &req))
             .map_err(|e| remote::fail(e, remote.base(), store.pending().unwrap_or(0)))?;
@@ -324,11 +366,24 @@ fn push(
         sum.rejected += rec.rejected;
         sum.new_conflicts += rec.conflicts;
         sum.new_problems += rec.rejected;
+        if let Some(n) = &mut sum.new_device {
+            n.sent += answered;
+        }
         if resp.clock_warning.is_some() {
             sum.clock_warning = resp.clock_warning;
         }
         ctx.printer
             .progress(&format!("pushing: {}/{total}", sum.pushed));
+        if rec.diverged > 0 {
+            if sum.new_device.is_some() {
+                // A device registered moments ago cannot have another history.
+                return Err(Failure::new("sync cannot continue: the server says this laptop's new device diverged too").hint("your changes are kept; report this to an administrator with the output of fieldsync status --json").into());
+            }
+            store.begin_new_device(link.cfg.device_id)?;
+            become_new_device(ctx, store, link, sum)?;
+            total = sum.pushed + store.pending()?;
+            continue;
+        }
         if answered == 0 {
             // No progress: the server is missing ops we no longer have, or
             // answered for ops we do not hold. Stop rather than loop.
@@ -342,6 +397,69 @@ fn push(
             return Err(Failure::new(format!("sync cannot continue: {detail}")).hint("your changes are kept; report this to an administrator with the output of fieldsync status --json").into());
         }
     }
+}
+
+/// This laptop's history diverged from the server's: it sent an op under a
+/// number the server holds another op for (the profile was restored from a
+/// backup, or runs on two computers). Become a new device of the same user
+/// (registered with the token held, no password), whose numbering starts
+/// afresh: every pending op is renumbered for it, keeping its op id, so one
+/// the server has already is answered as a replay; problems that were only
+/// waiting for one of them are sent again after them. Each step survives a
+/// kill: the new device's id is noted in the store before it is
+/// registered (registering it again only renews its token), the profile
+/// names it before the outbox is renumbered (renumbering again changes
+/// nothing), and the note goes in the last step.
+fn become_new_device(
+    ctx: &Ctx,
+    store: &mut Store,
+    link: &mut Link,
+    sum: &mut Summary,
+) -> Result<()> {
+    let Some(new) = store.new_device_underway()? else {
+        return Ok(());
+    };
+    ctx.printer.progress(
+        "this laptop's history diverged from the server's: registering it as a new device",
+    );
+    // Registered already when the profile names it (then only the
+    // renumbering may be left).
+    if link.cfg.device_id == new.device_id {
+        store.renumber_for(new.device_id)?;
+    } else {
+        let req = RegisterDeviceRequest {
+            device_id: Some(new.device_id),
+            device_name: super::auth::device_name(),
+        };
+        let remote = &link.remote;
+        let resp: LoginResponse = remote
+            .retrying_busy(|r| r.post("/v1/auth/devices", &req))
+            .map_err(|e| remote::fail(e, remote.base(), store.pending().unwrap_or(0)))?;
+        let token = resp.token;
+        link.cfg = Config {
+            token: Some(token.clone()),
+            device_id: resp.device_id,
+            user: resp.user,
+            ..link.cfg.clone()
+        };
+        ctx.profile.save(&link.cfg)?;
+        link.remote = Remote::new(&link.cfg.server, Some(token))?;
+        store.renumber_for(new.device_id)?;
+        store.observe_clock(&resp.server_clock)?;
+    }
+    let waiting = store.problems_waiting_on_the_outbox()?;
+    let mut retry = Vec::with_capacity(waiting.len());
+    for p in &waiting {
+        retry.push((p.id, store.retry_draft(p)?));
+    }
+    let retried = store.finish_new_device(&new, retry)?;
+    sum.new_device = Some(NewDeviceReport {
+        device_id: new.device_id,
+        previous_device_id: new.previous_device_id,
+        sent: 0,
+        retried_problems: retried,
+    });
+    Ok(())
 }
 
 /// Pull until caught up, storing each page while the next ones are on their

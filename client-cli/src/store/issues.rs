@@ -1,7 +1,7 @@
 //! Conflicts (values of ours that lost to a write that had not seen them)
 //! and problems (ops the server rejected), as sync reported them.
 
-use super::{Store, view};
+use super::{Draft, Store, view};
 use anyhow::{Context, Result};
 use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -10,7 +10,7 @@ use serde_json::Value;
 use sync_protocol::merge::FieldConflict;
 use sync_protocol::time::format_ts;
 use sync_protocol::wire::{ConflictInfo, Keep, Settlement};
-use sync_protocol::{Op, RecordId};
+use sync_protocol::{Op, OpKind, RecordId};
 
 /// One stored conflict.
 #[derive(Clone, Debug, Serialize)]
@@ -243,6 +243,59 @@ impl Store {
     }
 
     /// Mark a problem resolved and refresh its record in the view.
+    /// The change that sends problem `p`'s op again: the same fields, a
+    /// transition from the state this device sees now.
+    pub fn retry_draft(&self, p: &ProblemRow) -> Result<Draft> {
+        let mut draft = Draft {
+            collection: p.op.collection.clone(),
+            record_id: p.op.record_id,
+            kind: p.op.kind,
+            fields: p.op.fields.clone(),
+            transition: p.op.transition.clone(),
+        };
+        if let (OpKind::Transition, Some(t)) = (draft.kind, draft.transition.as_mut())
+            && let Some(rec) = self.get(&p.op.record_id)?
+            && let Some(cur) = rec.str(&t.field)
+        {
+            t.from = cur.to_owned();
+        }
+        Ok(draft)
+    }
+
+    /// Open problems that are only waiting for another change of this
+    /// laptop: refused `not_found` while a record they refer to (or their
+    /// own record) still has a change in the outbox, as when that change
+    /// was held up behind a divergence (see `fieldsync sync`).
+    pub fn problems_waiting_on_the_outbox(&self) -> Result<Vec<ProblemRow>> {
+        let mut pending = self
+            .conn
+            .prepare_cached("SELECT 1 FROM outbox WHERE record_id = ?1 LIMIT 1")?;
+        let mut out = Vec::new();
+        for p in self.problems(false)? {
+            if p.code != "not_found" {
+                continue;
+            }
+            let mentioned = std::iter::once(p.op.record_id.to_string()).chain(
+                p.op.fields
+                    .values()
+                    .filter_map(Value::as_str)
+                    .filter_map(|s| uuid::Uuid::try_parse(s).ok())
+                    .map(|u| u.to_string()),
+            );
+            let mut waits = false;
+            for id in mentioned {
+                if pending.exists([&id])? {
+                    waits = true;
+                    break;
+                }
+            }
+            if waits {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn resolve_problem(&mut self, id: i64, resolution: &str, record: &RecordId) -> Result<()> {
         let tx = self.write_tx()?;
         tx.execute(

@@ -21,7 +21,7 @@ mod view;
 
 pub use backup::BackupFile;
 pub use issues::{ConflictRow, ProblemRow};
-pub use outbox::Draft;
+pub use outbox::{Draft, NewDevice};
 pub use server::PulledPage;
 pub use view::Rec;
 
@@ -44,6 +44,12 @@ pub(crate) mod key {
     pub const CURSOR: &str = "cursor";
     pub const LAST_SYNC: &str = "last_sync";
     pub const CLOCK_WARNING: &str = "clock_warning";
+    /// The device this profile is becoming after its history diverged
+    /// from the server's (JSON [`NewDevice`](super::NewDevice)); set
+    /// before the device is registered, cleared once the outbox is its.
+    pub const NEW_DEVICE: &str = "new_device";
+    /// The last such change, once done (JSON [`NewDevice`](super::NewDevice)).
+    pub const DEVICE_REPAIRED: &str = "device_repaired";
 }
 
 /// Who writes: the device, its user and their role.
@@ -162,6 +168,13 @@ impl Store {
             .conn
             .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
         Ok(n as u64)
+    }
+
+    /// From now on write as `device` (after it took over the outbox).
+    fn set_device(&mut self, device: DeviceId) {
+        if let Some(i) = &mut self.identity {
+            i.device = device;
+        }
     }
 
     /// A meta value.

@@ -6,6 +6,7 @@ use crate::error::Failure;
 use anyhow::{Context, Result};
 use chrono::Utc;
 use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sync_protocol::schema::rules::{self, Person};
 use sync_protocol::schema::{Anchor, Collection, Relation};
@@ -272,27 +273,115 @@ impl Store {
     /// records, clocks and content), so no unsynced work is lost.
     pub fn adopt_device(&mut self, device: DeviceId) -> Result<u64> {
         let tx = self.write_tx()?;
-        let mut stmt = tx.prepare("SELECT device_seq, op FROM outbox ORDER BY device_seq")?;
-        let rows: Vec<(i64, String)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        drop(stmt);
-        tx.execute("DELETE FROM outbox", [])?;
-        let mut seq = 0u64;
-        for (_, text) in &rows {
-            let mut op: Op =
-                serde_json::from_str(text).context("an op in the outbox is damaged")?;
-            seq += 1;
-            op.device_id = device;
-            op.device_seq = seq;
-            insert(&tx, &op)?;
-        }
-        super::set_meta(&tx, key::LAST_SEQ, &seq.to_string())?;
-        let clock = load_clock(&tx, device)?;
-        save_clock(&tx, &clock)?;
+        let n = renumber(&tx, device)?;
+        tx.execute("DELETE FROM meta WHERE key = ?1", [key::NEW_DEVICE])?;
         tx.commit()?;
-        Ok(seq)
+        self.set_device(device);
+        Ok(n)
     }
+
+    /// The device this profile set out to become and has not finished
+    /// becoming (see [`Store::begin_new_device`]).
+    pub fn new_device_underway(&self) -> Result<Option<NewDevice>> {
+        self.meta(key::NEW_DEVICE)?
+            .map(|s| {
+                serde_json::from_str(&s).context("the new device noted in the store is damaged")
+            })
+            .transpose()
+    }
+
+    /// Start becoming a new device because `previous`'s history diverged
+    /// from the server's: note the new device's id before it is
+    /// registered, so that a command killed on the way registers the same
+    /// one again. The one already noted, if any.
+    pub fn begin_new_device(&mut self, previous: DeviceId) -> Result<NewDevice> {
+        let tx = self.write_tx()?;
+        let noted: Option<String> = super::get_meta(&tx, key::NEW_DEVICE)?;
+        let new = if let Some(s) = noted {
+            serde_json::from_str(&s).context("the new device noted in the store is damaged")?
+        } else {
+            let now = Utc::now();
+            let new = NewDevice {
+                device_id: DeviceId::new_v7(now),
+                previous_device_id: previous,
+                at: format_ts(now),
+            };
+            super::set_meta(&tx, key::NEW_DEVICE, &serde_json::to_string(&new)?)?;
+            new
+        };
+        tx.commit()?;
+        Ok(new)
+    }
+
+    /// The registered new device takes over the outbox: every pending op
+    /// is renumbered for it (same op ids, so one the server already has is
+    /// answered as a replay). Safe to repeat: it renumbers what is there.
+    pub fn renumber_for(&mut self, device: DeviceId) -> Result<u64> {
+        let tx = self.write_tx()?;
+        let n = renumber(&tx, device)?;
+        tx.commit()?;
+        self.set_device(device);
+        Ok(n)
+    }
+
+    /// Finish becoming `new`: write `retry` (ops the server refused only
+    /// because what they refer to was held up behind the divergence) and
+    /// mark their problems retried, and note the change as done, in one
+    /// transaction. Returns the ops written.
+    pub fn finish_new_device(&mut self, new: &NewDevice, retry: Vec<(i64, Draft)>) -> Result<u64> {
+        let (ids, drafts): (Vec<i64>, Vec<Draft>) = retry.into_iter().unzip();
+        let now = format_ts(Utc::now());
+        let done = NewDevice {
+            at: now.clone(),
+            ..new.clone()
+        };
+        let written = self.write_with(drafts, |conn| {
+            for id in &ids {
+                conn.execute(
+                    "UPDATE problems SET resolved_at = ?2, resolution = 'retried' WHERE id = ?1",
+                    params![id, now],
+                )?;
+            }
+            conn.execute("DELETE FROM meta WHERE key = ?1", [key::NEW_DEVICE])?;
+            super::set_meta(conn, key::DEVICE_REPAIRED, &serde_json::to_string(&done)?)
+        })?;
+        Ok(written.len() as u64)
+    }
+}
+
+/// A device this profile became because its history diverged from the
+/// server's (restored from a backup, or copied to another computer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewDevice {
+    /// The new device.
+    pub device_id: DeviceId,
+    /// The device whose history diverged.
+    pub previous_device_id: DeviceId,
+    /// When the change began (while under way) or was done (RFC 3339).
+    pub at: String,
+}
+
+/// Re-stamp every pending op for `device`: `device_seq` from 1 in the
+/// order they were written, same op ids, records, clocks and content.
+fn renumber(tx: &Connection, device: DeviceId) -> Result<u64> {
+    let mut stmt = tx.prepare("SELECT op FROM outbox ORDER BY device_seq")?;
+    let rows: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    drop(stmt);
+    tx.execute("DELETE FROM outbox", [])?;
+    let mut seq = 0u64;
+    for text in &rows {
+        let mut op: Op = serde_json::from_str(text).context("an op in the outbox is damaged")?;
+        seq += 1;
+        op.device_id = device;
+        op.device_seq = seq;
+        insert(tx, &op)?;
+    }
+    super::set_meta(tx, key::LAST_SEQ, &seq.to_string())?;
+    let clock = load_clock(tx, device)?;
+    save_clock(tx, &clock)?;
+    Ok(seq)
 }
 
 pub(crate) fn insert(conn: &Connection, op: &Op) -> Result<()> {

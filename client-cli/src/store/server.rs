@@ -23,6 +23,9 @@ pub struct OutcomesRecorded {
     pub rejected: u64,
     /// Conflict rows stored.
     pub conflicts: u64,
+    /// Ops answered `device_diverged`: left in the outbox for the device
+    /// this laptop becomes.
+    pub diverged: u64,
 }
 
 /// What applying one pulled page did.
@@ -186,6 +189,10 @@ impl Store {
                 // Not the op we sent under this number: leave it for the next push.
                 continue;
             }
+            if let Outcome::DeviceDiverged { .. } = o.outcome {
+                out.diverged += 1;
+                continue;
+            }
             // Only the op still held under this number leaves the outbox.
             let deleted = tx
                 .prepare_cached("DELETE FROM outbox WHERE device_seq = ?1 AND op_id = ?2")?
@@ -227,6 +234,7 @@ impl Store {
                     issues::insert_problem(&tx, op, code.as_str(), message, field.as_deref())?;
                     view::refresh(&tx, &id)?;
                 }
+                Outcome::DeviceDiverged { .. } => {}
             }
         }
         observe(&tx, device, &resp.server_clock)?;

@@ -8,7 +8,7 @@ use crate::store;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use sync_protocol::DeviceId;
-use sync_protocol::wire::{LoginRequest, LoginResponse, UserInfo};
+use sync_protocol::wire::{LoginRequest, LoginResponse, RegisterDeviceRequest, UserInfo};
 
 /// Answer of `GET /v1/auth/whoami`.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -50,6 +50,28 @@ pub async fn logout(actor: Actor, state: web::Data<AppState>) -> Result<HttpResp
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Register another device of the caller's user (a profile restored from a
+/// backup, or copied to a second laptop); its token is shown only here.
+#[utoipa::path(post, path = "/v1/auth/devices", tag = "auth", security(("bearer" = [])), request_body = RegisterDeviceRequest,
+    responses((status = 201, body = LoginResponse), (status = 400, body = sync_protocol::wire::ApiError),
+              (status = 401, body = sync_protocol::wire::ApiError), (status = 409, body = sync_protocol::wire::ApiError),
+              (status = 413, body = sync_protocol::wire::ApiError)))]
+pub async fn register_device(
+    actor: Actor,
+    state: web::Data<AppState>,
+    body: crate::body::Json<RegisterDeviceRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let st = state.into_inner();
+    let body = body.into_inner();
+    let res = blocking(move || {
+        store::write(st.store.as_ref(), |tx| {
+            accounts::register_device(tx, &actor, &body, chrono::Utc::now())
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(res))
 }
 
 /// Who the token belongs to.

@@ -27,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/auth/login", web::post().to(auth::login))
                 .route("/auth/logout", web::post().to(auth::logout))
                 .route("/auth/whoami", web::get().to(auth::whoami))
+                .route("/auth/devices", web::post().to(auth::register_device))
                 .route("/sync/push", web::post().to(sync::push))
                 .route("/sync/pull", web::post().to(sync::pull))
                 .route("/sync/conflicts", web::post().to(sync::conflicts))

@@ -166,6 +166,23 @@ pub fn record_row(r: &impl Cols) -> Result<RecordRow, StoreError> {
     })
 }
 
+/// The columns [`keyed_op_row`] reads.
+pub const OP_COLS: &str = "device_id, device_seq, op_id, user_id, op, outcome, at";
+
+/// A stored op with its key, from the [`OP_COLS`].
+pub fn keyed_op_row(r: &impl Cols) -> Result<OpRow, StoreError> {
+    Ok(OpRow {
+        device_id: r.parsed(0, "device id")?,
+        device_seq: u64::try_from(r.i64(1)?)
+            .map_err(|_| StoreError::Corrupt("a negative device_seq".into()))?,
+        op_id: r.parsed(2, "op id")?,
+        user_id: r.parsed(3, "user id")?,
+        op: r.string(4)?,
+        outcome: r.string(5)?,
+        at: r.string(6)?,
+    })
+}
+
 /// The op stored for `device`'s `device_seq`, from `op_id, user_id, op,
 /// outcome, at`.
 pub fn op_row(r: &impl Cols, device: DeviceId, device_seq: u64) -> Result<OpRow, StoreError> {

@@ -12,7 +12,7 @@ use super::rows::{
 };
 use sync_protocol::metrics::RecordFact;
 use sync_protocol::wire::Settlement;
-use sync_protocol::{DeviceId, RecordId, TeamId, UserId};
+use sync_protocol::{DeviceId, OpId, RecordId, TeamId, UserId};
 
 /// Reads every store offers.
 pub trait ReadTx: AccountRead + RecordRead + ReportRead {
@@ -165,6 +165,9 @@ pub trait RecordRead {
     ) -> Result<Vec<ChangeRow>, StoreError>;
     /// A stored op by device and seq.
     fn op(&mut self, device: DeviceId, device_seq: u64) -> Result<Option<OpRow>, StoreError>;
+    /// The stored ops of `user` (from any of their devices) whose op ids
+    /// are among `ids`, in no particular order.
+    fn ops_with_ids(&mut self, user: UserId, ids: &[OpId]) -> Result<Vec<OpRow>, StoreError>;
     /// Problems of these users (all when `None`), newest first.
     fn problems(&mut self, users: Option<&[UserId]>) -> Result<Vec<ProblemRow>, StoreError>;
     /// Conflicts stored for a record, oldest first.

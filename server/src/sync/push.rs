@@ -1,8 +1,12 @@
 //! `POST /v1/sync/push`: one write transaction per request.
 //!
-//! For each op, in order: a replay (`device_seq <= acked_through`) answers
-//! the stored outcome; the next op (`acked_through + 1`) is admitted and
-//! applied; the first gap stops the request with `resend_from`. Admission
+//! For each op, in order: a replay (`device_seq <= acked_through`, the op
+//! stored under that number) answers the stored outcome; another op under
+//! an acknowledged number is `device_diverged`, and so is every op after it
+//! in the request, none of them applied; the next op (`acked_through + 1`)
+//! answers its stored outcome when its `op_id` was stored before (under a
+//! device the client left behind), and is otherwise admitted and applied;
+//! the first gap stops the request with `resend_from`. Admission
 //! order: [`validate_op`] → device → clock → record lookup → scope and
 //! relation → [`check_admission`] (the collection's reach, the record's
 //! state, the write rules of every field) → references → merge → server
@@ -27,7 +31,8 @@ use sync_protocol::time::{format_ts, parse_ts};
 use sync_protocol::validate::{Author, check_admission, validate_op};
 use sync_protocol::wire::{ClockWarning, OpOutcome, Outcome, PushRequest, PushResponse};
 use sync_protocol::{
-    DeviceId, ErrorCode as E, Fields, Hlc, Op, OpKind, RecordId, TeamId, UserId, ValidationError,
+    DeviceId, ErrorCode as E, Fields, Hlc, Op, OpId, OpKind, RecordId, TeamId, UserId,
+    ValidationError,
 };
 
 /// The answer and what happened.
@@ -96,8 +101,19 @@ pub fn push(
     let mut counts = Counts::default();
     let mut resend_from = None;
     let mut seen = Seen::default();
+    let mut known = Known::load(tx, actor.user.id, &req.ops)?;
+    let mut diverged = false;
     let at = format_ts(now);
     for op in &req.ops {
+        if diverged {
+            outcomes.push(OpOutcome {
+                op_id: op.op_id,
+                device_seq: op.device_seq,
+                outcome: diverged_after(),
+            });
+            counts.diverged += 1;
+            continue;
+        }
         if op.device_seq == 0 {
             let e = ValidationError::new(E::InvalidOp, "device_seq starts at 1");
             outcomes.push(OpOutcome {
@@ -109,56 +125,67 @@ pub fn push(
             continue;
         }
         if op.device_seq <= acked {
-            let stored = tx.op(device.id, op.device_seq)?.ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "no stored outcome for device_seq {}",
-                    op.device_seq
-                ))
-            })?;
-            let outcome: Outcome = serde_json::from_str(&stored.outcome)
-                .map_err(|e| StoreError::Corrupt(format!("stored outcome: {e}")))?;
+            // A replay names the op stored under its number; another op
+            // under that number means two histories of this device.
+            let outcome = if let Some(stored) = known.at(device.id, op.device_seq, op.op_id) {
+                counts.replayed += 1;
+                stored_outcome(stored)?
+            } else {
+                diverged = true;
+                counts.diverged += 1;
+                diverged_at(op.device_seq)
+            };
             outcomes.push(OpOutcome {
-                op_id: stored.op_id,
+                op_id: op.op_id,
                 device_seq: op.device_seq,
                 outcome,
             });
-            counts.replayed += 1;
             continue;
         }
         if op.device_seq > acked + 1 {
             resend_from = Some(acked + 1);
             break;
         }
-        let ahead = op.hlc.drift_ms(now);
-        note_ahead(ahead);
-        let who = Pusher {
-            user: &actor.user,
-            device: device.id,
-            scope: &scope,
-        };
-        let outcome = match admit_and_apply(tx, &who, &mut server, &mut seen, op, now) {
-            Ok(o) => o,
-            Err(OpError::Store(e)) => return Err(e.into()),
-            Err(OpError::Reject(e)) => {
-                tx.add_problem(&ProblemRow {
-                    id: 0,
-                    user_id: actor.user.id,
-                    device_id: device.id,
-                    op: serde_json::to_string(op).map_err(ApiError::internal)?,
-                    code: e.code.as_str().to_owned(),
-                    message: e.message.clone(),
-                    field: e.field.clone(),
-                    created_at: at.clone(),
-                })?;
-                Outcome::rejected(e)
+        let outcome = if let Some(stored) = known.any(op.op_id) {
+            // Sent before under another number (of an earlier device of
+            // this user, whose pending ops were renumbered): its outcome,
+            // never a second application.
+            counts.replayed += 1;
+            stored_outcome(stored)?
+        } else {
+            let ahead = op.hlc.drift_ms(now);
+            note_ahead(ahead);
+            let who = Pusher {
+                user: &actor.user,
+                device: device.id,
+                scope: &scope,
+            };
+            let outcome = match admit_and_apply(tx, &who, &mut server, &mut seen, op, now) {
+                Ok(o) => o,
+                Err(OpError::Store(e)) => return Err(e.into()),
+                Err(OpError::Reject(e)) => {
+                    tx.add_problem(&ProblemRow {
+                        id: 0,
+                        user_id: actor.user.id,
+                        device_id: device.id,
+                        op: serde_json::to_string(op).map_err(ApiError::internal)?,
+                        code: e.code.as_str().to_owned(),
+                        message: e.message.clone(),
+                        field: e.field.clone(),
+                        created_at: at.clone(),
+                    })?;
+                    Outcome::rejected(e)
+                }
+            };
+            match &outcome {
+                Outcome::Applied => counts.applied += 1,
+                Outcome::Superseded { .. } => counts.superseded += 1,
+                Outcome::Rejected { code, .. } => counts.reject(code.as_str()),
+                Outcome::DeviceDiverged { .. } => counts.diverged += 1,
             }
+            outcome
         };
-        match &outcome {
-            Outcome::Applied => counts.applied += 1,
-            Outcome::Superseded { .. } => counts.superseded += 1,
-            Outcome::Rejected { code, .. } => counts.reject(code.as_str()),
-        }
-        tx.add_op(&OpRow {
+        let row = OpRow {
             device_id: device.id,
             device_seq: op.device_seq,
             op_id: op.op_id,
@@ -166,7 +193,9 @@ pub fn push(
             op: serde_json::to_string(op).map_err(ApiError::internal)?,
             outcome: serde_json::to_string(&outcome).map_err(ApiError::internal)?,
             at: at.clone(),
-        })?;
+        };
+        tx.add_op(&row)?;
+        known.add(row);
         outcomes.push(OpOutcome {
             op_id: op.op_id,
             device_seq: op.device_seq,
@@ -191,6 +220,63 @@ pub fn push(
         },
         counts,
     })
+}
+
+/// The outcome of the first op whose `device_seq` names another stored op.
+fn diverged_at(seq: u64) -> Outcome {
+    Outcome::DeviceDiverged {
+        message: format!(
+            "this device already sent another change numbered {seq}: its profile was restored from a backup or copied to another computer; register a new device (POST /v1/auth/devices) and send the pending changes again under it"
+        ),
+    }
+}
+
+/// The outcome of the ops after a divergence (none of them is applied).
+fn diverged_after() -> Outcome {
+    Outcome::DeviceDiverged {
+        message: "not applied: an earlier change of this request showed that this device's history diverged".to_owned(),
+    }
+}
+
+fn stored_outcome(stored: &OpRow) -> Result<Outcome, StoreError> {
+    serde_json::from_str(&stored.outcome)
+        .map_err(|e| StoreError::Corrupt(format!("stored outcome: {e}")))
+}
+
+/// The stored ops of the pusher that carry the op ids of a push, read in
+/// one query, and those this push stores: what tells a replay (the op
+/// stored under its number), an op sent again under a new number (its id
+/// stored under another) and a divergence (another op under its number).
+struct Known {
+    by_id: HashMap<OpId, Vec<OpRow>>,
+}
+
+impl Known {
+    fn load(tx: &mut dyn WriteTx, user: UserId, ops: &[Op]) -> Result<Self, StoreError> {
+        let ids: Vec<OpId> = ops.iter().map(|o| o.op_id).collect();
+        let mut by_id: HashMap<OpId, Vec<OpRow>> = HashMap::new();
+        for row in tx.ops_with_ids(user, &ids)? {
+            by_id.entry(row.op_id).or_default().push(row);
+        }
+        Ok(Self { by_id })
+    }
+
+    /// The op `id` as stored under `device`'s `seq`.
+    fn at(&self, device: DeviceId, seq: u64, id: OpId) -> Option<&OpRow> {
+        self.by_id
+            .get(&id)?
+            .iter()
+            .find(|r| r.device_id == device && r.device_seq == seq)
+    }
+
+    /// The op `id` as first stored, under whichever number.
+    fn any(&self, id: OpId) -> Option<&OpRow> {
+        self.by_id.get(&id)?.iter().min_by(|a, b| a.at.cmp(&b.at))
+    }
+
+    fn add(&mut self, row: OpRow) {
+        self.by_id.entry(row.op_id).or_default().push(row);
+    }
 }
 
 /// Tell the store what the ops of a push will look up: their records, the

@@ -24,6 +24,23 @@ pub struct LoginRequest {
     pub device_id: Option<DeviceId>,
 }
 
+/// `POST /v1/auth/devices`: register another device of the caller's user,
+/// authenticated by the token of one of theirs (a profile restored from a
+/// backup, or copied to a second laptop, becomes a device of its own).
+/// The answer is a [`LoginResponse`] with the new device's token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterDeviceRequest {
+    /// The new device's id, chosen by the client so that a retry after a
+    /// lost answer registers the same device again (with a new token) for
+    /// as long as it has sent nothing. A new id when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<DeviceId>,
+    /// A name for the device, e.g. the laptop's host name.
+    pub device_name: String,
+}
+
 /// A user as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

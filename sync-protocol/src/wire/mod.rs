@@ -73,6 +73,15 @@ pub enum Outcome {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         field: Option<String>,
     },
+    /// Not applied, and nothing after it in the request either: the
+    /// device already sent another op under this `device_seq` (its
+    /// profile was restored from a backup, or copied to a second laptop).
+    /// The client registers a new device (`POST /v1/auth/devices`) and
+    /// sends its pending ops again under it, keeping their `op_id`s.
+    DeviceDiverged {
+        /// Why, in words.
+        message: String,
+    },
 }
 
 impl Outcome {
@@ -85,12 +94,13 @@ impl Outcome {
         }
     }
 
-    /// `applied`, `superseded` or `rejected`.
+    /// `applied`, `superseded`, `rejected` or `device_diverged`.
     pub fn status(&self) -> &'static str {
         match self {
             Outcome::Applied => "applied",
             Outcome::Superseded { .. } => "superseded",
             Outcome::Rejected { .. } => "rejected",
+            Outcome::DeviceDiverged { .. } => "device_diverged",
         }
     }
 }

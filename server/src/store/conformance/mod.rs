@@ -59,6 +59,10 @@ pub const ALL: &[(&str, Test)] = &[
         push::stored_ops_replay_byte_for_byte,
     ),
     (
+        "ops_are_found_by_id_among_their_users_ops",
+        push::ops_are_found_by_id_among_their_users_ops,
+    ),
+    (
         "problems_filter_by_user_newest_first",
         push::problems_filter_by_user_newest_first,
     ),

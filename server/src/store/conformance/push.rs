@@ -51,6 +51,48 @@ pub(super) fn stored_ops_replay_byte_for_byte(s: &dyn Store) {
     );
 }
 
+pub(super) fn ops_are_found_by_id_among_their_users_ops(s: &dyn Store) {
+    let (ann, bob) = (UserId::new_v7(at(1)), UserId::new_v7(at(2)));
+    let (old, new) = (DeviceId::new_v7(at(1)), DeviceId::new_v7(at(2)));
+    let (x, y, z) = (
+        OpId::new_v7(at(1)),
+        OpId::new_v7(at(2)),
+        OpId::new_v7(at(3)),
+    );
+    let row = |device, device_seq, op_id, user_id| OpRow {
+        device_id: device,
+        device_seq,
+        op_id,
+        user_id,
+        op: format!("{{\"seq\":{device_seq}}}"),
+        outcome: "{\"status\":\"applied\"}".into(),
+        at: "2027-01-01T00:00:00.000Z".into(),
+    };
+    // x was sent by the old device, and again by the new one under its own
+    // number; y is another user's.
+    let rows = [
+        row(old, 1, x, ann),
+        row(new, 1, x, ann),
+        row(old, 2, y, bob),
+        row(old, 3, z, ann),
+    ];
+    write(s, |tx| -> Result<(), StoreError> {
+        for r in &rows {
+            tx.add_op(r)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let mut found = read(s, |tx| tx.ops_with_ids(ann, &[x, y])).unwrap();
+    found.sort_by_key(|r| r.device_id);
+    assert_eq!(found, vec![rows[0].clone(), rows[1].clone()]);
+    assert!(read(s, |tx| tx.ops_with_ids(ann, &[])).unwrap().is_empty());
+    assert_eq!(
+        read(s, |tx| tx.ops_with_ids(bob, &[y, z])).unwrap(),
+        vec![rows[2].clone()]
+    );
+}
+
 pub(super) fn problems_filter_by_user_newest_first(s: &dyn Store) {
     let (a, b) = (UserId::new_v7(at(1)), UserId::new_v7(at(2)));
     let p = |u| ProblemRow {

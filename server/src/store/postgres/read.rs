@@ -5,14 +5,16 @@ use super::behind;
 use super::opening::{OPENING_META, read_opening};
 use super::rows::{RECORD_BY_ID, col, ids, seq};
 use crate::store::decode::Cols;
-use crate::store::decode::{CONFLICT_COLS, PROBLEM_COLS, conflict_row, op_row, problem_row};
+use crate::store::decode::{
+    CONFLICT_COLS, OP_COLS, PROBLEM_COLS, conflict_row, keyed_op_row, op_row, problem_row,
+};
 use crate::store::decode::{check_in_row, parse, parse_opt, record_row};
 use crate::store::{
     ChangeRow, CheckIn, ConflictFilter, ConflictRow, OpRow, ProblemRow, ReadTx, RecordRead,
     RecordRow, ScopeFilter, StoreError,
 };
 use std::collections::HashMap;
-use sync_protocol::{DeviceId, RecordId, UserId};
+use sync_protocol::{DeviceId, OpId, RecordId, UserId};
 
 /// The scope condition over `records r` joined to `customer_owners o`, with
 /// the users as `$U` and the teams as `$T` (text arrays).
@@ -218,6 +220,20 @@ impl RecordRead for Tx<'_> {
             return Ok(None);
         };
         op_row(&r, device, device_seq).map(Some)
+    }
+
+    fn ops_with_ids(&mut self, user: UserId, op_ids: &[OpId]) -> Result<Vec<OpRow>, StoreError> {
+        if op_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        self.flush()?;
+        self.query(
+            &format!("SELECT {OP_COLS} FROM ops WHERE user_id = $1 AND op_id = ANY($2)"),
+            &[&user.to_string(), &ids(op_ids)],
+        )?
+        .iter()
+        .map(keyed_op_row)
+        .collect()
     }
 
     fn problems(&mut self, users: Option<&[UserId]>) -> Result<Vec<ProblemRow>, StoreError> {

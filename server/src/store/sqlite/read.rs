@@ -4,8 +4,8 @@ use super::Tx;
 use super::rows::Cached;
 use super::rows::placeholders;
 use crate::store::decode::{
-    CONFLICT_COLS, PROBLEM_COLS, check_in_row, conflict_row, op_row, parse, parse_opt, problem_row,
-    record_row,
+    CONFLICT_COLS, OP_COLS, PROBLEM_COLS, check_in_row, conflict_row, keyed_op_row, op_row, parse,
+    parse_opt, problem_row, record_row,
 };
 use crate::store::{
     ChangeRow, CheckIn, ConflictFilter, ConflictRow, OpRow, ProblemRow, ReadTx, RecordRead,
@@ -14,7 +14,7 @@ use crate::store::{
 use rusqlite::OptionalExtension;
 use rusqlite::{params, params_from_iter};
 use std::fmt::Write as _;
-use sync_protocol::{DeviceId, RecordId, UserId};
+use sync_protocol::{DeviceId, OpId, RecordId, UserId};
 
 /// The SQL condition for a scope over `records r` joined to `customer_owners o`,
 /// and its parameters.
@@ -222,6 +222,20 @@ impl RecordRead for Tx<'_> {
             params![device.to_string(), device_seq as i64],
             |r| op_row(r, device, device_seq),
         )
+    }
+
+    fn ops_with_ids(&mut self, user: UserId, ids: &[OpId]) -> Result<Vec<OpRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        // At most one push's ops: well below SQLite's limit of parameters.
+        let sql = format!(
+            "SELECT {OP_COLS} FROM ops WHERE user_id = ? AND op_id IN ({})",
+            placeholders(ids.len())
+        );
+        let args = std::iter::once(user.to_string()).chain(ids.iter().map(ToString::to_string));
+        self.c
+            .decode_all(&sql, params_from_iter(args), |r| keyed_op_row(r))
     }
 
     fn problems(&mut self, users: Option<&[UserId]>) -> Result<Vec<ProblemRow>, StoreError> {

@@ -1,0 +1,372 @@
+//! A profile restored from a backup, or copied to a second laptop, sends a
+//! history the server has another version of. `fieldsync sync` notices
+//! (`device_diverged`), registers the laptop as a new device of the same
+//! user, renumbers its pending changes for it and sends them: everything
+//! arrives once, nothing is left behind, nothing is asked of the user.
+
+use fieldsync_e2e::{
+    ADMIN_PASSWORD, Device, FaultProxy, TestServer, code, rep_with_customer, stderr,
+};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+const PW: &str = "correct horse battery";
+
+/// `visit log` to the customer matching `customer`, tagged `outcome`.
+fn log_visit(d: &Device, customer: &str, outcome: &str) {
+    d.ok(&[
+        "visit",
+        "log",
+        customer,
+        "--at",
+        "2026-11-02T09:00:00Z",
+        "--minutes",
+        "30",
+        "--purpose",
+        "drop-in",
+        "--outcome",
+        outcome,
+        "--reason",
+        "GPS off",
+    ]);
+}
+
+fn backup(d: &Device, file: &Path) {
+    d.ok(&["backup", file.to_str().unwrap()]);
+}
+
+/// A new laptop holding the backup `file`.
+fn restore(name: &str, file: &Path) -> Device {
+    let laptop = Device::new(name).unwrap();
+    laptop.ok(&["restore", file.to_str().unwrap()]);
+    laptop
+}
+
+fn status(d: &Device) -> Value {
+    d.json(&["status"])
+}
+
+/// How many times each visit outcome appears in a laptop's visit list.
+fn outcomes(d: &Device) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for v in d.json(&["visit", "list"]).as_array().unwrap() {
+        let o = v["outcome"].as_str().unwrap_or_default().to_owned();
+        *seen.entry(o).or_insert(0) += 1;
+    }
+    seen
+}
+
+/// An administrator's laptop.
+fn hq(server: &TestServer) -> Device {
+    let admin = Device::new("hq").unwrap();
+    admin.login(&server.url(), "admin", ADMIN_PASSWORD);
+    admin
+}
+
+/// li.wei's devices as the server lists them.
+fn devices(hq: &Device) -> Vec<Value> {
+    hq.json(&["admin", "device", "list", "--user", "li.wei"])
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// What the server holds for li.wei, seen from a fresh laptop of theirs.
+fn server_outcomes(server: &TestServer) -> BTreeMap<String, usize> {
+    let fresh = Device::new("fresh laptop").unwrap();
+    fresh.login(&server.url(), "li.wei", PW);
+    fresh.ok(&["sync"]);
+    outcomes(&fresh)
+}
+
+fn problems(d: &Device) -> usize {
+    d.json(&["problems", "list"]).as_array().unwrap().len()
+}
+
+/// Point a profile at another server address (a proxy in front of it).
+fn point_at(d: &Device, url: &str) {
+    let path = d.home().join("config.json");
+    let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    cfg["server"] = Value::from(url);
+    std::fs::write(&path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+}
+
+#[test]
+fn a_laptop_restored_from_a_backup_sends_its_new_visits_once_without_help() {
+    let server = TestServer::start().unwrap();
+    let rep = rep_with_customer(&server, PW);
+    for i in 1..=3 {
+        log_visit(&rep, "acme", &format!("before the backup {i}"));
+    }
+    rep.ok(&["sync"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("li.wei.db");
+    backup(&rep, &file);
+    // The old laptop syncs two more visits, then its disk dies.
+    log_visit(&rep, "acme", "after the backup 1");
+    log_visit(&rep, "acme", "after the backup 2");
+    rep.ok(&["sync"]);
+    let old_device = status(&rep)["device_id"].clone();
+    drop(rep);
+
+    let laptop = restore("replacement laptop", &file);
+    log_visit(&laptop, "acme", "restored 1");
+    log_visit(&laptop, "acme", "restored 2");
+    let out = laptop.run(&["sync"]);
+    let said = stderr(&out);
+    assert_eq!(code(&out), 0, "{said}");
+    assert!(
+        said.contains(
+            "this laptop was restored from a backup: registered as a new device, 2 changes sent"
+        ),
+        "{said}"
+    );
+
+    // The new device, and when it was repaired.
+    let st = status(&laptop);
+    assert_eq!(st["pending_ops"], 0, "{st}");
+    assert_eq!(st["problems"], 0, "{st}");
+    assert_ne!(st["device_id"], old_device, "{st}");
+    assert_eq!(st["device_repaired"]["device_id"], st["device_id"], "{st}");
+    assert_eq!(
+        st["device_repaired"]["previous_device_id"], old_device,
+        "{st}"
+    );
+    assert!(st["device_repaired"]["at"].is_string(), "{st}");
+    assert!(st["device_repair_underway"].is_null(), "{st}");
+    let shown = laptop.ok(&["status"]);
+    assert!(shown.contains("divergence repaired"), "{shown}");
+
+    // The laptop re-pulled what its backup lacked: all 7 visits, once.
+    let here = outcomes(&laptop);
+    assert_eq!(here.len(), 7, "{here:?}");
+    assert!(here.values().all(|n| *n == 1), "{here:?}");
+    let there = server_outcomes(&server);
+    assert_eq!(there, here);
+    assert_eq!(problems(&laptop), 0);
+
+    // It carries on as the new device.
+    log_visit(&laptop, "acme", "next day");
+    let out = laptop.run(&["sync"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("restored"), "{}", stderr(&out));
+    assert_eq!(server_outcomes(&server).len(), 8);
+}
+
+#[test]
+fn a_restored_backup_with_pending_work_and_a_new_customer_loses_and_doubles_nothing() {
+    let server = TestServer::start().unwrap();
+    // The customer and three visits are still pending when the backup is taken.
+    let rep = rep_with_customer(&server, PW);
+    for i in 1..=3 {
+        log_visit(&rep, "acme", &format!("pending in the backup {i}"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("li.wei.db");
+    backup(&rep, &file);
+    log_visit(&rep, "acme", "after the backup");
+    rep.ok(&["sync"]);
+    drop(rep);
+
+    // The restored laptop adds a customer and visits it: the customer's
+    // creation is among the changes the server numbered differently.
+    let laptop = restore("replacement laptop", &file);
+    laptop.ok(&[
+        "customer",
+        "add",
+        "Beta Logistics",
+        "--lat",
+        "31.20",
+        "--lon",
+        "121.40",
+    ]);
+    log_visit(&laptop, "beta", "new customer visited");
+    log_visit(&laptop, "acme", "restored");
+    let out = laptop.run(&["sync", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let sum: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The customer and three visits the server had already, answered as
+    // replays before the divergence; then the three new changes.
+    assert_eq!(sum["pushed"], 7, "{sum}");
+    assert_eq!(sum["new_device"]["sent"], 3, "{sum}");
+    assert_eq!(sum["rejected"], 0, "{sum}");
+    assert_eq!(sum["pending_ops"], 0, "{sum}");
+
+    let there = server_outcomes(&server);
+    assert_eq!(there.len(), 6, "{there:?}");
+    assert!(there.values().all(|n| *n == 1), "{there:?}");
+    assert_eq!(there.get("new customer visited"), Some(&1));
+    assert_eq!(outcomes(&laptop), there);
+    assert_eq!(problems(&laptop), 0);
+}
+
+#[test]
+fn one_profile_on_two_laptops_at_once_ends_as_two_devices_with_every_visit_once() {
+    let server = TestServer::start().unwrap();
+    let rep = rep_with_customer(&server, PW);
+    rep.ok(&["sync"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("copy.db");
+    backup(&rep, &file);
+    let copy = restore("second laptop", &file);
+
+    // A day of visits on each, syncing as they go, in turns.
+    for round in 0..4 {
+        for (name, laptop) in [("first", &rep), ("second", &copy)] {
+            log_visit(laptop, "acme", &format!("{name} {round}a"));
+            log_visit(laptop, "acme", &format!("{name} {round}b"));
+            let out = laptop.run(&["sync"]);
+            assert_eq!(code(&out), 0, "{name} round {round}: {}", stderr(&out));
+        }
+    }
+    for laptop in [&rep, &copy] {
+        laptop.ok(&["sync"]);
+        assert_eq!(status(laptop)["pending_ops"], 0);
+        assert_eq!(problems(laptop), 0);
+    }
+    let (a, b) = (status(&rep), status(&copy));
+    assert_ne!(a["device_id"], b["device_id"], "each is its own device");
+    assert!(b["device_repaired"].is_object(), "{b}");
+    let admin = hq(&server);
+    let listed = devices(&admin);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+
+    let there = server_outcomes(&server);
+    assert_eq!(there.len(), 16, "{there:?}");
+    assert!(there.values().all(|n| *n == 1), "{there:?}");
+    assert_eq!(outcomes(&rep), there);
+    assert_eq!(outcomes(&copy), there);
+}
+
+#[test]
+fn a_sync_killed_while_registering_the_new_device_is_finished_by_the_next() {
+    let server = TestServer::start().unwrap();
+    let rep = rep_with_customer(&server, PW);
+    rep.ok(&["sync"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("li.wei.db");
+    backup(&rep, &file);
+    log_visit(&rep, "acme", "old laptop");
+    rep.ok(&["sync"]);
+
+    let laptop = restore("replacement laptop", &file);
+    log_visit(&laptop, "acme", "restored 1");
+    log_visit(&laptop, "acme", "restored 2");
+    // The server registers the new device; its answer never arrives, and
+    // the sync is killed (SIGKILL) while waiting for it.
+    let proxy = FaultProxy::start(server.port()).unwrap();
+    point_at(&laptop, &proxy.url());
+    proxy.hold_answers("POST /v1/auth/devices", 1);
+    let sync = laptop.spawn(&["sync"]);
+    assert!(
+        fieldsync_e2e::wait_until(Duration::from_mins(1), || proxy.holds_done() == 1),
+        "the registration was never answered"
+    );
+    drop(sync);
+    let st = status(&laptop);
+    let underway = st["device_repair_underway"]["device_id"].clone();
+    assert!(underway.is_string(), "{st}");
+    assert_eq!(st["pending_ops"], 2, "{st}");
+
+    // The next sync registers the same device again and sends the visits.
+    let out = laptop.run(&["sync"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("registered as a new device, 2 changes sent"),
+        "{}",
+        stderr(&out)
+    );
+    let st = status(&laptop);
+    assert_eq!(st["device_id"], underway, "{st}");
+    assert_eq!(st["device_repaired"]["device_id"], underway, "{st}");
+    assert_eq!(st["pending_ops"], 0, "{st}");
+    let listed = devices(&hq(&server));
+    assert_eq!(
+        listed.len(),
+        2,
+        "the retry registered the same device: {listed:?}"
+    );
+    let there = server_outcomes(&server);
+    assert_eq!(there.len(), 3, "{there:?}");
+    assert!(there.values().all(|n| *n == 1), "{there:?}");
+}
+
+#[test]
+fn visits_refused_because_their_customer_was_held_up_are_sent_again_after_the_repair() {
+    let server = TestServer::start().unwrap();
+    let rep = rep_with_customer(&server, PW);
+    rep.ok(&["sync"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("li.wei.db");
+    backup(&rep, &file);
+    log_visit(&rep, "acme", "old laptop");
+    rep.ok(&["sync"]);
+
+    let laptop = restore("replacement laptop", &file);
+    laptop.ok(&[
+        "customer",
+        "add",
+        "Beta Logistics",
+        "--lat",
+        "31.20",
+        "--lon",
+        "121.40",
+    ]);
+    log_visit(&laptop, "beta", "held up");
+    // As a server before divergences were told apart answered: the visit
+    // was refused `not_found`, its customer's creation stuck behind the
+    // divergence. And a problem of its own, which stays.
+    let db = rusqlite::Connection::open(laptop.home().join("fieldsync.db")).unwrap();
+    let (seq, op_id, record, op): (i64, String, String, String) = db
+        .query_row(
+            "SELECT device_seq, op_id, record_id, op FROM outbox WHERE collection = 'visits'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    let refuse = "INSERT INTO problems (op_id, collection, record_id, op, code, message, field, created_at)
+                  VALUES (?1, 'visits', ?2, ?3, 'not_found', 'customer does not exist', 'customer_id', '2026-11-02T10:00:00.000Z')";
+    db.execute(refuse, rusqlite::params![op_id, record, op])
+        .unwrap();
+    db.execute("DELETE FROM outbox WHERE device_seq = ?1", [seq])
+        .unwrap();
+    let mut stranger: Value = serde_json::from_str(&op).unwrap();
+    let nowhere = uuid::Uuid::now_v7().to_string();
+    stranger["fields"]["customer_id"] = Value::from(nowhere);
+    stranger["record_id"] = Value::from(uuid::Uuid::now_v7().to_string());
+    db.execute(
+        refuse,
+        rusqlite::params![
+            uuid::Uuid::now_v7().to_string(),
+            stranger["record_id"].as_str().unwrap(),
+            stranger.to_string()
+        ],
+    )
+    .unwrap();
+    drop(db);
+    assert_eq!(problems(&laptop), 2);
+
+    let out = laptop.run(&["sync", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let sum: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sum["new_device"]["retried_problems"], 1, "{sum}");
+    assert_eq!(sum["new_device"]["sent"], 2, "{sum}");
+    assert_eq!(sum["rejected"], 0, "{sum}");
+    let open = laptop.json(&["problems", "list"]);
+    assert_eq!(open.as_array().unwrap().len(), 1, "{open}");
+    assert_eq!(open[0]["record_id"], stranger["record_id"], "{open}");
+    let all = laptop.json(&["problems", "list", "--all"]);
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["record_id"].as_str() == Some(record.as_str())
+                && p["resolution"] == "retried"),
+        "{all}"
+    );
+    let there = server_outcomes(&server);
+    assert_eq!(there.get("held up"), Some(&1), "{there:?}");
+    assert_eq!(there.len(), 2, "{there:?}");
+}
