@@ -13,10 +13,10 @@ use std::time::Instant;
 use sync_protocol::schema::Role;
 use sync_protocol::time::format_ts;
 
-const REP: &str = "bench.rep";
+pub(crate) const REP: &str = "bench.rep";
 /// The reps of [`two_instances`].
 const REPS: [&str; 2] = [REP, "bench.rep2"];
-const REP_PASSWORD: &str = "bench-rep-password";
+pub(crate) const REP_PASSWORD: &str = "bench-rep-password";
 
 /// A server with one rep whose laptop holds (and has synced) the visits.
 struct Seeded {
@@ -45,7 +45,12 @@ fn prepare(
 
 /// A laptop of `rep` logged in at `server`, with its customer and the
 /// visits of `file` imported (not yet synced).
-fn laptop(bins: &Bins, server: &str, rep: &str, file: &std::path::Path) -> Result<Device> {
+pub(crate) fn laptop(
+    bins: &Bins,
+    server: &str,
+    rep: &str,
+    file: &std::path::Path,
+) -> Result<Device> {
     let device = Device::new(bins)?;
     device.login(server, rep, REP_PASSWORD)?;
     device.ok(&[
@@ -62,7 +67,11 @@ fn laptop(bins: &Bins, server: &str, rep: &str, file: &std::path::Path) -> Resul
 }
 
 /// An import file in `dir` with `n` visits of the workload (`seed`).
-fn visits_file(dir: &std::path::Path, n: usize, seed: u64) -> Result<std::path::PathBuf> {
+pub(crate) fn visits_file(
+    dir: &std::path::Path,
+    n: usize,
+    seed: u64,
+) -> Result<std::path::PathBuf> {
     let file = dir.join(format!("visits-{seed}.jsonl"));
     let rows = workload::visits(n, Utc::now(), seed);
     std::fs::write(&file, workload::import_file(&rows)).context("writing the import file")?;

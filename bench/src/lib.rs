@@ -12,6 +12,7 @@ pub mod fleet;
 pub mod limit;
 pub mod proc;
 pub mod report;
+pub mod restore;
 pub mod results;
 pub mod stats;
 pub mod workload;
@@ -81,6 +82,8 @@ pub enum Selection {
     Limit,
     /// The HQ scorecard report.
     Report,
+    /// The recovery sync of a laptop restored from a backup.
+    Restore,
 }
 
 /// Measure `selection` and return the results (every figure and check):
@@ -106,6 +109,9 @@ pub fn run(
     }
     if all || selection == Selection::Device || selection == Selection::Edits {
         figures.extend(edits::figures(bins, store, &sizes, &mut checks)?);
+    }
+    if all || selection == Selection::Restore {
+        figures.extend(restore::figures(bins, store, &sizes, &mut checks)?);
     }
     if all || selection == Selection::Device || selection == Selection::Limit {
         figures.push(limit_figure(&sizes)?);

@@ -69,6 +69,8 @@ enum What {
     Limit,
     /// The HQ scorecard report.
     Report,
+    /// The recovery sync of a laptop restored from a backup (1,000 pending changes).
+    Restore,
 }
 
 fn main() -> ExitCode {
@@ -114,6 +116,7 @@ fn try_main() -> Result<ExitCode> {
         What::FleetPostgres => Selection::FleetPostgres,
         What::Limit => Selection::Limit,
         What::Report => Selection::Report,
+        What::Restore => Selection::Restore,
     };
     let results = run(
         &bins,

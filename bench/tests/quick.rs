@@ -50,6 +50,8 @@ fn quick_benchmark_writes_every_figure_and_passes_every_check() {
         "limit",
         "fleet p99 sync",
         "fleet server peak memory",
+        "recovery sync",
+        "ordinary sync",
     ] {
         let f = results
             .figures
@@ -103,6 +105,7 @@ fn quick_benchmark_writes_every_figure_and_passes_every_check() {
         "push: every imported visit applied",
         "bootstrap pull: every visit arrived",
         "fleet: every op applied exactly once",
+        "recovery sync: every pending change applied once under the new device",
     ] {
         assert!(names.contains(&name), "check {name} missing: {names:?}");
     }

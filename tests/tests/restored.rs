@@ -370,3 +370,40 @@ fn visits_refused_because_their_customer_was_held_up_are_sent_again_after_the_re
     assert_eq!(there.get("held up"), Some(&1), "{there:?}");
     assert_eq!(there.len(), 2, "{there:?}");
 }
+
+#[test]
+fn changes_sent_by_a_revoked_device_and_sent_again_after_a_new_login_apply_once() {
+    let server = TestServer::start().unwrap();
+    let rep = rep_with_customer(&server, PW);
+    log_visit(&rep, "acme", "pending 1");
+    log_visit(&rep, "acme", "pending 2");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("li.wei.db");
+    backup(&rep, &file);
+    // The laptop syncs, then is stolen; an administrator revokes it.
+    rep.ok(&["sync"]);
+    let old = status(&rep)["device_id"].as_str().unwrap().to_owned();
+    drop(rep);
+    let admin = hq(&server);
+    admin.ok(&["admin", "device", "revoke", &old]);
+
+    // The backup, restored, holds the three changes as pending: its token
+    // is refused, and a login makes it a new device that sends them again.
+    let laptop = restore("replacement laptop", &file);
+    let out = laptop.run(&["sync"]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    laptop.login(&server.url(), "li.wei", PW);
+    let out = laptop.run(&["sync", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let sum: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sum["pushed"], 3, "{sum}");
+    assert_eq!(sum["rejected"], 0, "{sum}");
+    let there = server_outcomes(&server);
+    assert_eq!(there.len(), 2, "{there:?}");
+    assert!(
+        there.values().all(|n| *n == 1),
+        "a change applied twice: {there:?}"
+    );
+    let customers = laptop.json(&["customer", "list"]);
+    assert_eq!(customers.as_array().unwrap().len(), 1, "{customers}");
+}
