@@ -101,7 +101,7 @@ pub fn push(
     let mut counts = Counts::default();
     let mut resend_from = None;
     let mut seen = Seen::default();
-    let mut known = Known::load(tx, actor.user.id, &req.ops)?;
+    let mut known = Known::load(tx, actor.user.id, device.id, acked, &req.ops)?;
     let mut diverged = false;
     let at = format_ts(now);
     for op in &req.ops {
@@ -252,8 +252,23 @@ struct Known {
 }
 
 impl Known {
-    fn load(tx: &mut dyn WriteTx, user: UserId, ops: &[Op]) -> Result<Self, StoreError> {
-        let ids: Vec<OpId> = ops.iter().map(|o| o.op_id).collect();
+    /// Only ops that may have been stored before are looked up: those under
+    /// an acknowledged number, and those written under another device (an
+    /// op keeps the clock of the device that wrote it when it is
+    /// renumbered). An op this device wrote under a new number is new,
+    /// unless this push names it twice, which [`Known::add`] catches.
+    fn load(
+        tx: &mut dyn WriteTx,
+        user: UserId,
+        device: DeviceId,
+        acked: u64,
+        ops: &[Op],
+    ) -> Result<Self, StoreError> {
+        let ids: Vec<OpId> = ops
+            .iter()
+            .filter(|o| o.device_seq <= acked || o.hlc.node != device)
+            .map(|o| o.op_id)
+            .collect();
         let mut by_id: HashMap<OpId, Vec<OpRow>> = HashMap::new();
         for row in tx.ops_with_ids(user, &ids)? {
             by_id.entry(row.op_id).or_default().push(row);

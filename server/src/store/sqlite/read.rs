@@ -230,10 +230,13 @@ impl RecordRead for Tx<'_> {
         }
         // At most one push's ops: well below SQLite's limit of parameters.
         let sql = format!(
-            "SELECT {OP_COLS} FROM ops WHERE user_id = ? AND op_id IN ({})",
+            "SELECT {OP_COLS} FROM ops WHERE op_id IN ({}) AND user_id = ?",
             placeholders(ids.len())
         );
-        let args = std::iter::once(user.to_string()).chain(ids.iter().map(ToString::to_string));
+        let args = ids
+            .iter()
+            .map(ToString::to_string)
+            .chain(std::iter::once(user.to_string()));
         self.c
             .decode_all(&sql, params_from_iter(args), |r| keyed_op_row(r))
     }
