@@ -407,3 +407,75 @@ fn changes_sent_by_a_revoked_device_and_sent_again_after_a_new_login_apply_once(
     let customers = laptop.json(&["customer", "list"]);
     assert_eq!(customers.as_array().unwrap().len(), 1, "{customers}");
 }
+
+/// Import `n` visits to Acme, tagged `{tag} {i}` (pending, not synced).
+fn import_visits(d: &Device, n: u32, tag: &str) {
+    let base = chrono::Utc::now() - chrono::Duration::days(30);
+    let body: Vec<String> = (0..n)
+        .map(|i| {
+            let at = base + chrono::Duration::minutes(7 * i64::from(i));
+            format!(
+                r#"{{"customer": "acme", "at": "{}", "minutes": 30, "purpose": "demo", "outcome": "{tag} {i}", "lat": 31.2305, "lon": 121.4738}}"#,
+                at.format("%Y-%m-%dT%H:%M:%SZ")
+            )
+        })
+        .collect();
+    let file = d.home().join("visits.jsonl");
+    std::fs::write(&file, body.join("\n")).unwrap();
+    assert_eq!(
+        d.json(&["visit", "import", file.to_str().unwrap()])["imported"],
+        n
+    );
+}
+
+#[test]
+fn syncs_killed_at_any_moment_of_the_recovery_end_with_one_new_device_and_every_visit_once() {
+    let server = TestServer::start().unwrap();
+    let rep = rep_with_customer(&server, PW);
+    rep.ok(&["sync"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("li.wei.db");
+    backup(&rep, &file);
+    log_visit(&rep, "acme", "old laptop");
+    rep.ok(&["sync"]);
+
+    let laptop = restore("replacement laptop", &file);
+    import_visits(&laptop, 500, "restored");
+    // kill -9 at growing delays until a sync finishes by itself: before,
+    // during and after the divergence, the registration, the renumbering
+    // and the pushes that follow.
+    let (mut kills, mut mid_recovery) = (0, 0);
+    for step in 1..=80u64 {
+        let mut sync = laptop.spawn(&["sync"]);
+        std::thread::sleep(Duration::from_millis(6 * step));
+        if !sync.is_running() {
+            let out = sync.finish();
+            assert_eq!(code(&out), 0, "{}", stderr(&out));
+            break;
+        }
+        drop(sync);
+        kills += 1;
+        if status(&laptop)["device_repair_underway"].is_object() {
+            mid_recovery += 1;
+        }
+    }
+    eprintln!("{kills} syncs killed, {mid_recovery} of them in the middle of the recovery");
+    let out = laptop.run(&["sync"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let st = status(&laptop);
+    assert_eq!(st["pending_ops"], 0, "{st}");
+    assert_eq!(st["problems"], 0, "{st}");
+    assert!(st["device_repaired"].is_object(), "{st}");
+    assert!(st["device_repair_underway"].is_null(), "{st}");
+    let listed = devices(&hq(&server));
+    assert_eq!(
+        listed.len(),
+        2,
+        "one new device, however often killed: {listed:?}"
+    );
+
+    let there = server_outcomes(&server);
+    assert_eq!(there.len(), 501, "{} visits", there.len());
+    assert!(there.values().all(|n| *n == 1), "a visit doubled");
+    assert_eq!(outcomes(&laptop), there);
+}
