@@ -16,7 +16,7 @@ use sync_protocol::time::format_ts;
 pub(crate) const REP: &str = "bench.rep";
 /// The reps of [`two_instances`].
 const REPS: [&str; 2] = [REP, "bench.rep2"];
-pub(crate) const REP_PASSWORD: &str = "bench-rep-password";
+const REP_PASSWORD: &str = "bench-rep-password";
 
 /// A server with one rep whose laptop holds (and has synced) the visits.
 struct Seeded {
@@ -30,7 +30,7 @@ fn summary(v: &Value, key: &str) -> u64 {
 
 /// A fresh server with a team and a rep, and the rep's laptop with the
 /// customer and `rows` imported (not yet synced).
-fn prepare(
+pub(crate) fn prepare(
     bins: &Bins,
     store: &ServerStore,
     file: &std::path::Path,

@@ -4,13 +4,11 @@
 //! an ordinary sync of as many pending changes on the same server.
 
 use crate::Sizes;
-use crate::api::Api;
-use crate::device::{REP, REP_PASSWORD, laptop, visits_file};
-use crate::proc::{ADMIN_PASSWORD, Bins, Device, ServerProc, ServerStore};
+use crate::device::{REP, laptop, prepare, visits_file};
+use crate::proc::{Bins, Device, ServerStore};
 use crate::results::{Check, Figure};
 use anyhow::{Context, Result};
 use serde_json::Value;
-use sync_protocol::schema::Role;
 
 /// Pending changes on the restored laptop (fewer when the laptop's
 /// workload is smaller, as with `--quick`).
@@ -34,15 +32,11 @@ pub fn figures(
     let mut ordinary = Vec::new();
     let (mut ok, mut detail) = (true, String::new());
     for run in 0..sizes.runs {
-        let server = ServerProc::start(bins, store)?;
-        let (admin, _) = Api::new(server.url())?.login("admin", ADMIN_PASSWORD, "bench admin")?;
-        admin.create_team("bench")?;
-        admin.create_user(REP, REP_PASSWORD, Role::Rep, Some("bench"), None)?;
         let one = visits_file(dir.path(), 1, 100 + run as u64)?;
         let pending = visits_file(dir.path(), pending_n, 200 + run as u64)?;
 
         // Backed up after its first sync; the original syncs once more.
-        let original = laptop(bins, server.url(), REP, &one)?;
+        let (server, original) = prepare(bins, store, &one)?;
         original.ok(&["sync"])?;
         let backup = dir.path().join(format!("backup-{run}.db"));
         original.ok(&["backup", &backup.to_string_lossy()])?;

@@ -560,6 +560,26 @@ pub fn rep_with_customer(server: &TestServer, password: &str) -> Device {
     rep
 }
 
+/// The arguments of a `visit log` to the customer matching `customer`,
+/// tagged with `outcome` (at a fixed time, without a position).
+pub fn visit_log<'a>(customer: &'a str, outcome: &'a str) -> [&'a str; 13] {
+    [
+        "visit",
+        "log",
+        customer,
+        "--at",
+        "2026-11-02T09:00:00Z",
+        "--minutes",
+        "30",
+        "--purpose",
+        "drop-in",
+        "--outcome",
+        outcome,
+        "--reason",
+        "GPS off",
+    ]
+}
+
 /// A `fieldsync` command running in the background ([`Device::spawn`]).
 pub struct Running {
     child: Option<Child>,

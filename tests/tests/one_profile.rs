@@ -36,21 +36,7 @@ fn import_visits(rep: &Device, n: u32) {
 /// `visit log` to Acme with `outcome` as its tag.
 fn log_visit(rep: &Device, extra: &[&str], outcome: &str) -> Output {
     let mut args = extra.to_vec();
-    args.extend([
-        "visit",
-        "log",
-        "acme",
-        "--at",
-        "2026-11-02T09:00:00Z",
-        "--minutes",
-        "30",
-        "--purpose",
-        "drop-in",
-        "--outcome",
-        outcome,
-        "--reason",
-        "GPS off",
-    ]);
+    args.extend(fieldsync_e2e::visit_log("acme", outcome));
     rep.run(&args)
 }
 

@@ -5,7 +5,7 @@
 //! arrives once, nothing is left behind, nothing is asked of the user.
 
 use fieldsync_e2e::{
-    ADMIN_PASSWORD, Device, FaultProxy, TestServer, code, rep_with_customer, stderr,
+    ADMIN_PASSWORD, Device, FaultProxy, TestServer, code, rep_with_customer, stderr, visit_log,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -16,20 +16,52 @@ const PW: &str = "correct horse battery";
 
 /// `visit log` to the customer matching `customer`, tagged `outcome`.
 fn log_visit(d: &Device, customer: &str, outcome: &str) {
+    d.ok(&visit_log(customer, outcome));
+}
+
+/// li.wei's laptop logs and syncs `before` visits, is backed up, then
+/// logs and syncs `after` more: a backup the server has moved past.
+struct MovedOn {
+    server: TestServer,
+    /// The original laptop.
+    rep: Device,
+    /// The backup file, in `_dir` (which deletes it when dropped).
+    file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn backed_up_then_moved_on(before: u32, after: u32) -> MovedOn {
+    let server = TestServer::start().unwrap();
+    let rep = rep_with_customer(&server, PW);
+    for i in 1..=before {
+        log_visit(&rep, "acme", &format!("before the backup {i}"));
+    }
+    rep.ok(&["sync"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("li.wei.db");
+    backup(&rep, &file);
+    for i in 1..=after {
+        log_visit(&rep, "acme", &format!("after the backup {i}"));
+    }
+    rep.ok(&["sync"]);
+    MovedOn {
+        server,
+        rep,
+        file,
+        _dir: dir,
+    }
+}
+
+/// Add customer "Beta Logistics" (pending).
+fn add_beta(d: &Device) {
     d.ok(&[
-        "visit",
-        "log",
-        customer,
-        "--at",
-        "2026-11-02T09:00:00Z",
-        "--minutes",
-        "30",
-        "--purpose",
-        "drop-in",
-        "--outcome",
-        outcome,
-        "--reason",
-        "GPS off",
+        "customer",
+        "add",
+        "Beta Logistics",
+        "--lat",
+        "31.20",
+        "--lon",
+        "121.40",
     ]);
 }
 
@@ -95,19 +127,14 @@ fn point_at(d: &Device, url: &str) {
 
 #[test]
 fn a_laptop_restored_from_a_backup_sends_its_new_visits_once_without_help() {
-    let server = TestServer::start().unwrap();
-    let rep = rep_with_customer(&server, PW);
-    for i in 1..=3 {
-        log_visit(&rep, "acme", &format!("before the backup {i}"));
-    }
-    rep.ok(&["sync"]);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("li.wei.db");
-    backup(&rep, &file);
-    // The old laptop syncs two more visits, then its disk dies.
-    log_visit(&rep, "acme", "after the backup 1");
-    log_visit(&rep, "acme", "after the backup 2");
-    rep.ok(&["sync"]);
+    // Three visits before the backup; the old laptop syncs two more, then
+    // its disk dies.
+    let MovedOn {
+        server,
+        rep,
+        file,
+        _dir,
+    } = backed_up_then_moved_on(3, 2);
     let old_device = status(&rep)["device_id"].clone();
     drop(rep);
 
@@ -173,15 +200,7 @@ fn a_restored_backup_with_pending_work_and_a_new_customer_loses_and_doubles_noth
     // The restored laptop adds a customer and visits it: the customer's
     // creation is among the changes the server numbered differently.
     let laptop = restore("replacement laptop", &file);
-    laptop.ok(&[
-        "customer",
-        "add",
-        "Beta Logistics",
-        "--lat",
-        "31.20",
-        "--lon",
-        "121.40",
-    ]);
+    add_beta(&laptop);
     log_visit(&laptop, "beta", "new customer visited");
     log_visit(&laptop, "acme", "restored");
     let out = laptop.run(&["sync", "--json"]);
@@ -242,14 +261,10 @@ fn one_profile_on_two_laptops_at_once_ends_as_two_devices_with_every_visit_once(
 
 #[test]
 fn a_sync_killed_while_registering_the_new_device_is_finished_by_the_next() {
-    let server = TestServer::start().unwrap();
-    let rep = rep_with_customer(&server, PW);
-    rep.ok(&["sync"]);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("li.wei.db");
-    backup(&rep, &file);
-    log_visit(&rep, "acme", "old laptop");
-    rep.ok(&["sync"]);
+    // (`_dir` holds the backup: bound, not dropped.)
+    let MovedOn {
+        server, file, _dir, ..
+    } = backed_up_then_moved_on(0, 1);
 
     let laptop = restore("replacement laptop", &file);
     log_visit(&laptop, "acme", "restored 1");
@@ -295,25 +310,13 @@ fn a_sync_killed_while_registering_the_new_device_is_finished_by_the_next() {
 
 #[test]
 fn visits_refused_because_their_customer_was_held_up_are_sent_again_after_the_repair() {
-    let server = TestServer::start().unwrap();
-    let rep = rep_with_customer(&server, PW);
-    rep.ok(&["sync"]);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("li.wei.db");
-    backup(&rep, &file);
-    log_visit(&rep, "acme", "old laptop");
-    rep.ok(&["sync"]);
+    // (`_dir` holds the backup: bound, not dropped.)
+    let MovedOn {
+        server, file, _dir, ..
+    } = backed_up_then_moved_on(0, 1);
 
     let laptop = restore("replacement laptop", &file);
-    laptop.ok(&[
-        "customer",
-        "add",
-        "Beta Logistics",
-        "--lat",
-        "31.20",
-        "--lon",
-        "121.40",
-    ]);
+    add_beta(&laptop);
     log_visit(&laptop, "beta", "held up");
     // As a server before divergences were told apart answered: the visit
     // was refused `not_found`, its customer's creation stuck behind the
@@ -430,14 +433,10 @@ fn import_visits(d: &Device, n: u32, tag: &str) {
 
 #[test]
 fn syncs_killed_at_any_moment_of_the_recovery_end_with_one_new_device_and_every_visit_once() {
-    let server = TestServer::start().unwrap();
-    let rep = rep_with_customer(&server, PW);
-    rep.ok(&["sync"]);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("li.wei.db");
-    backup(&rep, &file);
-    log_visit(&rep, "acme", "old laptop");
-    rep.ok(&["sync"]);
+    // (`_dir` holds the backup: bound, not dropped.)
+    let MovedOn {
+        server, file, _dir, ..
+    } = backed_up_then_moved_on(0, 1);
 
     let laptop = restore("replacement laptop", &file);
     import_visits(&laptop, 500, "restored");

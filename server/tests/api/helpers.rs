@@ -111,17 +111,7 @@ pub fn login_at(
         .send()
         .expect("login request");
     assert_eq!(r.status().as_u16(), 201, "login {username}: {:?}", r.text());
-    let l: LoginResponse = r.json().expect("login json");
-    let mut clock = HlcClock::new(l.device_id);
-    clock.observe(&l.server_clock);
-    Device {
-        token: l.token,
-        id: l.device_id,
-        user: l.user,
-        seq: 0,
-        clock,
-        cursor: 0,
-    }
+    Device::registered(r.json().expect("login json"))
 }
 
 pub fn json_of<T: DeserializeOwned>(r: Response, want: u16) -> T {
@@ -280,6 +270,20 @@ impl TestApp {
 }
 
 impl Device {
+    /// The device a login (or a registration) answered, before its first op.
+    pub fn registered(l: LoginResponse) -> Self {
+        let mut clock = HlcClock::new(l.device_id);
+        clock.observe(&l.server_clock);
+        Device {
+            token: l.token,
+            id: l.device_id,
+            user: l.user,
+            seq: 0,
+            clock,
+            cursor: 0,
+        }
+    }
+
     /// A new op of this device (next `device_seq`, a fresh clock reading).
     pub fn op(&mut self, collection: &str, record: RecordId, kind: OpKind, fields: Value) -> Op {
         self.seq += 1;

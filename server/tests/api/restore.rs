@@ -44,19 +44,6 @@ fn renumbered(ops: &[Op], to: DeviceId) -> Vec<Op> {
         .collect()
 }
 
-fn as_device(l: LoginResponse) -> Device {
-    let mut clock = HlcClock::new(l.device_id);
-    clock.observe(&l.server_clock);
-    Device {
-        token: l.token,
-        id: l.device_id,
-        user: l.user,
-        seq: 0,
-        clock,
-        cursor: 0,
-    }
-}
-
 fn customers(app: &TestApp, dev: &mut Device) -> Vec<String> {
     let changes = app.pull(dev);
     let mut names: Vec<String> = upserts(&changes)
@@ -131,7 +118,7 @@ fn a_restored_device_re_registers_and_its_renumbered_ops_apply_once() {
 
     let body =
         json!({"device_id": DeviceId::new_v7(chrono::Utc::now()), "device_name": "rita-restored"});
-    let mut fresh = as_device(json_of(register(&app, &copy, &body), 201));
+    let mut fresh = Device::registered(json_of(register(&app, &copy, &body), 201));
     assert_eq!(fresh.id.to_string(), body["device_id"].as_str().unwrap());
     assert_ne!(fresh.token, rep.token);
     let me: Value = json_of(app.get("/v1/auth/whoami", Some(&fresh.token)), 200);
@@ -187,7 +174,7 @@ fn registering_a_device_is_idempotent_until_it_sends_and_refuses_strangers() {
 
     // The first answer was lost: the retry gets the same device, a new token.
     let lost: LoginResponse = json_of(register(&app, &rep, &body), 201);
-    let mut fresh = as_device(json_of(register(&app, &rep, &body), 201));
+    let mut fresh = Device::registered(json_of(register(&app, &rep, &body), 201));
     assert_eq!((lost.device_id, fresh.id), (id, id));
     assert_eq!(
         error_of(app.get("/v1/auth/whoami", Some(&lost.token))).0,
