@@ -478,3 +478,45 @@ fn syncs_killed_at_any_moment_of_the_recovery_end_with_one_new_device_and_every_
     assert!(there.values().all(|n| *n == 1), "a visit doubled");
     assert_eq!(outcomes(&laptop), there);
 }
+
+#[test]
+fn a_backup_taken_in_the_middle_of_a_recovery_recovers_as_a_device_of_its_own() {
+    let MovedOn {
+        server, file, _dir, ..
+    } = backed_up_then_moved_on(0, 1);
+    let first = restore("first replacement", &file);
+    log_visit(&first, "acme", "restored 1");
+    log_visit(&first, "acme", "restored 2");
+    // Stopped after the server registered the new device, and backed up
+    // then: the backup notes a device that is about to be someone's.
+    let proxy = FaultProxy::start(server.port()).unwrap();
+    point_at(&first, &proxy.url());
+    proxy.hold_answers("POST /v1/auth/devices", 1);
+    let sync = first.spawn(&["sync"]);
+    assert!(
+        fieldsync_e2e::wait_until(Duration::from_mins(1), || proxy.holds_done() == 1),
+        "the registration was never answered"
+    );
+    drop(sync);
+    let mid = file.with_file_name("mid-recovery.db");
+    backup(&first, &mid);
+    point_at(&first, &server.url());
+    first.ok(&["sync"]);
+    let taken = status(&first)["device_id"].clone();
+
+    // Restored elsewhere, it finds that device taken and registers another.
+    let second = restore("second replacement", &mid);
+    point_at(&second, &server.url());
+    assert!(status(&second)["device_repair_underway"].is_object());
+    log_visit(&second, "acme", "second laptop");
+    let out = second.run(&["sync"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let st = status(&second);
+    assert_ne!(st["device_id"], taken, "{st}");
+    assert_eq!(st["pending_ops"], 0, "{st}");
+    assert_eq!(st["problems"], 0, "{st}");
+    assert_eq!(devices(&hq(&server)).len(), 3);
+    let there = server_outcomes(&server);
+    assert_eq!(there.len(), 4, "{there:?}");
+    assert!(there.values().all(|n| *n == 1), "{there:?}");
+}

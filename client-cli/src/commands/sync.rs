@@ -25,13 +25,15 @@ use sync_protocol::wire::{
     MAX_SETTLEMENTS, PULL_CURSOR_HEADER, PULL_MORE_HEADER, PullRequest, PushRequest, PushResponse,
     RegisterDeviceRequest, ScopeSummary,
 };
-use sync_protocol::{DeviceId, Op};
+use sync_protocol::{DeviceId, ErrorCode, Op};
 
 /// Most ops in one push (the server's limit): fewer round trips and
 /// commits for a large outbox.
 const PUSH_MAX_OPS: usize = sync_protocol::wire::MAX_PUSH_OPS;
 /// About this many bytes of JSON per push (before compression).
 const PUSH_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// Times one sync becomes a new device at most (see [`become_new_device`]).
+const MAX_RECOVERIES: u32 = 2;
 /// Records per pulled page: each page is one local transaction.
 const PULL_LIMIT: u32 = 5000;
 
@@ -342,6 +344,7 @@ fn push(
     sum: &mut Summary,
 ) -> Result<()> {
     let mut total = store.pending()?;
+    let mut recoveries = 0;
     loop {
         let batch = store.outbox_batch(PUSH_MAX_OPS, PUSH_MAX_BYTES)?;
         if batch.is_empty() {
@@ -375,10 +378,12 @@ fn push(
         ctx.printer
             .progress(&format!("pushing: {}/{total}", sum.pushed));
         if rec.diverged > 0 {
-            if sum.new_device.is_some() {
-                // A device registered moments ago cannot have another history.
-                return Err(Failure::new("sync cannot continue: the server says this laptop's new device diverged too").hint("your changes are kept; report this to an administrator with the output of fieldsync status --json").into());
+            // Once is the rule; again only when this store was backed up in
+            // the middle of a recovery that another copy finished.
+            if recoveries == MAX_RECOVERIES {
+                return Err(Failure::new(format!("sync cannot continue: the server says this laptop's history diverged again after it became a new device {MAX_RECOVERIES} times")).hint("your changes are kept; report this to an administrator with the output of fieldsync status --json").into());
             }
+            recoveries += 1;
             store.begin_new_device(link.cfg.device_id)?;
             become_new_device(ctx, store, link, sum)?;
             total = sum.pushed + store.pending()?;
@@ -416,7 +421,7 @@ fn become_new_device(
     link: &mut Link,
     sum: &mut Summary,
 ) -> Result<()> {
-    let Some(new) = store.new_device_underway()? else {
+    let Some(mut new) = store.new_device_underway()? else {
         return Ok(());
     };
     ctx.printer.progress(
@@ -427,14 +432,26 @@ fn become_new_device(
     if link.cfg.device_id == new.device_id {
         store.renumber_for(new.device_id)?;
     } else {
-        let req = RegisterDeviceRequest {
-            device_id: Some(new.device_id),
-            device_name: super::auth::device_name(),
-        };
         let remote = &link.remote;
-        let resp: LoginResponse = remote
-            .retrying_busy(|r| r.post("/v1/auth/devices", &req))
-            .map_err(|e| remote::fail(e, remote.base(), store.pending().unwrap_or(0)))?;
+        let register = |id| {
+            let req = RegisterDeviceRequest {
+                device_id: Some(id),
+                device_name: super::auth::device_name(),
+            };
+            remote.retrying_busy(|r| r.post::<_, LoginResponse>("/v1/auth/devices", &req))
+        };
+        let resp = match register(new.device_id) {
+            // The noted device is in use (this store is a backup taken in
+            // the middle of a recovery that finished elsewhere): another.
+            Err(RemoteError::Api(status, e))
+                if status == StatusCode::CONFLICT && e.code == ErrorCode::AlreadyExists =>
+            {
+                new = store.begin_new_device_again(new.previous_device_id)?;
+                register(new.device_id)
+            }
+            answer => answer,
+        }
+        .map_err(|e| remote::fail(e, remote.base(), store.pending().unwrap_or(0)))?;
         let token = resp.token;
         link.cfg = Config {
             token: Some(token.clone()),

@@ -313,6 +313,14 @@ impl Store {
         Ok(new)
     }
 
+    /// Drop the noted new device (it turned out to be in use) and note
+    /// another one.
+    pub fn begin_new_device_again(&mut self, previous: DeviceId) -> Result<NewDevice> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = ?1", [key::NEW_DEVICE])?;
+        self.begin_new_device(previous)
+    }
+
     /// The registered new device takes over the outbox: every pending op
     /// is renumbered for it (same op ids, so one the server already has is
     /// answered as a replay). Safe to repeat: it renumbers what is there.
