@@ -5,7 +5,8 @@
 //! arrives once, nothing is left behind, nothing is asked of the user.
 
 use fieldsync_e2e::{
-    ADMIN_PASSWORD, Device, FaultProxy, TestServer, code, rep_with_customer, stderr, visit_log,
+    ADMIN_PASSWORD, Device, FaultProxy, StoreKind, TestServer, code, on_both_stores,
+    rep_with_customer, stderr, visit_log,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -13,6 +14,12 @@ use std::path::Path;
 use std::time::Duration;
 
 const PW: &str = "correct horse battery";
+
+on_both_stores!(
+    a_laptop_restored_from_a_backup_sends_its_new_visits_once_without_help,
+    a_restored_backup_with_pending_work_and_a_new_customer_loses_and_doubles_nothing,
+    one_profile_on_two_laptops_at_once_ends_as_two_devices_with_every_visit_once,
+);
 
 /// `visit log` to the customer matching `customer`, tagged `outcome`.
 fn log_visit(d: &Device, customer: &str, outcome: &str) {
@@ -30,8 +37,8 @@ struct MovedOn {
     _dir: tempfile::TempDir,
 }
 
-fn backed_up_then_moved_on(before: u32, after: u32) -> MovedOn {
-    let server = TestServer::start().unwrap();
+fn backed_up_then_moved_on(store: StoreKind, before: u32, after: u32) -> MovedOn {
+    let server = TestServer::start_on(store).unwrap();
     let rep = rep_with_customer(&server, PW);
     for i in 1..=before {
         log_visit(&rep, "acme", &format!("before the backup {i}"));
@@ -125,8 +132,7 @@ fn point_at(d: &Device, url: &str) {
     std::fs::write(&path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
 }
 
-#[test]
-fn a_laptop_restored_from_a_backup_sends_its_new_visits_once_without_help() {
+fn a_laptop_restored_from_a_backup_sends_its_new_visits_once_without_help(store: StoreKind) {
     // Three visits before the backup; the old laptop syncs two more, then
     // its disk dies.
     let MovedOn {
@@ -134,7 +140,7 @@ fn a_laptop_restored_from_a_backup_sends_its_new_visits_once_without_help() {
         rep,
         file,
         _dir,
-    } = backed_up_then_moved_on(3, 2);
+    } = backed_up_then_moved_on(store, 3, 2);
     let old_device = status(&rep)["device_id"].clone();
     drop(rep);
 
@@ -182,9 +188,10 @@ fn a_laptop_restored_from_a_backup_sends_its_new_visits_once_without_help() {
     assert_eq!(server_outcomes(&server).len(), 8);
 }
 
-#[test]
-fn a_restored_backup_with_pending_work_and_a_new_customer_loses_and_doubles_nothing() {
-    let server = TestServer::start().unwrap();
+fn a_restored_backup_with_pending_work_and_a_new_customer_loses_and_doubles_nothing(
+    store: StoreKind,
+) {
+    let server = TestServer::start_on(store).unwrap();
     // The customer and three visits are still pending when the backup is taken.
     let rep = rep_with_customer(&server, PW);
     for i in 1..=3 {
@@ -221,9 +228,8 @@ fn a_restored_backup_with_pending_work_and_a_new_customer_loses_and_doubles_noth
     assert_eq!(problems(&laptop), 0);
 }
 
-#[test]
-fn one_profile_on_two_laptops_at_once_ends_as_two_devices_with_every_visit_once() {
-    let server = TestServer::start().unwrap();
+fn one_profile_on_two_laptops_at_once_ends_as_two_devices_with_every_visit_once(store: StoreKind) {
+    let server = TestServer::start_on(store).unwrap();
     let rep = rep_with_customer(&server, PW);
     rep.ok(&["sync"]);
     let dir = tempfile::tempdir().unwrap();
@@ -264,7 +270,7 @@ fn a_sync_killed_while_registering_the_new_device_is_finished_by_the_next() {
     // (`_dir` holds the backup: bound, not dropped.)
     let MovedOn {
         server, file, _dir, ..
-    } = backed_up_then_moved_on(0, 1);
+    } = backed_up_then_moved_on(StoreKind::Sqlite, 0, 1);
 
     let laptop = restore("replacement laptop", &file);
     log_visit(&laptop, "acme", "restored 1");
@@ -313,7 +319,7 @@ fn visits_refused_because_their_customer_was_held_up_are_sent_again_after_the_re
     // (`_dir` holds the backup: bound, not dropped.)
     let MovedOn {
         server, file, _dir, ..
-    } = backed_up_then_moved_on(0, 1);
+    } = backed_up_then_moved_on(StoreKind::Sqlite, 0, 1);
 
     let laptop = restore("replacement laptop", &file);
     add_beta(&laptop);
@@ -436,7 +442,7 @@ fn syncs_killed_at_any_moment_of_the_recovery_end_with_one_new_device_and_every_
     // (`_dir` holds the backup: bound, not dropped.)
     let MovedOn {
         server, file, _dir, ..
-    } = backed_up_then_moved_on(0, 1);
+    } = backed_up_then_moved_on(StoreKind::Sqlite, 0, 1);
 
     let laptop = restore("replacement laptop", &file);
     import_visits(&laptop, 500, "restored");
@@ -483,7 +489,7 @@ fn syncs_killed_at_any_moment_of_the_recovery_end_with_one_new_device_and_every_
 fn a_backup_taken_in_the_middle_of_a_recovery_recovers_as_a_device_of_its_own() {
     let MovedOn {
         server, file, _dir, ..
-    } = backed_up_then_moved_on(0, 1);
+    } = backed_up_then_moved_on(StoreKind::Sqlite, 0, 1);
     let first = restore("first replacement", &file);
     log_visit(&first, "acme", "restored 1");
     log_visit(&first, "acme", "restored 2");
