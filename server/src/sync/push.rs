@@ -1,9 +1,11 @@
 //! `POST /v1/sync/push`: one write transaction per request.
 //!
-//! For each op, in order: a replay (`device_seq <= acked_through`, the op
-//! stored under that number) answers the stored outcome; another op under
-//! an acknowledged number is `device_diverged`, and so is every op after it
-//! in the request, none of them applied; the next op (`acked_through + 1`)
+//! A request that shows a second history of the device (another op under
+//! an acknowledged number, or two ops under one number) applies nothing
+//! new: that op, every op after it and every new op before it are
+//! `device_diverged`. Otherwise, for each op, in order: a replay
+//! (`device_seq <= acked_through`, the op stored under that number)
+//! answers the stored outcome; the next op (`acked_through + 1`)
 //! answers its stored outcome when its `op_id` was stored before (under a
 //! device the client left behind), and is otherwise admitted and applied;
 //! the first gap stops the request with `resend_from`. Admission
@@ -102,14 +104,23 @@ pub fn push(
     let mut resend_from = None;
     let mut seen = Seen::default();
     let mut known = Known::load(tx, actor.user.id, device.id, acked, &req.ops)?;
-    let mut diverged = false;
+    let diverged_from = known.first_divergence(device.id, acked, &req.ops);
     let at = format_ts(now);
-    for op in &req.ops {
-        if diverged {
+    for (i, op) in req.ops.iter().enumerate() {
+        // A request that shows a second history applies nothing new: the
+        // ops from the divergence on, and new ops before it, are answered
+        // `device_diverged`; replays before it as usual.
+        if let Some(d) = diverged_from
+            && (i >= d || op.device_seq > acked)
+        {
             outcomes.push(OpOutcome {
                 op_id: op.op_id,
                 device_seq: op.device_seq,
-                outcome: diverged_after(),
+                outcome: if i == d {
+                    diverged_at(op.device_seq)
+                } else {
+                    diverged_after()
+                },
             });
             counts.diverged += 1;
             continue;
@@ -125,21 +136,21 @@ pub fn push(
             continue;
         }
         if op.device_seq <= acked {
-            // A replay names the op stored under its number; another op
-            // under that number means two histories of this device.
-            let outcome = if let Some(stored) = known.at(device.id, op.device_seq, op.op_id) {
-                counts.replayed += 1;
-                stored_outcome(stored)?
-            } else {
-                diverged = true;
-                counts.diverged += 1;
-                diverged_at(op.device_seq)
-            };
+            // The op stored under its number (else it was a divergence).
+            let stored = known
+                .at(device.id, op.device_seq, op.op_id)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "no stored op {} under device_seq {}",
+                        op.op_id, op.device_seq
+                    ))
+                })?;
             outcomes.push(OpOutcome {
                 op_id: op.op_id,
                 device_seq: op.device_seq,
-                outcome,
+                outcome: stored_outcome(stored)?,
             });
+            counts.replayed += 1;
             continue;
         }
         if op.device_seq > acked + 1 {
@@ -231,10 +242,11 @@ fn diverged_at(seq: u64) -> Outcome {
     }
 }
 
-/// The outcome of the ops after a divergence (none of them is applied).
+/// The outcome of the other ops not applied because of a divergence.
 fn diverged_after() -> Outcome {
     Outcome::DeviceDiverged {
-        message: "not applied: an earlier change of this request showed that this device's history diverged".to_owned(),
+        message: "not applied: a change of this request showed that this device's history diverged"
+            .to_owned(),
     }
 }
 
@@ -282,6 +294,20 @@ impl Known {
             .get(&id)?
             .iter()
             .find(|r| r.device_id == device && r.device_seq == seq)
+    }
+
+    /// The first op of `ops` that shows a second history of `device`: under
+    /// an acknowledged number but not the op stored under it, or under a
+    /// number an earlier op of the request has.
+    fn first_divergence(&self, device: DeviceId, acked: u64, ops: &[Op]) -> Option<usize> {
+        let mut numbered: HashMap<u64, OpId> = HashMap::with_capacity(ops.len());
+        ops.iter().position(|op| {
+            let earlier = numbered.insert(op.device_seq, op.op_id);
+            op.device_seq != 0
+                && (earlier.is_some_and(|id| id != op.op_id)
+                    || (op.device_seq <= acked
+                        && self.at(device, op.device_seq, op.op_id).is_none()))
+        })
     }
 
     /// The op `id` as first stored, under whichever number.

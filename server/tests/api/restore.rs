@@ -102,6 +102,36 @@ fn another_op_under_an_acknowledged_number_diverges_and_nothing_after_it_is_appl
 }
 
 #[test]
+fn a_request_that_shows_a_divergence_applies_nothing_new() {
+    let app = spawn_app();
+    let mut rep = app.user_device("rita", Role::Rep, None);
+    let (_, first) = rep.create("customers", customer_fields("First"));
+    app.push(&mut rep, vec![first]);
+
+    // A new op (2) ahead of another op under the acknowledged number 1.
+    let mut copy = restored(&mut rep, 0);
+    let (_, other) = copy.create("customers", customer_fields("Other"));
+    let (_, new) = copy.create("customers", customer_fields("New"));
+    let r = app.push(&mut copy, vec![new, other]);
+    let statuses: Vec<&str> = r.outcomes.iter().map(|o| o.outcome.status()).collect();
+    assert_eq!(statuses, ["device_diverged", "device_diverged"], "{r:?}");
+    assert_eq!(r.acked_through, 1);
+
+    // Two ops under one new number.
+    let mut twice = restored(&mut rep, 1);
+    let (_, a) = twice.create("customers", customer_fields("A"));
+    let b = Op {
+        device_seq: 2,
+        ..twice.create("customers", customer_fields("B")).1
+    };
+    let r = app.push(&mut twice, vec![a, b]);
+    let statuses: Vec<&str> = r.outcomes.iter().map(|o| o.outcome.status()).collect();
+    assert_eq!(statuses, ["device_diverged", "device_diverged"], "{r:?}");
+    assert_eq!(r.acked_through, 1);
+    assert_eq!(customers(&app, &mut rep), ["First"]);
+}
+
+#[test]
 fn a_restored_device_re_registers_and_its_renumbered_ops_apply_once() {
     let app = spawn_app();
     let mut rep = app.user_device("rita", Role::Rep, None);
