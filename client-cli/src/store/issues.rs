@@ -242,7 +242,6 @@ impl Store {
         row.map(build_problem).transpose()
     }
 
-    /// Mark a problem resolved and refresh its record in the view.
     /// The change that sends problem `p`'s op again: the same fields, a
     /// transition from the state this device sees now.
     pub fn retry_draft(&self, p: &ProblemRow) -> Result<Draft> {
@@ -296,6 +295,7 @@ impl Store {
         Ok(out)
     }
 
+    /// Mark a problem resolved and refresh its record in the view.
     pub fn resolve_problem(&mut self, id: i64, resolution: &str, record: &RecordId) -> Result<()> {
         let tx = self.write_tx()?;
         tx.execute(

@@ -295,9 +295,19 @@ impl Store {
     /// registered, so that a command killed on the way registers the same
     /// one again. The one already noted, if any.
     pub fn begin_new_device(&mut self, previous: DeviceId) -> Result<NewDevice> {
+        self.note_new_device(previous, false)
+    }
+
+    /// Drop the noted new device (it turned out to be in use) and note
+    /// another one.
+    pub fn begin_new_device_again(&mut self, previous: DeviceId) -> Result<NewDevice> {
+        self.note_new_device(previous, true)
+    }
+
+    fn note_new_device(&mut self, previous: DeviceId, replace: bool) -> Result<NewDevice> {
         let tx = self.write_tx()?;
         let noted: Option<String> = super::get_meta(&tx, key::NEW_DEVICE)?;
-        let new = if let Some(s) = noted {
+        let new = if let Some(s) = noted.filter(|_| !replace) {
             serde_json::from_str(&s).context("the new device noted in the store is damaged")?
         } else {
             let now = Utc::now();
@@ -311,14 +321,6 @@ impl Store {
         };
         tx.commit()?;
         Ok(new)
-    }
-
-    /// Drop the noted new device (it turned out to be in use) and note
-    /// another one.
-    pub fn begin_new_device_again(&mut self, previous: DeviceId) -> Result<NewDevice> {
-        self.conn
-            .execute("DELETE FROM meta WHERE key = ?1", [key::NEW_DEVICE])?;
-        self.begin_new_device(previous)
     }
 
     /// The registered new device takes over the outbox: every pending op
