@@ -265,6 +265,25 @@ fn one_profile_on_two_laptops_at_once_ends_as_two_devices_with_every_visit_once(
     assert_eq!(outcomes(&copy), there);
 }
 
+/// The restored `laptop` logs two visits and syncs through a proxy: the
+/// server registers the new device, its answer never arrives, and the sync
+/// is killed (SIGKILL) while waiting for it. The profile still points at
+/// the proxy, which forwards everything from now on.
+fn killed_while_registering(server: &TestServer, laptop: &Device) -> FaultProxy {
+    log_visit(laptop, "acme", "restored 1");
+    log_visit(laptop, "acme", "restored 2");
+    let proxy = FaultProxy::start(server.port()).unwrap();
+    point_at(laptop, &proxy.url());
+    proxy.hold_answers("POST /v1/auth/devices", 1);
+    let sync = laptop.spawn(&["sync"]);
+    assert!(
+        fieldsync_e2e::wait_until(Duration::from_mins(1), || proxy.holds_done() == 1),
+        "the registration was never answered"
+    );
+    drop(sync);
+    proxy
+}
+
 #[test]
 fn a_sync_killed_while_registering_the_new_device_is_finished_by_the_next() {
     // (`_dir` holds the backup: bound, not dropped.)
@@ -273,19 +292,7 @@ fn a_sync_killed_while_registering_the_new_device_is_finished_by_the_next() {
     } = backed_up_then_moved_on(StoreKind::Sqlite, 0, 1);
 
     let laptop = restore("replacement laptop", &file);
-    log_visit(&laptop, "acme", "restored 1");
-    log_visit(&laptop, "acme", "restored 2");
-    // The server registers the new device; its answer never arrives, and
-    // the sync is killed (SIGKILL) while waiting for it.
-    let proxy = FaultProxy::start(server.port()).unwrap();
-    point_at(&laptop, &proxy.url());
-    proxy.hold_answers("POST /v1/auth/devices", 1);
-    let sync = laptop.spawn(&["sync"]);
-    assert!(
-        fieldsync_e2e::wait_until(Duration::from_mins(1), || proxy.holds_done() == 1),
-        "the registration was never answered"
-    );
-    drop(sync);
+    let _proxy = killed_while_registering(&server, &laptop);
     let st = status(&laptop);
     let underway = st["device_repair_underway"]["device_id"].clone();
     assert!(underway.is_string(), "{st}");
@@ -491,19 +498,8 @@ fn a_backup_taken_in_the_middle_of_a_recovery_recovers_as_a_device_of_its_own() 
         server, file, _dir, ..
     } = backed_up_then_moved_on(StoreKind::Sqlite, 0, 1);
     let first = restore("first replacement", &file);
-    log_visit(&first, "acme", "restored 1");
-    log_visit(&first, "acme", "restored 2");
-    // Stopped after the server registered the new device, and backed up
-    // then: the backup notes a device that is about to be someone's.
-    let proxy = FaultProxy::start(server.port()).unwrap();
-    point_at(&first, &proxy.url());
-    proxy.hold_answers("POST /v1/auth/devices", 1);
-    let sync = first.spawn(&["sync"]);
-    assert!(
-        fieldsync_e2e::wait_until(Duration::from_mins(1), || proxy.holds_done() == 1),
-        "the registration was never answered"
-    );
-    drop(sync);
+    // Backed up then: the backup notes a device about to be someone's.
+    let _proxy = killed_while_registering(&server, &first);
     let mid = file.with_file_name("mid-recovery.db");
     backup(&first, &mid);
     point_at(&first, &server.url());
