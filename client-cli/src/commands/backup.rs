@@ -134,6 +134,6 @@ pub fn restore(ctx: &Ctx, a: &RestoreArgs) -> Result<()> {
         plural(pending, "unsynced change", "unsynced changes")
     ));
     ctx.printer
-        .say("Next: fieldsync sync (changes the server already has are not applied twice)");
+        .say("Next: fieldsync sync (changes the server already has are not applied twice; if the profile synced after this backup, this laptop becomes a device of its own)");
     Ok(())
 }

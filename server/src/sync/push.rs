@@ -206,7 +206,12 @@ pub fn push(
             at: at.clone(),
         };
         tx.add_op(&row)?;
-        known.add(row);
+        // Kept for the rest of the request without its text (a request
+        // may carry megabytes of ops): only its key and outcome are read.
+        known.add(OpRow {
+            op: String::new(),
+            ..row
+        });
         outcomes.push(OpOutcome {
             op_id: op.op_id,
             device_seq: op.device_seq,
