@@ -593,8 +593,18 @@ pub enum AdminUserCmd {
     },
     /// List users.
     List,
-    /// Deactivate a user (their devices are refused).
+    /// Deactivate a user: they cannot log in, and their devices can only
+    /// hand over the changes written before the deactivation.
+    #[command(
+        after_help = "Their customers stay theirs until reassigned: fieldsync admin customer assign --from NAME --to REP\n\nExample:\n  fieldsync admin user deactivate li.rep"
+    )]
     Deactivate {
+        /// Username.
+        name: String,
+    },
+    /// Reactivate a deactivated user: they may log in and sync again.
+    #[command(after_help = "Example:\n  fieldsync admin user reactivate li.rep")]
+    Reactivate {
         /// Username.
         name: String,
     },
@@ -627,11 +637,18 @@ pub enum AdminDeviceCmd {
 /// `admin customer ...`
 #[derive(Debug, Subcommand)]
 pub enum AdminCustomerCmd {
-    /// Give a customer (and its whole history) to another rep.
-    #[command(after_help = "Example:\n  fieldsync admin customer assign acme --to mei")]
+    /// Give a customer (and its whole history) to another rep, or with
+    /// --from every customer of one user (a deactivated rep's).
+    #[command(
+        after_help = "Work the previous owner recorded before the reassignment still arrives, as the customer's history; work recorded after it becomes a problem (fieldsync admin problems).\n\nExamples:\n  fieldsync admin customer assign acme --to mei\n  fieldsync admin customer assign --from li.rep --to mei"
+    )]
     Assign {
         /// Customer: full id, or id prefix or name known to this profile.
-        customer: String,
+        #[arg(required_unless_present = "from")]
+        customer: Option<String>,
+        /// Move every customer of this user instead.
+        #[arg(long, conflicts_with = "customer")]
+        from: Option<String>,
         /// Username of the new owner.
         #[arg(long)]
         to: String,

@@ -88,6 +88,16 @@ pub static SERVER_SQLITE: &[Migration] = &[
         name: "ops_by_op_id",
         sql: include_str!("../server/sqlite/0008_ops_by_op_id.sql"),
     },
+    Migration {
+        version: 9,
+        name: "reassignment_clocks",
+        sql: include_str!("../server/sqlite/0009_reassignment_clocks.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "deactivation_clocks",
+        sql: include_str!("../server/sqlite/0010_deactivation_clocks.sql"),
+    },
 ];
 
 /// The server's PostgreSQL store (the same tables as [`SERVER_SQLITE`]).
@@ -131,5 +141,15 @@ pub static SERVER_POSTGRES: &[Migration] = &[
         version: 8,
         name: "ops_by_op_id",
         sql: include_str!("../server/postgres/0008_ops_by_op_id.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "reassignment_clocks",
+        sql: include_str!("../server/postgres/0009_reassignment_clocks.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "deactivation_clocks",
+        sql: include_str!("../server/postgres/0010_deactivation_clocks.sql"),
     },
 ];

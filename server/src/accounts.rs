@@ -524,10 +524,34 @@ pub fn deactivate(
     // Whatever happened before, no dashboard session outlives this.
     tx.end_user_dashboard_sessions(user.id)?;
     if user.active {
-        tx.set_user_active(user.id, false)?;
+        // The moment: the user's devices may still hand over what they
+        // wrote before it (see `sync::push`), nothing stamped after.
+        let mut server = ServerClock::load(tx)?;
+        let clock = server.now(now);
+        server.save(tx)?;
+        tx.set_user_deactivated(user.id, Some(clock))?;
         user.active = false;
         let mut f = Fields::new();
         f.insert("active".into(), json!(false));
+        write_user_record(tx, &user, actor.user.id, now, f)?;
+    }
+    Ok(user_info(&user))
+}
+
+/// `POST /v1/admin/users/{username}/activate`: a deactivated user may log
+/// in and sync again (their devices' tokens work again too).
+pub fn reactivate(
+    tx: &mut dyn WriteTx,
+    actor: &Actor,
+    username: &str,
+    now: DateTime<Utc>,
+) -> Result<UserInfo, ApiError> {
+    let mut user = user_named(tx, username)?;
+    if !user.active {
+        tx.set_user_deactivated(user.id, None)?;
+        user.active = true;
+        let mut f = Fields::new();
+        f.insert("active".into(), json!(true));
         write_user_record(tx, &user, actor.user.id, now, f)?;
     }
     Ok(user_info(&user))

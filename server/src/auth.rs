@@ -276,11 +276,22 @@ impl FromRequest for BearerHash {
 
 /// The device whose token hashes to `hash`, and its user, if both may act.
 pub fn authenticate(tx: &mut dyn crate::store::ReadTx, hash: &[u8]) -> Result<Actor, ApiError> {
-    admit(tx.device_with_user(hash)?)
+    admit(tx.device_with_user(hash)?, Deactivated::Refused)
+}
+
+/// Whether a deactivated user's device is let in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Deactivated {
+    Refused,
+    /// Only to hand over what it wrote before the deactivation.
+    HandsOver,
 }
 
 /// The actor of a device and its user as found, if both may act.
-fn admit(found: Option<(DeviceRow, Option<UserRow>)>) -> Result<Actor, ApiError> {
+fn admit(
+    found: Option<(DeviceRow, Option<UserRow>)>,
+    deactivated: Deactivated,
+) -> Result<Actor, ApiError> {
     let Some((device, user)) = found else {
         return Err(ApiError::new(
             ErrorCode::Unauthenticated,
@@ -305,7 +316,7 @@ fn admit(found: Option<(DeviceRow, Option<UserRow>)>) -> Result<Actor, ApiError>
             "the device's user no longer exists",
         )
     })?;
-    if !user.active {
+    if !user.active && deactivated == Deactivated::Refused {
         return Err(ApiError::new(
             ErrorCode::UserDeactivated,
             format!("user {} is deactivated", user.username),
@@ -319,15 +330,41 @@ impl FromRequest for Actor {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let hash = BearerHash::from_request(req, payload).into_inner();
-        Box::pin(async move {
-            let state = state
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
-            let BearerHash(hash) = hash?;
-            blocking(move || admit(state.store.device_with_user(&hash)?)).await
-        })
+        actor_of(req, payload, Deactivated::Refused)
     }
+}
+
+/// The device of a push: an [`Actor`], except that the device of a
+/// deactivated user is let in too, to hand over the ops it wrote before
+/// the deactivation (the push rejects every op stamped after it; every
+/// other request of such a device is refused `user_deactivated`).
+#[derive(Clone, Debug)]
+pub struct Pusher(pub Actor);
+
+impl FromRequest for Pusher {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let actor = actor_of(req, payload, Deactivated::HandsOver);
+        Box::pin(async move { actor.await.map(Pusher) })
+    }
+}
+
+/// The actor of the request's bearer token, read on a blocking thread.
+fn actor_of(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    deactivated: Deactivated,
+) -> Pin<Box<dyn Future<Output = Result<Actor, ApiError>>>> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let hash = BearerHash::from_request(req, payload).into_inner();
+    Box::pin(async move {
+        let state = state
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+        let BearerHash(hash) = hash?;
+        blocking(move || admit(state.store.device_with_user(&hash)?, deactivated)).await
+    })
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ mod bad_input;
 mod conflicts;
 #[path = "api/crash.rs"]
 mod crash;
+#[path = "api/deactivation.rs"]
+mod deactivation;
 #[path = "api/forgery.rs"]
 mod forgery;
 #[path = "api/matrix.rs"]

@@ -3,7 +3,8 @@
 //! Ids ([`id`]), the hybrid logical clock ([`hlc`]), money ([`money`]),
 //! positions and GPS verdicts ([`geo`]), collection schemas with merge
 //! policies and permissions ([`schema`]), ops ([`op`]), the merge rules
-//! ([`merge`]), validation ([`validate`]), scope checksums ([`integrity`]),
+//! ([`merge`]), who owned a customer when ([`ownership`]), validation
+//! ([`validate`]), scope checksums ([`integrity`]),
 //! wire messages ([`wire`]) and versions ([`version`]).
 //!
 //! This crate does no I/O and never reads the wall clock: time is always
@@ -37,6 +38,7 @@ pub mod merge;
 pub mod metrics;
 pub mod money;
 pub mod op;
+pub mod ownership;
 pub mod schema;
 pub mod time;
 pub mod validate;

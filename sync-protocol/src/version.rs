@@ -24,6 +24,8 @@ pub const CAPABILITIES: &[&str] = &[
     "base-clocks",
     "conflict-feed",
     "device-divergence",
+    "reassignment-clocks",
+    "deactivation-handover",
 ];
 
 /// What `GET /v1/info` answers.

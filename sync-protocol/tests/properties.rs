@@ -420,6 +420,7 @@ proptest! {
     ) {
         round_trip(&PushRequest { ops: ops.clone(), clock })?;
         round_trip(&PushResponse {
+            deactivated: more.then(|| sync_protocol::wire::Deactivation { at: resend.map(|_| "2026-12-07T10:00:00.000Z".to_owned()) }),
             outcomes: outcomes.into_iter().enumerate().map(|(i, outcome)| OpOutcome { op_id: OpId(Uuid::from_u128(i as u128)), device_seq: i as u64 + 1, outcome }).collect(),
             acked_through: cursor / 2,
             resend_from: resend,

@@ -36,6 +36,7 @@ on_both_stores!(
     three_laptops_work_offline_and_converge_on_their_scopes,
     edits_on_two_laptops_merge_by_field_and_the_loser_sees_the_conflict,
     a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem,
+    a_deactivated_reps_laptop_hands_over_what_was_written_before_the_deactivation,
     cut_connections_mid_push_and_mid_pull_never_lose_or_duplicate_work,
     a_dead_server_means_offline_work_is_kept_and_synced_later,
     revoked_devices_and_wrong_passwords_get_their_own_exit_codes,
@@ -347,10 +348,13 @@ fn a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem(
     li.ok(&["sync"]);
     co.admin.ok(&["sync"]);
 
-    // li records more work offline; meanwhile the admin reassigns Acme to zhao.
-    log_visit(&li, "Acme", "2026-11-21T09:00:00Z", "late");
+    // li works offline; meanwhile the admin reassigns Acme to zhao, and li,
+    // still offline, goes on working on it.
+    log_visit(&li, "Acme", "2026-11-21T09:00:00Z", "before");
+    log_visit(&li, "Acme", "2026-11-22T09:00:00Z", "before too");
     co.admin
         .ok(&["admin", "customer", "assign", "Acme", "--to", "zhao.rep"]);
+    log_visit(&li, "Acme", "2026-11-23T09:00:00Z", "after");
 
     zhao.ok(&["sync"]);
     assert_eq!(customer_names(&zhao), ["Acme"]);
@@ -370,14 +374,109 @@ fn a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem(
     );
     assert_eq!(count(&li, &["visit", "list"]), 0);
     assert_eq!(pending(&li), 0);
-    // Nothing is lost: the late visit is a problem on the server and on the laptop.
+    // The work li did before the reassignment is Acme's history: it reaches
+    // zhao and the reports.
+    zhao.ok(&["sync"]);
+    let purposes: Vec<String> = zhao
+        .json(&["visit", "list"])
+        .as_array()
+        .expect("visits")
+        .iter()
+        .filter_map(|v| v["purpose"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(purposes.len(), 3, "{purposes:?}");
+    for p in ["p", "before", "before too"] {
+        assert!(purposes.iter().any(|x| x == p), "{p} missing: {purposes:?}");
+    }
+    let card = co.admin.json(&["hq", "scorecard", "--period", "2026-11"]);
+    assert_eq!(scorecard_total(&card, "visits"), Some(3.0), "{card}");
+    // Nothing is lost: the visit li made after it is a problem, on the
+    // server and on the laptop.
     assert_eq!(count(&li, &["problems", "list"]), 1);
     let problems = co.admin.json(&["admin", "problems"]);
     let problems = problems.as_array().unwrap();
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0]["code"], "out_of_scope");
+    assert_eq!(problems[0]["op"]["fields"]["purpose"], "after");
     assert_verified(&li);
     assert_verified(&zhao);
+}
+
+fn a_deactivated_reps_laptop_hands_over_what_was_written_before_the_deactivation(store: StoreKind) {
+    let co = Company::new(store);
+    let li = co.user("li.rep", "rep", "north", None);
+    let zhao = co.user("zhao.rep", "rep", "north", None);
+    li.ok(&["customer", "add", "Acme"]);
+    li.ok(&["sync"]);
+    // A week offline; meanwhile li leaves the company, and the laptop
+    // records one more visit before it is handed in.
+    for i in 0..7 {
+        log_visit(
+            &li,
+            "Acme",
+            &format!("2026-11-{:02}T09:00:00Z", 10 + i),
+            &format!("v{i}"),
+        );
+    }
+    co.admin.ok(&["admin", "user", "deactivate", "li.rep"]);
+    log_visit(&li, "Acme", "2026-11-20T09:00:00Z", "after");
+
+    let out = li.run(&["sync"]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "this account is deactivated: 7 changes handed over; nothing more can be synced"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 change written after the deactivation was refused"),
+        "{err}"
+    );
+    assert_eq!(pending(&li), 0, "nothing is left waiting");
+    assert_eq!(count(&li, &["problems", "list"]), 1);
+    // Nothing more: a second sync is refused outright.
+    let out = li.run(&["sync"]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(stderr(&out).contains("deactivated"), "{}", stderr(&out));
+
+    // The administrator sees the refused visit and moves li's customers,
+    // with what li handed over, to zhao in one command.
+    let problems = co.admin.json(&["admin", "problems"]);
+    let problems = problems.as_array().expect("problems");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0]["code"], "user_deactivated");
+    assert_eq!(problems[0]["op"]["fields"]["purpose"], "after");
+    co.admin.ok(&[
+        "admin", "customer", "assign", "--from", "li.rep", "--to", "zhao.rep",
+    ]);
+    zhao.ok(&["sync"]);
+    assert_eq!(customer_names(&zhao), ["Acme"]);
+    assert_eq!(count(&zhao, &["visit", "list"]), 7);
+
+    // Reactivated, li syncs again (Acme is zhao's now).
+    co.admin.ok(&["admin", "user", "reactivate", "li.rep"]);
+    li.ok(&["sync"]);
+    assert!(customer_names(&li).is_empty());
+    li.ok(&["customer", "add", "Bolt"]);
+    li.ok(&["sync"]);
+    assert_eq!(pending(&li), 0);
+    assert_verified(&li);
+    assert_verified(&zhao);
+}
+
+/// A column of a report's totals row.
+fn scorecard_total(report: &Value, column: &str) -> Option<f64> {
+    let table = report["tables"]
+        .as_array()?
+        .iter()
+        .find(|t| t["name"] == "rows")?;
+    let at = table["columns"]
+        .as_array()?
+        .iter()
+        .position(|c| c == column)?;
+    table["totals"].as_array()?.get(at)?.as_f64()
 }
 
 fn cut_connections_mid_push_and_mid_pull_never_lose_or_duplicate_work(store: StoreKind) {

@@ -318,10 +318,12 @@ fn two_instances_serve_one_fleet_through_an_offline_day_a_reassignment_and_a_rep
     assert_eq!(names(&li, &["customer", "list"]), ["Acme", "Bolt"]);
     assert_eq!(names(&zhao, &["customer", "list"]), ["Cobalt"]);
 
-    // Afternoon: Acme moves to zhao (through instance b) while li works offline.
+    // Afternoon: Acme moves to zhao (through instance b) while li works
+    // offline, before and after the move.
     log_visit(&li, "Acme", "2026-11-21T09:00:00Z");
     admin.ok(&["sync"]);
     admin.ok(&["admin", "customer", "assign", "Acme", "--to", "zhao.rep"]);
+    log_visit(&li, "Acme", "2026-11-22T09:00:00Z");
     point_at(&zhao, &ua);
     zhao.ok(&["sync"]);
     assert_eq!(names(&zhao, &["customer", "list"]), ["Acme", "Cobalt"]);
@@ -332,7 +334,13 @@ fn two_instances_serve_one_fleet_through_an_offline_day_a_reassignment_and_a_rep
     assert_eq!(
         count(&li, &["problems", "list"]),
         1,
-        "late work is a problem"
+        "work after the move is a problem"
+    );
+    zhao.ok(&["sync"]);
+    assert_eq!(
+        count(&zhao, &["visit", "list"]),
+        3,
+        "work before the move is Acme's history"
     );
 
     // Both instances agree on everything, as every laptop can verify on either.

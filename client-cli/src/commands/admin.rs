@@ -4,14 +4,15 @@ use super::Ctx;
 use crate::cli::{AdminCmd, AdminCustomerCmd, AdminDeviceCmd, AdminTeamCmd, AdminUserCmd, RoleArg};
 use crate::error::Failure;
 use crate::input::password;
-use crate::output::{clip, local_time};
+use crate::output::{clip, local_time, plural};
 use crate::remote::{self, RemoteError};
 use anyhow::Result;
 use sync_protocol::RecordId;
 use sync_protocol::schema::Role;
 use sync_protocol::wire::{
-    AssignCustomerRequest, AssignCustomerResponse, ConflictInfo, ConflictSide, CreateTeamRequest,
-    CreateUserRequest, DeviceInfo, ProblemInfo, ResetPasswordRequest, TeamInfo, UserInfo,
+    AssignCustomerRequest, AssignCustomerResponse, AssignCustomersResponse, ConflictInfo,
+    ConflictSide, CreateTeamRequest, CreateUserRequest, DeviceInfo, ProblemInfo,
+    ResetPasswordRequest, TeamInfo, UserInfo,
 };
 
 fn role(r: RoleArg) -> Role {
@@ -130,7 +131,20 @@ pub fn run(ctx: &Ctx, cmd: AdminCmd) -> Result<()> {
                 return p.json(&u);
             }
             p.say(&format!(
-                "Deactivated {}; their devices are refused from now on.",
+                "Deactivated {0}; their devices can only hand over what they wrote before now. Reassign their customers: fieldsync admin customer assign --from {0} --to REP",
+                u.username
+            ));
+            Ok(())
+        }
+        AdminCmd::User(AdminUserCmd::Reactivate { name }) => {
+            let u: UserInfo = remote
+                .post_bare_json(&format!("/v1/admin/users/{}/activate", path_segment(&name)))
+                .map_err(fail)?;
+            if p.json {
+                return p.json(&u);
+            }
+            p.say(&format!(
+                "Reactivated {}; they can log in and sync again.",
                 u.username
             ));
             Ok(())
@@ -202,7 +216,30 @@ pub fn run(ctx: &Ctx, cmd: AdminCmd) -> Result<()> {
             ));
             Ok(())
         }
-        AdminCmd::Customer(AdminCustomerCmd::Assign { customer, to }) => {
+        AdminCmd::Customer(AdminCustomerCmd::Assign {
+            from: Some(from),
+            to,
+            ..
+        }) => {
+            let r: AssignCustomersResponse = remote
+                .post(
+                    &format!("/v1/admin/users/{}/customers/assign", path_segment(&from)),
+                    &AssignCustomerRequest { to: to.clone() },
+                )
+                .map_err(fail)?;
+            if p.json {
+                return p.json(&r);
+            }
+            p.say(&format!(
+                "Assigned {} of {from} to {to}; {} moved with them.",
+                plural(r.customers.len() as u64, "customer", "customers"),
+                plural(r.records_moved, "record", "records")
+            ));
+            Ok(())
+        }
+        AdminCmd::Customer(AdminCustomerCmd::Assign { customer, to, .. }) => {
+            let customer = customer
+                .ok_or_else(|| Failure::new("name a customer, or --from USER for all of theirs"))?;
             let id = customer_id(ctx, &customer)?;
             let r: AssignCustomerResponse = remote
                 .post(

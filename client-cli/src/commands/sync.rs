@@ -21,9 +21,9 @@ use std::fmt::Write as _;
 use std::sync::mpsc::SyncSender;
 use sync_protocol::time::format_ts;
 use sync_protocol::wire::{
-    ClockWarning, ConflictsRequest, ConflictsResponse, LoginResponse, MAX_OPEN_CONFLICTS,
-    MAX_SETTLEMENTS, PULL_CURSOR_HEADER, PULL_MORE_HEADER, PullRequest, PushRequest, PushResponse,
-    RegisterDeviceRequest, ScopeSummary,
+    ClockWarning, ConflictsRequest, ConflictsResponse, Deactivation, LoginResponse,
+    MAX_OPEN_CONFLICTS, MAX_SETTLEMENTS, PULL_CURSOR_HEADER, PULL_MORE_HEADER, PullRequest,
+    PushRequest, PushResponse, RegisterDeviceRequest, ScopeSummary,
 };
 use sync_protocol::{DeviceId, ErrorCode, Op};
 
@@ -84,6 +84,11 @@ pub struct Summary {
     /// Set when the server said this computer's clock is far ahead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock_warning: Option<ClockWarning>,
+    /// Set when this account is deactivated: the changes written before
+    /// the deactivation were handed over (`applied`, `superseded`), those
+    /// written after it refused (`rejected`), and nothing was pulled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deactivated: Option<Deactivation>,
     /// With `--verify`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyReport>,
@@ -143,6 +148,9 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
         become_new_device(ctx, &mut store, &mut link, &mut sum)?;
     }
     push(ctx, &mut store, &mut link, offers, &mut sum).map_err(|e| held_up(ctx, e))?;
+    if sum.deactivated.is_some() {
+        return handed_over(ctx, &store, &link.cfg, sum);
+    }
     let remote = &link.remote;
     let scope = pull(ctx, &mut store, remote, &mut sum, a.verify).map_err(|e| held_up(ctx, e))?;
     if a.verify {
@@ -210,6 +218,43 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
             .into());
     }
     Ok(())
+}
+
+/// The end of a sync of a deactivated account: its pending changes were
+/// handed over (those written before the deactivation taken, the others
+/// refused and kept as problems); nothing is pulled.
+fn handed_over(ctx: &Ctx, store: &Store, cfg: &Config, mut sum: Summary) -> Result<()> {
+    sum.pending_ops = store.pending()?;
+    sum.cursor = store.cursor()?;
+    ctx.printer.progress_done();
+    if ctx.printer.json {
+        ctx.printer.json(&sum)?;
+    }
+    let refused = if sum.rejected > 0 {
+        format!(
+            "{} refused (see fieldsync problems list); ",
+            plural(
+                sum.rejected,
+                "change written after the deactivation was",
+                "changes written after the deactivation were"
+            )
+        )
+    } else {
+        String::new()
+    };
+    Err(Failure::exit(
+        Exit::Revoked,
+        format!(
+            "this account is deactivated: {} handed over; nothing more can be synced",
+            plural(sum.applied + sum.superseded, "change", "changes")
+        ),
+    )
+    .code("user_deactivated")
+    .hint(format!(
+        "{refused}an administrator can reactivate it: fieldsync admin user reactivate {}",
+        cfg.user.username
+    ))
+    .into())
 }
 
 /// A sync step that waited for another command's write past `--wait`
@@ -374,6 +419,9 @@ fn push(
         }
         if resp.clock_warning.is_some() {
             sum.clock_warning = resp.clock_warning;
+        }
+        if resp.deactivated.is_some() {
+            sum.deactivated = resp.deactivated;
         }
         ctx.printer
             .progress(&format!("pushing: {}/{total}", sum.pushed));

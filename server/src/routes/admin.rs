@@ -9,8 +9,9 @@ use crate::sync::{assign, conflicts};
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use sync_protocol::wire::{
-    AssignCustomerRequest, AssignCustomerResponse, ConflictInfo, CreateTeamRequest,
-    CreateUserRequest, DeviceInfo, ProblemInfo, ResetPasswordRequest, TeamInfo, UserInfo,
+    AssignCustomerRequest, AssignCustomerResponse, AssignCustomersResponse, ConflictInfo,
+    CreateTeamRequest, CreateUserRequest, DeviceInfo, ProblemInfo, ResetPasswordRequest, TeamInfo,
+    UserInfo,
 };
 use sync_protocol::{DeviceId, RecordId};
 
@@ -81,7 +82,8 @@ pub async fn create_user(
     Ok(HttpResponse::Ok().json(user))
 }
 
-/// Deactivate a user: their devices are refused from now on.
+/// Deactivate a user: they cannot log in, and their devices can only hand
+/// over (push) what they wrote before this moment.
 #[utoipa::path(post, path = "/v1/admin/users/{username}/deactivate", tag = "admin", security(("bearer" = [])),
     params(("username" = String, Path, description = "login name")),
     responses((status = 200, body = UserInfo), (status = 404, body = sync_protocol::wire::ApiError)))]
@@ -97,6 +99,54 @@ pub async fn deactivate_user(
         blocking(move || {
             store::write(st.store.as_ref(), |tx| {
                 accounts::deactivate(tx, &actor, &username, chrono::Utc::now())
+            })
+        })
+        .await?,
+    ))
+}
+
+/// Reactivate a user: they may log in and sync again.
+#[utoipa::path(post, path = "/v1/admin/users/{username}/activate", tag = "admin", security(("bearer" = [])),
+    params(("username" = String, Path, description = "login name")),
+    responses((status = 200, body = UserInfo), (status = 403, body = sync_protocol::wire::ApiError), (status = 404, body = sync_protocol::wire::ApiError)))]
+pub async fn activate_user(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<UserInfo> {
+    require_admin(&actor)?;
+    let st = state.into_inner();
+    let username = path.into_inner();
+    Ok(web::Json(
+        blocking(move || {
+            store::write(st.store.as_ref(), |tx| {
+                accounts::reactivate(tx, &actor, &username, chrono::Utc::now())
+            })
+        })
+        .await?,
+    ))
+}
+
+/// Reassign every customer of a user (with their histories) to another, in
+/// one transaction: what a deactivated rep leaves behind.
+#[utoipa::path(post, path = "/v1/admin/users/{username}/customers/assign", tag = "admin", security(("bearer" = [])),
+    params(("username" = String, Path, description = "login name of the current owner")), request_body = AssignCustomerRequest,
+    responses((status = 200, body = AssignCustomersResponse), (status = 400, body = sync_protocol::wire::ApiError),
+              (status = 403, body = sync_protocol::wire::ApiError), (status = 404, body = sync_protocol::wire::ApiError)))]
+pub async fn assign_customers_of(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: crate::body::Json<AssignCustomerRequest>,
+) -> ApiResult<AssignCustomersResponse> {
+    require_admin(&actor)?;
+    let st = state.into_inner();
+    let from = path.into_inner();
+    let req = body.into_inner();
+    Ok(web::Json(
+        blocking(move || {
+            store::write(st.store.as_ref(), |tx| {
+                assign::assign_all(tx, &from, &req.to, chrono::Utc::now())
             })
         })
         .await?,

@@ -40,6 +40,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::post().to(admin::deactivate_user),
                 )
                 .route(
+                    "/admin/users/{username}/activate",
+                    web::post().to(admin::activate_user),
+                )
+                .route(
+                    "/admin/users/{username}/customers/assign",
+                    web::post().to(admin::assign_customers_of),
+                )
+                .route(
                     "/admin/users/{username}/password",
                     web::post().to(admin::reset_password),
                 )

@@ -20,7 +20,7 @@ use sync_protocol::wire::{
               (status = 401, body = sync_protocol::wire::ApiError), (status = 413, body = sync_protocol::wire::ApiError),
               (status = 426, body = sync_protocol::wire::ApiError)))]
 pub async fn push(
-    actor: Actor,
+    auth::Pusher(actor): auth::Pusher,
     state: web::Data<AppState>,
     accept: Option<web::Header<AcceptEncoding>>,
     body: crate::body::Json<PushRequest, { crate::body::MAX_BODY_BYTES }>,

@@ -8,9 +8,11 @@ use super::{
     CheckIn, ConflictRow, DeviceRow, OpRow, ProblemRow, RecordRow, RecordScope, Side, StoreError,
     TeamRow, UserRow,
 };
+use chrono::{DateTime, Utc};
 use sync_protocol::geo::LatLon;
+use sync_protocol::ownership::Reassignment;
 use sync_protocol::schema::Role;
-use sync_protocol::{DeviceId, UserId};
+use sync_protocol::{DeviceId, Hlc, UserId};
 
 /// The columns of one row, by position.
 pub trait Cols {
@@ -211,6 +213,26 @@ pub fn problem_row(r: &impl Cols) -> Result<ProblemRow, StoreError> {
         message: r.string(5)?,
         field: r.opt_string(6)?,
         created_at: r.string(7)?,
+    })
+}
+
+/// The columns [`reassignment_row`] reads.
+pub const REASSIGNMENT_COLS: &str = "from_owner, to_owner, hlc, at";
+
+/// A reassignment from the [`REASSIGNMENT_COLS`]. One written before
+/// reassignments kept the server's clock is judged by its time, as the
+/// server's clock read then (its physical part).
+pub fn reassignment_row(r: &impl Cols) -> Result<Reassignment, StoreError> {
+    let hlc = if let Some(hlc) = r.opt_parsed::<Hlc>(2, "reassignment clock")? {
+        hlc
+    } else {
+        let at: DateTime<Utc> = r.parsed(3, "reassignment time")?;
+        Hlc::from_wall(at, DeviceId::from(uuid::Uuid::nil()))
+    };
+    Ok(Reassignment {
+        hlc,
+        from: r.parsed(0, "user id")?,
+        to: r.parsed(1, "user id")?,
     })
 }
 

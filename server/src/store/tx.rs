@@ -11,8 +11,9 @@ use super::rows::{
     ScopeFilter, TeamRow, UserRow,
 };
 use sync_protocol::metrics::RecordFact;
+use sync_protocol::ownership::Reassignment;
 use sync_protocol::wire::Settlement;
-use sync_protocol::{DeviceId, OpId, RecordId, TeamId, UserId};
+use sync_protocol::{DeviceId, Hlc, OpId, RecordId, TeamId, UserId};
 
 /// Reads every store offers.
 pub trait ReadTx: AccountRead + RecordRead + ReportRead {
@@ -51,6 +52,9 @@ pub trait AccountRead {
     fn user_by_name(&mut self, username: &str) -> Result<Option<UserRow>, StoreError>;
     /// An account by id.
     fn user(&mut self, id: UserId) -> Result<Option<UserRow>, StoreError>;
+    /// The server's clock when the account `id` was deactivated (`None`
+    /// when it is active, or was deactivated before the clock was kept).
+    fn deactivated_at(&mut self, id: UserId) -> Result<Option<Hlc>, StoreError>;
     /// Every account, by username.
     fn users(&mut self) -> Result<Vec<UserRow>, StoreError>;
     /// Users whose `team_id` is `team` or whose `supervisor_id` is `supervisor` (each when given).
@@ -104,8 +108,8 @@ pub trait AccountRead {
 pub trait AccountWrite {
     /// Create an account ([`StoreError::Taken`] when the username is taken).
     fn insert_user(&mut self, user: &UserRow) -> Result<(), StoreError>;
-    /// Activate or deactivate.
-    fn set_user_active(&mut self, id: UserId, active: bool) -> Result<(), StoreError>;
+    /// Deactivate at the server's clock `at` (`Some`), or reactivate (`None`).
+    fn set_user_deactivated(&mut self, id: UserId, at: Option<Hlc>) -> Result<(), StoreError>;
     /// Replace the password hash.
     fn set_password(&mut self, id: UserId, password_hash: &str) -> Result<(), StoreError>;
     /// Create a team ([`StoreError::Taken`] when the name is taken).
@@ -153,6 +157,10 @@ pub trait RecordRead {
     fn record(&mut self, id: RecordId) -> Result<Option<RecordRow>, StoreError>;
     /// The current owner of a customer.
     fn customer_owner(&mut self, customer: RecordId) -> Result<Option<UserId>, StoreError>;
+    /// The customers `owner` owns, oldest first.
+    fn customers_owned_by(&mut self, owner: UserId) -> Result<Vec<RecordId>, StoreError>;
+    /// Every reassignment of a customer, oldest first.
+    fn reassignments(&mut self, customer: RecordId) -> Result<Vec<Reassignment>, StoreError>;
     /// Ids of every record whose customer unit is `customer` (the customer included).
     fn customer_unit(&mut self, customer: RecordId) -> Result<Vec<RecordId>, StoreError>;
     /// Changes in scope with `cursor < seq <= head`, in seq order, at most `limit`.
@@ -195,13 +203,13 @@ pub trait RecordWrite {
     fn set_record_seq(&mut self, id: RecordId, seq: u64) -> Result<(), StoreError>;
     /// Set a customer's owner.
     fn set_customer_owner(&mut self, customer: RecordId, owner: UserId) -> Result<(), StoreError>;
-    /// Record that a customer left `from`'s scope.
+    /// Record that a customer left `change.from`'s scope, under change
+    /// number `seq`, at server time `at`.
     fn add_eviction(
         &mut self,
         seq: u64,
         customer: RecordId,
-        from: UserId,
-        to: UserId,
+        change: &Reassignment,
         at: &str,
     ) -> Result<(), StoreError>;
     /// Store an op and its outcome.

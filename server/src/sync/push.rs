@@ -27,11 +27,14 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use sync_protocol::merge::RecordState;
+use sync_protocol::ownership::owner_at;
 use sync_protocol::schema::rules::{self, Referent};
 use sync_protocol::schema::{self, Anchor, Collection, Relation, Target};
 use sync_protocol::time::{format_ts, parse_ts};
 use sync_protocol::validate::{Author, check_admission, validate_op};
-use sync_protocol::wire::{ClockWarning, OpOutcome, Outcome, PushRequest, PushResponse};
+use sync_protocol::wire::{
+    ClockWarning, Deactivation, OpOutcome, Outcome, PushRequest, PushResponse,
+};
 use sync_protocol::{
     DeviceId, ErrorCode as E, Fields, Hlc, Op, OpId, OpKind, RecordId, TeamId, UserId,
     ValidationError,
@@ -82,6 +85,13 @@ pub fn push(
         .device(actor.device.id)?
         .ok_or_else(|| ApiError::new(E::Unauthenticated, "unknown device"))?;
     let mut acked = device.acked_through;
+    // A deactivated user's device hands over what it wrote before the
+    // deactivation (`Some(None)`: the moment is unknown, nothing is taken).
+    let deactivated = if actor.user.active {
+        None
+    } else {
+        Some(tx.deactivated_at(actor.user.id)?)
+    };
     let mut server = ServerClock::load(tx)?;
     let scope = scope_filter(tx, &actor.user)?;
     let mut warning: Option<ClockWarning> = None;
@@ -170,8 +180,15 @@ pub fn push(
                 user: &actor.user,
                 device: device.id,
                 scope: &scope,
+                at: op.hlc,
             };
-            let outcome = match admit_and_apply(tx, &who, &mut server, &mut seen, op, now) {
+            let admitted = match deactivated {
+                Some(at) if at.is_none_or(|at| op.hlc >= at) => {
+                    Err(after_deactivation(&actor.user, at))
+                }
+                _ => admit_and_apply(tx, &who, &mut server, &mut seen, op, now),
+            };
+            let outcome = match admitted {
                 Ok(o) => o,
                 Err(OpError::Store(e)) => return Err(e.into()),
                 Err(OpError::Reject(e)) => {
@@ -233,9 +250,27 @@ pub fn push(
             resend_from,
             server_clock,
             clock_warning: warning,
+            deactivated: deactivated.map(|at| Deactivation {
+                at: at.map(|h| format_ts(h.to_datetime())),
+            }),
         },
         counts,
     })
+}
+
+/// The rejection of an op a deactivated user's device wrote after the
+/// deactivation (at `at`, if known).
+fn after_deactivation(user: &UserRow, at: Option<Hlc>) -> OpError {
+    let when = at.map_or_else(String::new, |h| {
+        format!(" at {}", format_ts(h.to_datetime()))
+    });
+    reject(
+        E::UserDeactivated,
+        format!(
+            "written after user {} was deactivated{when}: only what the account wrote before it is taken; an administrator can reactivate the account (POST /v1/admin/users/{}/activate) or decide on the op in the problems",
+            user.username, user.username
+        ),
+    )
 }
 
 /// The outcome of the first op whose `device_seq` names another stored op.
@@ -429,24 +464,22 @@ fn relation(
             })?;
             Ok(relation_to_user(actor, &subject))
         };
+    // The relation, and whether it holds now (not only at the op's clock).
     let customer_relation = |tx: &mut dyn WriteTx,
                              customer: RecordId|
-     -> Result<Relation, OpError> {
-        let owner = tx
-            .customer_owner(customer)?
-            .ok_or_else(|| reject(E::NotFound, format!("customer {customer} does not exist")))?;
-        if !covers_user(scope, owner) {
+     -> Result<(Relation, bool), OpError> {
+        let Some((owner, now)) = owner_in_scope(tx, scope, customer, who.at)? else {
             return Err(reject(
                 E::OutOfScope,
                 format!(
-                    "customer {customer} is not assigned to you (or your team); the op was kept as a problem for review"
+                    "customer {customer} is not assigned to you (or your team), and was not when this change was made; the op was kept as a problem for review"
                 ),
             ));
-        }
+        };
         let subject = tx
             .user(owner)?
             .ok_or_else(|| StoreError::Corrupt(format!("customer owner {owner} missing")))?;
-        Ok(relation_to_user(actor, &subject))
+        Ok((relation_to_user(actor, &subject), now))
     };
     let missing = |f: &str| {
         OpError::Reject(ValidationError::field(
@@ -457,7 +490,7 @@ fn relation(
     };
     match coll.anchor {
         Anchor::Customer if created => Ok(Relation::Own),
-        Anchor::Customer => customer_relation(tx, id),
+        Anchor::Customer => Ok(customer_relation(tx, id)?.0),
         Anchor::CustomerRef(f) => {
             let customer = RecordId::from(id_of(f).ok_or_else(|| missing(f))?);
             if let Some(rel) = seen.relations.get(&customer) {
@@ -473,8 +506,10 @@ fn relation(
                     format!("customer {customer} does not exist"),
                 )));
             }
-            let rel = customer_relation(tx, customer)?;
-            seen.relations.insert(customer, rel);
+            let (rel, now) = customer_relation(tx, customer)?;
+            if now {
+                seen.relations.insert(customer, rel);
+            }
             Ok(rel)
         }
         Anchor::User(f) => {
@@ -504,9 +539,31 @@ fn relation(
     }
 }
 
-/// Whether a record with these scope columns is in `scope` (the rule of
-/// [`ScopeFilter`], for one record).
-fn sees(tx: &mut dyn WriteTx, scope: &ScopeFilter, s: &RecordScope) -> Result<bool, StoreError> {
+/// The owner of `customer` whom `scope` covers, and whether they own it
+/// now: its owner now if covered, else its owner at clock `at` if covered
+/// (an op made before a reassignment is judged as of its moment; see
+/// [`sync_protocol::ownership`]); `None` when neither is covered, or the
+/// customer does not exist.
+fn owner_in_scope(
+    tx: &mut dyn WriteTx,
+    scope: &ScopeFilter,
+    customer: RecordId,
+    at: Hlc,
+) -> Result<Option<(UserId, bool)>, OpError> {
+    let owner = tx
+        .customer_owner(customer)?
+        .ok_or_else(|| reject(E::NotFound, format!("customer {customer} does not exist")))?;
+    if covers_user(scope, owner) {
+        return Ok(Some((owner, true)));
+    }
+    let then = owner_at(owner, &tx.reassignments(customer)?, at);
+    Ok((then != owner && covers_user(scope, then)).then_some((then, false)))
+}
+
+/// Whether a record with these scope columns is in the pusher's scope (the
+/// rule of [`ScopeFilter`], for one record, as of the op's clock).
+fn sees(tx: &mut dyn WriteTx, who: &Pusher<'_>, s: &RecordScope) -> Result<bool, OpError> {
+    let scope = who.scope;
     if scope.all
         || s.public
         || s.subject_user.is_some_and(|u| scope.users.contains(&u))
@@ -515,9 +572,7 @@ fn sees(tx: &mut dyn WriteTx, scope: &ScopeFilter, s: &RecordScope) -> Result<bo
         return Ok(true);
     }
     Ok(match s.customer_id {
-        Some(c) => tx
-            .customer_owner(c)?
-            .is_some_and(|owner| covers_user(scope, owner)),
+        Some(c) => owner_in_scope(tx, scope, c, who.at)?.is_some(),
         None => false,
     })
 }
@@ -584,7 +639,11 @@ fn referent(
             if !state.exists() {
                 return Ok(Referent::default());
             }
-            let visible = sees(tx, who.scope, &row.scope)?;
+            let visible = match sees(tx, who, &row.scope) {
+                Ok(v) => v,
+                Err(OpError::Reject(_)) => false,
+                Err(OpError::Store(e)) => return Err(e.into()),
+            };
             let changeable = target == Target::Changeable && visible && {
                 let coll = schema::collection(target_coll)
                     .ok_or_else(|| StoreError::Corrupt(format!("no collection {target_coll}")))?;
@@ -625,11 +684,15 @@ impl Seen {
     }
 }
 
-/// Who pushes: the user and the authenticated device.
+/// Who pushes: the user and the authenticated device, and when the op
+/// being judged was made (its clock): a customer is in scope when it is
+/// the scope's now or was when the op was made (see [`owner_in_scope`]).
+#[derive(Clone, Copy)]
 struct Pusher<'a> {
     user: &'a UserRow,
     device: DeviceId,
     scope: &'a ScopeFilter,
+    at: Hlc,
 }
 
 /// Who wrote the value stamped `hlc`: the device its clock names, and that
@@ -691,6 +754,7 @@ fn admit_and_apply(
     } else {
         op
     };
+    let who = &Pusher { at: op.hlc, ..*who };
     let existing = match tx.record(op.record_id)? {
         Some(row) if row.collection != coll.name => {
             return Err(reject(

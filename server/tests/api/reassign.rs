@@ -116,3 +116,105 @@ fn assigning_an_unknown_customer_or_to_an_unknown_user_is_not_found() {
         (400, "malformed_request".into())
     );
 }
+
+/// Work a rep did offline before their customer was reassigned is the
+/// customer's history: applied when it arrives, with the new owner and in
+/// the reports. Work stamped after the reassignment stays a problem.
+#[test]
+fn work_done_before_a_reassignment_is_history() {
+    let app = spawn_app();
+    let mut ann = app.user_device("ann", Role::Rep, None);
+    let mut bob = app.user_device("bob", Role::Rep, None);
+    let (cid, c) = ann.create("customers", customer_fields("Acme"));
+    app.push(&mut ann, vec![c]);
+    // Offline, before the reassignment: a visit, a sale and an edit.
+    let (vid, v) = ann.create(
+        "visits",
+        json!({"customer_id": cid, "started_at": "2026-11-28T09:30:00.000Z"}),
+    );
+    let (sid, s) = ann.create("sales", json!({"customer_id": cid, "amount": {"minor": 500, "currency": "CNY"}, "product": "sims", "sold_at": "2026-11-28T09:40:00.000Z"}));
+    let phone = ann.op("customers", cid, OpKind::Patch, json!({"phone": "555"}));
+    // Stamped a minute before: a clock in the same millisecond as the
+    // reassignment's could fall on either side of it.
+    let reassigned_at = chrono::Utc::now().timestamp_millis().unsigned_abs();
+    let [v, s, phone] =
+        [v, s, phone].map(|op| crate::helpers::Device::at(op, reassigned_at - 60_000));
+    let _: AssignCustomerResponse = json_of(
+        app.post(
+            &format!("/v1/admin/customers/{cid}/assign"),
+            Some(&app.admin.token),
+            &json!({"to": "bob"}),
+        ),
+        200,
+    );
+    // Still offline, stamped after it (ann never pulled the change).
+    let (_, late) = ann.create(
+        "visits",
+        json!({"customer_id": cid, "started_at": "2026-11-29T09:30:00.000Z"}),
+    );
+    let late = crate::helpers::Device::at(late, reassigned_at + 5_000);
+
+    let r = app.push(&mut ann, vec![v, s, phone, late]);
+    let got: Vec<(String, Option<String>)> = r
+        .outcomes
+        .iter()
+        .map(|o| {
+            let v = serde_json::to_value(&o.outcome).unwrap();
+            (status(&v).to_owned(), v["code"].as_str().map(str::to_owned))
+        })
+        .collect();
+    let applied = ("applied".to_owned(), None);
+    assert_eq!(
+        got,
+        vec![
+            applied.clone(),
+            applied.clone(),
+            applied,
+            ("rejected".to_owned(), Some("out_of_scope".to_owned()))
+        ]
+    );
+    let problems: Vec<Value> = json_of(app.get("/v1/admin/problems", Some(&app.admin.token)), 200);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+
+    // The new owner has it all.
+    let for_bob = app.pull(&mut bob);
+    let records = upserts(&for_bob);
+    for id in [cid, vid, sid] {
+        assert!(records.iter().any(|r| r.id == id), "bob lacks {id}");
+    }
+    let customer = records.iter().find(|r| r.id == cid).unwrap();
+    assert_eq!(customer.get_str("phone"), Some("555"));
+    assert_eq!(
+        customer.get_str("owner_id").map(str::to_owned),
+        Some(bob.user.id.to_string())
+    );
+    let visit = records.iter().find(|r| r.id == vid).unwrap();
+    assert_eq!(
+        visit.created_by,
+        Some(ann.user.id),
+        "the visit is ann's work"
+    );
+
+    // HQ's report counts it.
+    let report: Value = json_of(
+        app.get(
+            "/v1/reports/scorecard?period=2026-11",
+            Some(&app.admin.token),
+        ),
+        200,
+    );
+    let table = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "rows")
+        .unwrap();
+    let totals = &table["totals"];
+    let at = table["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|c| c == "visits")
+        .unwrap();
+    assert_eq!(totals[at].as_f64(), Some(1.0), "{report}");
+}

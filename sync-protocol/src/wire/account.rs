@@ -184,6 +184,21 @@ pub struct AssignCustomerResponse {
     pub records_moved: u64,
 }
 
+/// Answer to moving every customer of one user to another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AssignCustomersResponse {
+    /// The previous owner.
+    pub from: UserId,
+    /// The new owner.
+    pub to: UserId,
+    /// The customers moved.
+    pub customers: Vec<RecordId>,
+    /// Records (the customers and their histories) moved with them.
+    pub records_moved: u64,
+}
+
 /// An op the server rejected, kept for review.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -147,6 +147,23 @@ pub struct PushResponse {
     /// re-stamped with the server's clock so they cannot win unfairly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_warning: Option<ClockWarning>,
+    /// Set when the device's user is deactivated: the ops written before
+    /// the deactivation were taken, those written after it were rejected
+    /// `user_deactivated`, and nothing more can be pulled or pushed until
+    /// an administrator reactivates the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deactivated: Option<Deactivation>,
+}
+
+/// A deactivation, as a push of the user's device learns of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Deactivation {
+    /// When (RFC 3339); absent for a user deactivated before servers kept
+    /// the moment, whose ops are all rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
 }
 
 /// `POST /v1/sync/pull`.

@@ -3,7 +3,7 @@
 use super::{at, laptop, rec, user};
 use crate::store::{DeviceRow, RecordScope, Store, StoreError, TeamRow, read, write};
 use sync_protocol::schema::Role;
-use sync_protocol::{RecordId, TeamId, UserId};
+use sync_protocol::{DeviceId, Hlc, RecordId, TeamId, UserId};
 
 pub(super) fn usernames_and_team_names_are_unique(s: &dyn Store) {
     write(s, |tx| {
@@ -209,6 +209,11 @@ pub(super) fn dashboard_sessions_end_one_by_one_or_per_user_and_expire(s: &dyn S
 pub(super) fn a_user_changed_after_announced_reads_reads_back_changed(s: &dyn Store) {
     let owner = user("olga", Role::Rep, None, None, 1);
     let customer = RecordId::new_v7(at(10));
+    let clock = Hlc {
+        millis: 1_798_848_000_456,
+        counter: 2,
+        node: DeviceId::new_v7(at(11)),
+    };
     write(s, |tx| -> Result<(), StoreError> {
         tx.insert_user(&owner)?;
         rec(tx, customer, "customers", RecordScope::default());
@@ -219,7 +224,7 @@ pub(super) fn a_user_changed_after_announced_reads_reads_back_changed(s: &dyn St
         tx.prefetch_customer_owners(&[customer])?;
         assert_eq!(tx.customer_owner(customer)?, Some(owner.id));
         let before = tx.user(owner.id)?.map(|u| u.active);
-        tx.set_user_active(owner.id, false)?;
+        tx.set_user_deactivated(owner.id, Some(clock))?;
         let after = tx.user(owner.id)?.map(|u| u.active);
         tx.set_password(owner.id, "y")?;
         Ok((before, after, tx.user(owner.id)?.map(|u| u.password_hash)))
@@ -227,6 +232,19 @@ pub(super) fn a_user_changed_after_announced_reads_reads_back_changed(s: &dyn St
     .unwrap();
     assert_eq!((before, after), (Some(true), Some(false)));
     assert_eq!(hash.as_deref(), Some("y"));
+    assert_eq!(
+        read(s, |tx| tx.deactivated_at(owner.id)).unwrap(),
+        Some(clock)
+    );
+    write(s, |tx| tx.set_user_deactivated(owner.id, None)).unwrap();
+    let (active, at) = read(s, |tx| -> Result<_, StoreError> {
+        Ok((
+            tx.user(owner.id)?.map(|u| u.active),
+            tx.deactivated_at(owner.id)?,
+        ))
+    })
+    .unwrap();
+    assert_eq!((active, at), (Some(true), None), "reactivated");
 }
 
 pub(super) fn team_members_by_team_or_supervisor(s: &dyn Store) {

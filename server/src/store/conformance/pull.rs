@@ -2,8 +2,9 @@
 
 use super::{at, rec, seqs, user};
 use crate::store::{ChangeRow, RecordScope, ScopeFilter, Store, StoreError, read, write};
+use sync_protocol::ownership::Reassignment;
 use sync_protocol::schema::Role;
-use sync_protocol::{RecordId, TeamId, UserId};
+use sync_protocol::{DeviceId, Hlc, RecordId, TeamId, UserId};
 
 pub(super) fn changes_honour_cursor_head_limit_and_scope(s: &dyn Store) {
     let (ann, bob) = (
@@ -118,6 +119,15 @@ pub(super) fn evictions_reach_only_the_previous_owners_scope(s: &dyn Store) {
         UserId::new_v7(at(2)),
         RecordId::new_v7(at(3)),
     );
+    let change = Reassignment {
+        hlc: Hlc {
+            millis: 1_798_848_000_123,
+            counter: 7,
+            node: DeviceId::new_v7(at(4)),
+        },
+        from: ann,
+        to: bob,
+    };
     write(s, |tx| -> Result<(), StoreError> {
         tx.set_customer_owner(cid, ann)?;
         rec(
@@ -131,11 +141,16 @@ pub(super) fn evictions_reach_only_the_previous_owners_scope(s: &dyn Store) {
         );
         tx.set_customer_owner(cid, bob)?;
         let seq = tx.next_seq()?;
-        tx.add_eviction(seq, cid, ann, bob, "x")?;
+        tx.add_eviction(seq, cid, &change, "x")?;
         let seq = tx.next_seq()?;
         tx.set_record_seq(cid, seq)
     })
     .unwrap();
+    assert_eq!(
+        read(s, |tx| tx.reassignments(cid)).unwrap(),
+        vec![change],
+        "a reassignment keeps its clock"
+    );
     let for_ann = read(s, |tx| {
         tx.changes(
             &ScopeFilter {

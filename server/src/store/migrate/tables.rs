@@ -116,6 +116,7 @@ pub(super) const TABLES: &[Table] = &[
             ("from_owner", Text),
             ("to_owner", Text),
             ("at", Text),
+            ("hlc", Text),
         ],
         key: &["seq"],
     },

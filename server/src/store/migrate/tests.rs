@@ -6,8 +6,9 @@ use crate::store::{
     StoreError, TeamRow, UserRow, read, write,
 };
 use sync_protocol::geo::LatLon;
+use sync_protocol::ownership::Reassignment;
 use sync_protocol::schema::Role;
-use sync_protocol::{DeviceId, OpId, RecordId, TeamId, UserId};
+use sync_protocol::{DeviceId, Hlc, OpId, RecordId, TeamId, UserId};
 
 fn at(n: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(1_800_000_000 + n, 0).unwrap()
@@ -85,7 +86,16 @@ fn fill(s: &dyn Store) -> (UserId, DeviceId, RecordId) {
             )),
         )?;
         let seq = tx.next_seq()?;
-        tx.add_eviction(seq, cust, sup.id, rep.id, "2027-01-02T00:00:00.000Z")?;
+        let change = Reassignment {
+            hlc: Hlc {
+                millis: 1_798_848_000_000,
+                counter: 3,
+                node: dev.id,
+            },
+            from: sup.id,
+            to: rep.id,
+        };
+        tx.add_eviction(seq, cust, &change, "2027-01-02T00:00:00.000Z")?;
         tx.add_op(&OpRow {
             device_id: dev.id,
             device_seq: 1,

@@ -4,10 +4,11 @@ use super::Tx;
 use super::opening::Ask;
 use super::rows::{DEVICE_WITH_USER, col, seq};
 use crate::store::decode::{
-    DEVICE_COLS, TEAM_COLS, USER_COLS, device_row, device_with_user_row, parse, team_row, user_row,
+    DEVICE_COLS, TEAM_COLS, USER_COLS, device_row, device_with_user_row, parse, parse_opt,
+    team_row, user_row,
 };
 use crate::store::{AccountRead, AccountWrite, DeviceRow, StoreError, TeamRow, UserRow};
-use sync_protocol::{DeviceId, TeamId, UserId};
+use sync_protocol::{DeviceId, Hlc, TeamId, UserId};
 
 impl AccountRead for Tx<'_> {
     fn user_count(&mut self) -> Result<u64, StoreError> {
@@ -34,6 +35,18 @@ impl AccountRead for Tx<'_> {
         )?
         .map(|r| user_row(&r, 0))
         .transpose()
+    }
+
+    fn deactivated_at(&mut self, id: UserId) -> Result<Option<Hlc>, StoreError> {
+        let s: Option<String> = self
+            .opt(
+                "SELECT deactivated_hlc FROM users WHERE id = $1",
+                &[&id.to_string()],
+            )?
+            .map(|r| col::<Option<String>>(&r, 0))
+            .transpose()?
+            .flatten();
+        parse_opt(s, "deactivation clock")
     }
 
     fn users(&mut self) -> Result<Vec<UserRow>, StoreError> {
@@ -221,11 +234,11 @@ impl AccountWrite for Tx<'_> {
         )
     }
 
-    fn set_user_active(&mut self, id: UserId, active: bool) -> Result<(), StoreError> {
+    fn set_user_deactivated(&mut self, id: UserId, at: Option<Hlc>) -> Result<(), StoreError> {
         self.forget_users();
         self.exec(
-            "UPDATE users SET active = $2 WHERE id = $1",
-            &[&id.to_string(), &active],
+            "UPDATE users SET active = $2, deactivated_hlc = $3 WHERE id = $1",
+            &[&id.to_string(), &at.is_none(), &at.map(|h| h.to_string())],
         )?;
         Ok(())
     }

@@ -6,7 +6,8 @@ use super::opening::{OPENING_META, read_opening};
 use super::rows::{RECORD_BY_ID, col, ids, seq};
 use crate::store::decode::Cols;
 use crate::store::decode::{
-    CONFLICT_COLS, OP_COLS, PROBLEM_COLS, conflict_row, keyed_op_row, op_row, problem_row,
+    CONFLICT_COLS, OP_COLS, PROBLEM_COLS, REASSIGNMENT_COLS, conflict_row, keyed_op_row, op_row,
+    problem_row, reassignment_row,
 };
 use crate::store::decode::{check_in_row, parse, parse_opt, record_row};
 use crate::store::{
@@ -14,6 +15,7 @@ use crate::store::{
     RecordRow, ScopeFilter, StoreError,
 };
 use std::collections::HashMap;
+use sync_protocol::ownership::Reassignment;
 use sync_protocol::{DeviceId, OpId, RecordId, UserId};
 
 /// The scope condition over `records r` joined to `customer_owners o`, with
@@ -124,6 +126,29 @@ impl RecordRead for Tx<'_> {
             .map(|r| col(&r, 0))
             .transpose()?;
         parse_opt(s, "user id")
+    }
+
+    fn customers_owned_by(&mut self, owner: UserId) -> Result<Vec<RecordId>, StoreError> {
+        self.flush()?;
+        self.query(
+            "SELECT customer_id FROM customer_owners WHERE owner_id = $1 ORDER BY customer_id",
+            &[&owner.to_string()],
+        )?
+        .iter()
+        .map(|r| parse(&col::<String>(r, 0)?, "record id"))
+        .collect()
+    }
+
+    fn reassignments(&mut self, customer: RecordId) -> Result<Vec<Reassignment>, StoreError> {
+        self.query(
+            &format!(
+                "SELECT {REASSIGNMENT_COLS} FROM evictions WHERE customer_id = $1 ORDER BY seq"
+            ),
+            &[&customer.to_string()],
+        )?
+        .iter()
+        .map(reassignment_row)
+        .collect()
     }
 
     fn customer_unit(&mut self, customer: RecordId) -> Result<Vec<RecordId>, StoreError> {

@@ -7,6 +7,7 @@ use super::tx::unanswered;
 use crate::store::{
     CheckIn, ConflictRow, OpRow, ProblemRow, RecordRow, RecordWrite, StoreError, WriteTx,
 };
+use sync_protocol::ownership::Reassignment;
 use sync_protocol::wire::Settlement;
 use sync_protocol::{RecordId, UserId};
 
@@ -60,13 +61,12 @@ impl RecordWrite for Tx<'_> {
         &mut self,
         s: u64,
         customer: RecordId,
-        from: UserId,
-        to: UserId,
+        change: &Reassignment,
         at: &str,
     ) -> Result<(), StoreError> {
         self.exec(
-            "INSERT INTO evictions (seq, customer_id, from_owner, to_owner, at) VALUES ($1, $2, $3, $4, $5)",
-            &[&seq(s), &customer.to_string(), &from.to_string(), &to.to_string(), &at],
+            "INSERT INTO evictions (seq, customer_id, from_owner, to_owner, at, hlc) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&seq(s), &customer.to_string(), &change.from.to_string(), &change.to.to_string(), &at, &change.hlc.to_string()],
         )?;
         Ok(())
     }

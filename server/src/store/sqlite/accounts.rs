@@ -4,12 +4,12 @@ use super::Tx;
 use super::rows::Cached;
 use super::rows::is_unique_violation;
 use crate::store::decode::{
-    DEVICE_COLS, TEAM_COLS, USER_COLS, device_row, parse, team_row, user_row,
+    DEVICE_COLS, TEAM_COLS, USER_COLS, device_row, parse, parse_opt, team_row, user_row,
 };
 use crate::store::{AccountRead, AccountWrite, DeviceRow, StoreError, TeamRow, UserRow};
 use rusqlite::OptionalExtension;
 use rusqlite::params;
-use sync_protocol::{DeviceId, TeamId, UserId};
+use sync_protocol::{DeviceId, Hlc, TeamId, UserId};
 
 impl AccountRead for Tx<'_> {
     fn user_count(&mut self) -> Result<u64, StoreError> {
@@ -31,6 +31,18 @@ impl AccountRead for Tx<'_> {
             [id.to_string()],
             |r| user_row(r, 0),
         )
+    }
+
+    fn deactivated_at(&mut self, id: UserId) -> Result<Option<Hlc>, StoreError> {
+        let s: Option<Option<String>> = self
+            .c
+            .row(
+                "SELECT deactivated_hlc FROM users WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        parse_opt(s.flatten(), "deactivation clock")
     }
 
     fn users(&mut self) -> Result<Vec<UserRow>, StoreError> {
@@ -171,10 +183,10 @@ impl AccountWrite for Tx<'_> {
         }
     }
 
-    fn set_user_active(&mut self, id: UserId, active: bool) -> Result<(), StoreError> {
+    fn set_user_deactivated(&mut self, id: UserId, at: Option<Hlc>) -> Result<(), StoreError> {
         self.c.exec(
-            "UPDATE users SET active = ?2 WHERE id = ?1",
-            params![id.to_string(), active],
+            "UPDATE users SET active = ?2, deactivated_hlc = ?3 WHERE id = ?1",
+            params![id.to_string(), at.is_none(), at.map(|h| h.to_string())],
         )?;
         Ok(())
     }

@@ -4,8 +4,8 @@ use super::Tx;
 use super::rows::Cached;
 use super::rows::placeholders;
 use crate::store::decode::{
-    CONFLICT_COLS, OP_COLS, PROBLEM_COLS, check_in_row, conflict_row, keyed_op_row, op_row, parse,
-    parse_opt, problem_row, record_row,
+    CONFLICT_COLS, OP_COLS, PROBLEM_COLS, REASSIGNMENT_COLS, check_in_row, conflict_row,
+    keyed_op_row, op_row, parse, parse_opt, problem_row, reassignment_row, record_row,
 };
 use crate::store::{
     ChangeRow, CheckIn, ConflictFilter, ConflictRow, OpRow, ProblemRow, ReadTx, RecordRead,
@@ -14,6 +14,7 @@ use crate::store::{
 use rusqlite::OptionalExtension;
 use rusqlite::{params, params_from_iter};
 use std::fmt::Write as _;
+use sync_protocol::ownership::Reassignment;
 use sync_protocol::{DeviceId, OpId, RecordId, UserId};
 
 /// The SQL condition for a scope over `records r` joined to `customer_owners o`,
@@ -124,6 +125,26 @@ impl RecordRead for Tx<'_> {
             )
             .optional()?;
         parse_opt(s, "user id")
+    }
+
+    fn customers_owned_by(&mut self, owner: UserId) -> Result<Vec<RecordId>, StoreError> {
+        let mut st = self.c.prepare_cached(
+            "SELECT customer_id FROM customer_owners WHERE owner_id = ?1 ORDER BY customer_id",
+        )?;
+        let ids = st
+            .query_map([owner.to_string()], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter().map(|s| parse(s, "record id")).collect()
+    }
+
+    fn reassignments(&mut self, customer: RecordId) -> Result<Vec<Reassignment>, StoreError> {
+        self.c.decode_all(
+            &format!(
+                "SELECT {REASSIGNMENT_COLS} FROM evictions WHERE customer_id = ?1 ORDER BY seq"
+            ),
+            [customer.to_string()],
+            |r| reassignment_row(r),
+        )
     }
 
     fn customer_unit(&mut self, customer: RecordId) -> Result<Vec<RecordId>, StoreError> {

@@ -6,6 +6,7 @@ use crate::store::{
     CheckIn, ConflictRow, OpRow, ProblemRow, RecordRow, RecordWrite, StoreError, WriteTx,
 };
 use rusqlite::params;
+use sync_protocol::ownership::Reassignment;
 use sync_protocol::wire::Settlement;
 use sync_protocol::{RecordId, UserId};
 
@@ -70,13 +71,12 @@ impl RecordWrite for Tx<'_> {
         &mut self,
         seq: u64,
         customer: RecordId,
-        from: UserId,
-        to: UserId,
+        change: &Reassignment,
         at: &str,
     ) -> Result<(), StoreError> {
         self.c.exec(
-            "INSERT INTO evictions (seq, customer_id, from_owner, to_owner, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![seq as i64, customer.to_string(), from.to_string(), to.to_string(), at],
+            "INSERT INTO evictions (seq, customer_id, from_owner, to_owner, at, hlc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![seq as i64, customer.to_string(), change.from.to_string(), change.to.to_string(), at, change.hlc.to_string()],
         )?;
         Ok(())
     }
