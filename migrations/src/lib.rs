@@ -98,6 +98,11 @@ pub static SERVER_SQLITE: &[Migration] = &[
         name: "deactivation_clocks",
         sql: include_str!("../server/sqlite/0010_deactivation_clocks.sql"),
     },
+    Migration {
+        version: 11,
+        name: "problem_decisions",
+        sql: include_str!("../server/sqlite/0011_problem_decisions.sql"),
+    },
 ];
 
 /// The server's PostgreSQL store (the same tables as [`SERVER_SQLITE`]).
@@ -151,5 +156,10 @@ pub static SERVER_POSTGRES: &[Migration] = &[
         version: 10,
         name: "deactivation_clocks",
         sql: include_str!("../server/postgres/0010_deactivation_clocks.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "problem_decisions",
+        sql: include_str!("../server/postgres/0011_problem_decisions.sql"),
     },
 ];

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use sync_protocol::schema::Role;
 use sync_protocol::time::format_ts;
 use sync_protocol::wire::{
-    CreateTeamRequest, CreateUserRequest, DeviceInfo, LoginRequest, LoginResponse, ProblemInfo,
+    CreateTeamRequest, CreateUserRequest, DeviceInfo, LoginRequest, LoginResponse,
     RegisterDeviceRequest, TeamInfo, UserInfo,
 };
 use sync_protocol::{DeviceId, ErrorCode as E, Fields, RecordId, TeamId, UserId};
@@ -642,30 +642,4 @@ pub fn usernames(tx: &mut dyn ReadTx) -> Result<HashMap<UserId, String>, ApiErro
         .into_iter()
         .map(|u| (u.id, u.username))
         .collect())
-}
-
-/// `GET /v1/admin/problems?team=NAME`: see [`review_users`].
-pub fn problems(
-    tx: &mut dyn ReadTx,
-    actor: &Actor,
-    team: Option<&str>,
-) -> Result<Vec<ProblemInfo>, ApiError> {
-    let users = review_users(tx, actor, team, "problems")?;
-    let names = usernames(tx)?;
-    let mut out = Vec::new();
-    for p in tx.problems(users.as_deref())? {
-        let op = serde_json::from_str(&p.op)
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("stored problem op {}: {e}", p.id)))?;
-        let code = serde_json::from_value(Value::String(p.code.clone())).unwrap_or(E::Internal);
-        out.push(ProblemInfo {
-            id: p.id,
-            user_id: p.user_id,
-            username: names.get(&p.user_id).cloned().unwrap_or_default(),
-            op,
-            code,
-            message: p.message,
-            created_at: p.created_at,
-        });
-    }
-    Ok(out)
 }

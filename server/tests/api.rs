@@ -20,6 +20,8 @@ mod forgery;
 mod matrix;
 #[path = "api/ops.rs"]
 mod ops;
+#[path = "api/problems.rs"]
+mod problems;
 #[path = "api/reassign.rs"]
 mod reassign;
 #[path = "api/reports.rs"]

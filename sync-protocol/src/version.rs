@@ -26,6 +26,7 @@ pub const CAPABILITIES: &[&str] = &[
     "device-divergence",
     "reassignment-clocks",
     "deactivation-handover",
+    "problem-decisions",
 ];
 
 /// What `GET /v1/info` answers.

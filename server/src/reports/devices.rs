@@ -22,7 +22,7 @@ pub(super) fn build(
 ) -> Result<Vec<Table>, ApiError> {
     let ids: Vec<_> = audience.reps.iter().map(|r| r.id).collect();
     let mut problems: HashMap<DeviceId, usize> = HashMap::new();
-    for p in tx.problems(Some(&ids))? {
+    for p in tx.problems(Some(&ids), true)? {
         *problems.entry(p.device_id).or_default() += 1;
     }
     let mut table = Table::new(

@@ -5,13 +5,13 @@ use crate::auth::{self, Actor};
 use crate::error::{ApiError, blocking};
 use crate::state::AppState;
 use crate::store;
-use crate::sync::{assign, conflicts};
+use crate::sync::{assign, conflicts, problems};
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use sync_protocol::wire::{
     AssignCustomerRequest, AssignCustomerResponse, AssignCustomersResponse, ConflictInfo,
-    CreateTeamRequest, CreateUserRequest, DeviceInfo, ProblemInfo, ResetPasswordRequest, TeamInfo,
-    UserInfo,
+    CreateTeamRequest, CreateUserRequest, DeviceInfo, DiscardProblemRequest, ProblemInfo,
+    ResetPasswordRequest, TeamInfo, UserInfo,
 };
 use sync_protocol::{DeviceId, RecordId};
 
@@ -282,20 +282,82 @@ pub async fn list_conflicts(
     ))
 }
 
-/// Rejected ops kept for review.
-#[utoipa::path(get, path = "/v1/admin/problems", tag = "admin", security(("bearer" = [])), params(ProblemsQuery),
+/// `?team=NAME&all=BOOL`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ProblemListQuery {
+    /// Only this team's problems.
+    pub team: Option<String>,
+    /// Decided ones too (applied or discarded).
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// Rejected ops kept for review: the undecided ones, or with `all` every
+/// one with its decision.
+#[utoipa::path(get, path = "/v1/admin/problems", tag = "admin", security(("bearer" = [])), params(ProblemListQuery),
     responses((status = 200, body = [ProblemInfo]), (status = 403, body = sync_protocol::wire::ApiError)))]
 pub async fn list_problems(
     actor: Actor,
     state: web::Data<AppState>,
-    q: web::Query<ProblemsQuery>,
+    q: web::Query<ProblemListQuery>,
 ) -> ApiResult<Vec<ProblemInfo>> {
     let st = state.into_inner();
     let q = q.into_inner();
     Ok(web::Json(
         blocking(move || {
             store::read(st.store.as_ref(), |tx| {
-                accounts::problems(tx, &actor, q.team.as_deref())
+                problems::list(tx, &actor, q.team.as_deref(), q.all)
+            })
+        })
+        .await?,
+    ))
+}
+
+/// Apply a problem's op, as the caller's decision: it is checked again
+/// under the current rules with the caller's role and scope (a supervisor
+/// for their own team; HQ and admins for everyone).
+#[utoipa::path(post, path = "/v1/admin/problems/{id}/apply", tag = "admin", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "problem number")),
+    responses((status = 200, body = ProblemInfo), (status = 403, body = sync_protocol::wire::ApiError),
+              (status = 404, body = sync_protocol::wire::ApiError), (status = 409, body = sync_protocol::wire::ApiError),
+              (status = 422, body = sync_protocol::wire::ApiError)))]
+pub async fn apply_problem(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> ApiResult<ProblemInfo> {
+    let st = state.into_inner();
+    let id = path.into_inner();
+    Ok(web::Json(
+        blocking(move || {
+            store::write(st.store.as_ref(), |tx| {
+                problems::apply(tx, &actor, id, chrono::Utc::now())
+            })
+        })
+        .await?,
+    ))
+}
+
+/// Discard a problem's op, saying why; it stays listed with `all`.
+#[utoipa::path(post, path = "/v1/admin/problems/{id}/discard", tag = "admin", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "problem number")), request_body = DiscardProblemRequest,
+    responses((status = 200, body = ProblemInfo), (status = 400, body = sync_protocol::wire::ApiError),
+              (status = 403, body = sync_protocol::wire::ApiError), (status = 404, body = sync_protocol::wire::ApiError),
+              (status = 409, body = sync_protocol::wire::ApiError)))]
+pub async fn discard_problem(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    body: crate::body::Json<DiscardProblemRequest>,
+) -> ApiResult<ProblemInfo> {
+    let st = state.into_inner();
+    let id = path.into_inner();
+    let req = body.into_inner();
+    Ok(web::Json(
+        blocking(move || {
+            store::write(st.store.as_ref(), |tx| {
+                problems::discard(tx, &actor, id, &req.reason, chrono::Utc::now())
             })
         })
         .await?,

@@ -31,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/sync/push", web::post().to(sync::push))
                 .route("/sync/pull", web::post().to(sync::pull))
                 .route("/sync/conflicts", web::post().to(sync::conflicts))
+                .route("/sync/problems", web::post().to(sync::problem_decisions))
                 .route("/admin/teams", web::get().to(admin::list_teams))
                 .route("/admin/teams", web::post().to(admin::create_team))
                 .route("/admin/users", web::get().to(admin::list_users))
@@ -61,6 +62,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::post().to(admin::assign_customer),
                 )
                 .route("/admin/problems", web::get().to(admin::list_problems))
+                .route(
+                    "/admin/problems/{id}/apply",
+                    web::post().to(admin::apply_problem),
+                )
+                .route(
+                    "/admin/problems/{id}/discard",
+                    web::post().to(admin::discard_problem),
+                )
                 .route("/admin/conflicts", web::get().to(admin::list_conflicts))
                 .route(
                     "/reports/gps-rules/{team}",

@@ -11,9 +11,9 @@ use utoipa::{Modify, OpenApi};
     info(title = "fieldsync", description = "The fieldsync sync protocol v1 (see docs/protocol.md)."),
     paths(
         health::healthz, health::readyz, health::metrics, info::info,
-        auth::login, auth::logout, auth::whoami, auth::register_device, sync::push, sync::pull, sync::conflicts,
+        auth::login, auth::logout, auth::whoami, auth::register_device, sync::push, sync::pull, sync::conflicts, sync::problem_decisions,
         admin::list_teams, admin::create_team, admin::list_users, admin::create_user, admin::deactivate_user, admin::activate_user,
-        admin::reset_password, admin::list_devices, admin::revoke_device, admin::assign_customer, admin::assign_customers_of, admin::list_problems, admin::list_conflicts,
+        admin::reset_password, admin::list_devices, admin::revoke_device, admin::assign_customer, admin::assign_customers_of, admin::list_problems, admin::apply_problem, admin::discard_problem, admin::list_conflicts,
         reports::report, reports::get_gps_rules, reports::put_gps_rules,
         openapi_json,
     ),

@@ -5,13 +5,15 @@ use crate::auth::{self, Actor, BearerHash};
 use crate::error::{ApiError, blocking};
 use crate::state::AppState;
 use crate::store;
-use crate::sync::{conflicts as conflict_rules, pull as pull_rules, push as push_rules};
+use crate::sync::{
+    conflicts as conflict_rules, problems as problem_rules, pull as pull_rules, push as push_rules,
+};
 use actix_web::http::header::AcceptEncoding;
 use actix_web::{HttpResponse, web};
 use sync_protocol::ErrorCode;
 use sync_protocol::wire::{
     ConflictsRequest, ConflictsResponse, MAX_PUSH_OPS, PULL_CURSOR_HEADER, PULL_MORE_HEADER,
-    PullRequest, PushRequest, PushResponse,
+    ProblemDecisionsRequest, ProblemDecisionsResponse, PullRequest, PushRequest, PushResponse,
 };
 
 /// Push ops; one transaction per request.
@@ -64,6 +66,27 @@ pub async fn conflicts(
     let st = state.into_inner();
     let answer = blocking(move || {
         conflict_rules::exchange(st.store.as_ref(), &actor, &req, chrono::Utc::now())
+    })
+    .await?;
+    Ok(web::Json(answer))
+}
+
+/// What became of the caller's problems among these ops: the applied or
+/// discarded ones, with who decided, when and why.
+#[utoipa::path(post, path = "/v1/sync/problems", tag = "sync", security(("bearer" = [])), request_body = ProblemDecisionsRequest,
+    responses((status = 200, body = ProblemDecisionsResponse), (status = 400, body = sync_protocol::wire::ApiError),
+              (status = 401, body = sync_protocol::wire::ApiError), (status = 413, body = sync_protocol::wire::ApiError)))]
+pub async fn problem_decisions(
+    actor: Actor,
+    state: web::Data<AppState>,
+    body: crate::body::Json<ProblemDecisionsRequest>,
+) -> Result<web::Json<ProblemDecisionsResponse>, ApiError> {
+    let req = body.into_inner();
+    let st = state.into_inner();
+    let answer = blocking(move || {
+        store::read(st.store.as_ref(), |tx| {
+            problem_rules::decisions(tx, &actor, &req)
+        })
     })
     .await?;
     Ok(web::Json(answer))

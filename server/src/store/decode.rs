@@ -5,13 +5,14 @@
 //! between the stores.
 
 use super::{
-    CheckIn, ConflictRow, DeviceRow, OpRow, ProblemRow, RecordRow, RecordScope, Side, StoreError,
-    TeamRow, UserRow,
+    CheckIn, ConflictRow, DecisionRow, DeviceRow, OpRow, ProblemRow, RecordRow, RecordScope, Side,
+    StoreError, TeamRow, UserRow,
 };
 use chrono::{DateTime, Utc};
 use sync_protocol::geo::LatLon;
 use sync_protocol::ownership::Reassignment;
 use sync_protocol::schema::Role;
+use sync_protocol::wire::Verdict;
 use sync_protocol::{DeviceId, Hlc, UserId};
 
 /// The columns of one row, by position.
@@ -200,11 +201,24 @@ pub fn op_row(r: &impl Cols, device: DeviceId, device_seq: u64) -> Result<OpRow,
 }
 
 /// The columns [`problem_row`] reads.
-pub const PROBLEM_COLS: &str = "id, user_id, device_id, op, code, message, field, created_at";
+pub const PROBLEM_COLS: &str = "id, user_id, device_id, op, code, message, field, created_at, \
+     op_id, decision, decided_by, decided_at, reason";
 
 /// A problem from the [`PROBLEM_COLS`].
 pub fn problem_row(r: &impl Cols) -> Result<ProblemRow, StoreError> {
+    let decision = match r.text(9)? {
+        Some(v) => Some(DecisionRow {
+            verdict: Verdict::parse(v)
+                .ok_or_else(|| StoreError::Corrupt(format!("bad problem decision {v:?}")))?,
+            by: r.parsed(10, "user id")?,
+            at: r.string(11)?,
+            reason: r.opt_string(12)?,
+        }),
+        None => None,
+    };
     Ok(ProblemRow {
+        op_id: r.parsed(8, "op id")?,
+        decision,
         id: r.i64(0)?,
         user_id: r.parsed(1, "user id")?,
         device_id: r.parsed(2, "device id")?,

@@ -24,8 +24,8 @@ mod conformance;
 mod waits;
 
 pub use rows::{
-    ChangeRow, CheckIn, ConflictFilter, ConflictRow, DeviceRow, OpRow, ProblemRow, RecordRow,
-    RecordScope, ScopeFilter, Side, TeamRow, UserRow,
+    ChangeRow, CheckIn, ConflictFilter, ConflictRow, DecisionRow, DeviceRow, OpRow, ProblemRow,
+    RecordRow, RecordScope, ScopeFilter, Side, TeamRow, UserRow,
 };
 pub use tx::{
     AccountRead, AccountWrite, ReadTx, RecordRead, RecordWrite, ReportRead, ReportWrite, WriteTx,

@@ -3,7 +3,8 @@
 
 use sync_protocol::geo::LatLon;
 use sync_protocol::schema::Role;
-use sync_protocol::{DeviceId, RecordId, TeamId, UserId};
+use sync_protocol::wire::Verdict;
+use sync_protocol::{DeviceId, OpId, RecordId, TeamId, UserId};
 
 /// A user account row.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,6 +174,23 @@ pub struct ProblemRow {
     pub field: Option<String>,
     /// RFC 3339.
     pub created_at: String,
+    /// The op's id (also inside `op`).
+    pub op_id: OpId,
+    /// What a reviewer decided, once decided.
+    pub decision: Option<DecisionRow>,
+}
+
+/// A reviewer's decision on a problem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecisionRow {
+    /// Applied or discarded.
+    pub verdict: Verdict,
+    /// The reviewer.
+    pub by: UserId,
+    /// RFC 3339.
+    pub at: String,
+    /// Why it was discarded.
+    pub reason: Option<String>,
 }
 
 /// Which open conflicts to list.

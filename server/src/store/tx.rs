@@ -7,8 +7,8 @@
 use super::StoreError;
 use super::facts;
 use super::rows::{
-    ChangeRow, CheckIn, ConflictFilter, ConflictRow, DeviceRow, OpRow, ProblemRow, RecordRow,
-    ScopeFilter, TeamRow, UserRow,
+    ChangeRow, CheckIn, ConflictFilter, ConflictRow, DecisionRow, DeviceRow, OpRow, ProblemRow,
+    RecordRow, ScopeFilter, TeamRow, UserRow,
 };
 use sync_protocol::metrics::RecordFact;
 use sync_protocol::ownership::Reassignment;
@@ -176,8 +176,21 @@ pub trait RecordRead {
     /// The stored ops of `user` (from any of their devices) whose op ids
     /// are among `ids`, in no particular order.
     fn ops_with_ids(&mut self, user: UserId, ids: &[OpId]) -> Result<Vec<OpRow>, StoreError>;
-    /// Problems of these users (all when `None`), newest first.
-    fn problems(&mut self, users: Option<&[UserId]>) -> Result<Vec<ProblemRow>, StoreError>;
+    /// Problems of these users (all when `None`), undecided ones only when
+    /// `open`, newest first.
+    fn problems(
+        &mut self,
+        users: Option<&[UserId]>,
+        open: bool,
+    ) -> Result<Vec<ProblemRow>, StoreError>;
+    /// Problem number `id`.
+    fn problem(&mut self, id: i64) -> Result<Option<ProblemRow>, StoreError>;
+    /// The decided problems of `user` among those of these ops.
+    fn decided_problems(
+        &mut self,
+        user: UserId,
+        ops: &[OpId],
+    ) -> Result<Vec<ProblemRow>, StoreError>;
     /// Conflicts stored for a record, oldest first.
     fn conflicts(&mut self, record: RecordId) -> Result<Vec<ConflictRow>, StoreError>;
     /// Open (unsettled) conflicts, newest first, at most `limit`.
@@ -216,6 +229,9 @@ pub trait RecordWrite {
     fn add_op(&mut self, op: &OpRow) -> Result<(), StoreError>;
     /// Store a problem; returns its number.
     fn add_problem(&mut self, problem: &ProblemRow) -> Result<i64, StoreError>;
+    /// Record the decision on problem `id` unless it has one; whether it
+    /// was recorded.
+    fn decide_problem(&mut self, id: i64, decision: &DecisionRow) -> Result<bool, StoreError>;
     /// Store a conflict.
     fn add_conflict(&mut self, conflict: &ConflictRow) -> Result<(), StoreError>;
     /// Settle the conflict `loser` lost that `settlement` names, at `at`

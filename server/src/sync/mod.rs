@@ -7,6 +7,7 @@
 pub mod assign;
 pub mod conflicts;
 mod gps;
+pub mod problems;
 pub mod pull;
 pub mod push;
 

@@ -50,7 +50,7 @@ pub struct Pushed {
 }
 
 /// An op that is refused, or a store failure.
-enum OpError {
+pub(crate) enum OpError {
     Reject(ValidationError),
     Store(StoreError),
 }
@@ -177,7 +177,8 @@ pub fn push(
             let ahead = op.hlc.drift_ms(now);
             note_ahead(ahead);
             let who = Pusher {
-                user: &actor.user,
+                author: &actor.user,
+                judge: &actor.user,
                 device: device.id,
                 scope: &scope,
                 at: op.hlc,
@@ -201,6 +202,8 @@ pub fn push(
                         message: e.message.clone(),
                         field: e.field.clone(),
                         created_at: at.clone(),
+                        op_id: op.op_id,
+                        decision: None,
                     })?;
                     Outcome::rejected(e)
                 }
@@ -452,7 +455,7 @@ fn relation(
     created: bool,
     id_of: &dyn Fn(&str) -> Option<uuid::Uuid>,
 ) -> Result<Relation, OpError> {
-    let (actor, scope) = (who.user, who.scope);
+    let (actor, scope) = (who.judge, who.scope);
     let user_relation =
         |tx: &mut dyn WriteTx, id: UserId, field: &str| -> Result<Relation, OpError> {
             let subject = tx.user(id)?.ok_or_else(|| {
@@ -619,7 +622,7 @@ fn referent(
                 visible: true,
                 changeable: false,
                 role: Some(u.role),
-                is_author: u.id == who.user.id,
+                is_author: u.id == who.author.id,
             },
             None => Referent::default(),
         },
@@ -651,7 +654,7 @@ fn referent(
                 match relation(tx, seen, who, coll, state.id, false, &id_of) {
                     Ok(rel) => {
                         state.archived.is_none()
-                            && coll.access_for(who.user.role).change.covers(rel)
+                            && coll.access_for(who.judge.role).change.covers(rel)
                     }
                     Err(OpError::Reject(_)) => false,
                     Err(OpError::Store(e)) => return Err(e.into()),
@@ -672,7 +675,7 @@ fn referent(
 /// reassignment, never inside a push) and customer locations for GPS
 /// verdicts. Entries of a record are forgotten when the push writes it.
 #[derive(Debug, Default)]
-struct Seen {
+pub(crate) struct Seen {
     relations: HashMap<RecordId, Relation>,
     locations: gps::Locations,
 }
@@ -684,15 +687,18 @@ impl Seen {
     }
 }
 
-/// Who pushes: the user and the authenticated device, and when the op
-/// being judged was made (its clock): a customer is in scope when it is
-/// the scope's now or was when the op was made (see [`owner_in_scope`]).
+/// Who pushes: the user who wrote the op and their device; whose role and
+/// scope admit it (the author, except when a reviewer applies a problem:
+/// then the reviewer's); and when the op being judged was made (its
+/// clock): a customer is in scope when it is the scope's now or was when
+/// the op was made (see [`owner_in_scope`]).
 #[derive(Clone, Copy)]
-struct Pusher<'a> {
-    user: &'a UserRow,
-    device: DeviceId,
-    scope: &'a ScopeFilter,
-    at: Hlc,
+pub(crate) struct Pusher<'a> {
+    pub author: &'a UserRow,
+    pub judge: &'a UserRow,
+    pub device: DeviceId,
+    pub scope: &'a ScopeFilter,
+    pub at: Hlc,
 }
 
 /// Who wrote the value stamped `hlc`: the device its clock names, and that
@@ -704,7 +710,8 @@ fn writer(tx: &mut dyn WriteTx, hlc: Hlc) -> Result<Side, StoreError> {
     }))
 }
 
-fn admit_and_apply(
+/// Admit `op` for `who` and apply it (see the module's admission order).
+pub(crate) fn admit_and_apply(
     tx: &mut dyn WriteTx,
     who: &Pusher<'_>,
     server: &mut ServerClock,
@@ -712,7 +719,7 @@ fn admit_and_apply(
     op: &Op,
     now: DateTime<Utc>,
 ) -> Result<Outcome, OpError> {
-    let actor = who.user;
+    let actor = who.author;
     let coll = validate_op(op, Author::Device)?;
     if op.device_id != who.device {
         return Err(reject(
@@ -777,7 +784,7 @@ fn admit_and_apply(
     let id_of = |f: &str| uuid_in(value_of(op, existing.as_ref(), f));
     let created = op.kind == OpKind::Create;
     let rel = relation(tx, seen, who, coll, op.record_id, created, &id_of)?;
-    check_admission(op, coll, existing.as_ref(), actor.role, rel)?;
+    check_admission(op, coll, existing.as_ref(), who.judge.role, rel)?;
     check_references(tx, seen, who, coll, op)?;
 
     let mut state = existing.unwrap_or_else(|| RecordState::new(op.record_id, coll.name));

@@ -2,7 +2,7 @@
 
 use crate::error::ErrorCode;
 use crate::hlc::Hlc;
-use crate::id::{DeviceId, RecordId, TeamId, UserId};
+use crate::id::{DeviceId, OpId, RecordId, TeamId, UserId};
 use crate::op::Op;
 use crate::schema::Role;
 use serde::{Deserialize, Serialize};
@@ -218,4 +218,98 @@ pub struct ProblemInfo {
     pub message: String,
     /// When (RFC 3339).
     pub created_at: String,
+    /// What a reviewer decided, once decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<ProblemDecision>,
+}
+
+/// What became of a problem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Its op was checked again under the current rules, as the
+    /// reviewer's decision, and applied.
+    Applied,
+    /// Dropped, with a reason; kept for the audit trail.
+    Discarded,
+}
+
+impl Verdict {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Applied => "applied",
+            Verdict::Discarded => "discarded",
+        }
+    }
+
+    /// From the wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Verdict::Applied, Verdict::Discarded]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// A reviewer's decision on a problem.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProblemDecision {
+    /// Applied or discarded.
+    pub verdict: Verdict,
+    /// The reviewer's username.
+    pub by: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Why it was discarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/admin/problems/{id}/discard`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DiscardProblemRequest {
+    /// Why (shown to the rep; at most [`MAX_REASON_CHARS`] characters).
+    pub reason: String,
+}
+
+/// The longest reason for discarding a problem.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// The most op ids one `POST /v1/sync/problems` asks about.
+pub const MAX_PROBLEM_QUERIES: usize = 1000;
+
+/// `POST /v1/sync/problems`: what became of these ops this device holds
+/// as problems.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProblemDecisionsRequest {
+    /// At most [`MAX_PROBLEM_QUERIES`].
+    pub op_ids: Vec<OpId>,
+}
+
+/// Answer to [`ProblemDecisionsRequest`]: the decided ones among them
+/// (the caller's own problems only).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProblemDecisionsResponse {
+    /// One per decided op.
+    pub decided: Vec<DecidedOp>,
+}
+
+/// A decided problem, by its op.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DecidedOp {
+    /// The op.
+    pub op_id: OpId,
+    /// The decision.
+    pub decision: ProblemDecision,
 }

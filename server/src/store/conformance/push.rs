@@ -2,10 +2,11 @@
 
 use super::{at, check_in, rec, seqs, user};
 use crate::store::{
-    CheckIn, ConflictFilter, ConflictRow, OpRow, ProblemRow, RecordScope, ScopeFilter, Side, Store,
-    StoreError, read, write,
+    CheckIn, ConflictFilter, ConflictRow, DecisionRow, OpRow, ProblemRow, RecordScope, ScopeFilter,
+    Side, Store, StoreError, read, write,
 };
 use sync_protocol::schema::Role;
+use sync_protocol::wire::Verdict;
 use sync_protocol::{DeviceId, OpId, RecordId, UserId};
 
 pub(super) fn change_numbers_are_gap_free_and_shared(s: &dyn Store) {
@@ -95,7 +96,12 @@ pub(super) fn ops_are_found_by_id_among_their_users_ops(s: &dyn Store) {
 
 pub(super) fn problems_filter_by_user_newest_first(s: &dyn Store) {
     let (a, b) = (UserId::new_v7(at(1)), UserId::new_v7(at(2)));
-    let p = |u| ProblemRow {
+    let ops = [
+        OpId::new_v7(at(7)),
+        OpId::new_v7(at(8)),
+        OpId::new_v7(at(9)),
+    ];
+    let p = |u, i: usize| ProblemRow {
         id: 0,
         user_id: u,
         device_id: DeviceId::new_v7(at(1)),
@@ -104,22 +110,68 @@ pub(super) fn problems_filter_by_user_newest_first(s: &dyn Store) {
         message: "m".into(),
         field: None,
         created_at: "x".into(),
+        op_id: ops[i],
+        decision: None,
     };
     let ids: Vec<i64> = write(s, |tx| -> Result<_, StoreError> {
         Ok(vec![
-            tx.add_problem(&p(a))?,
-            tx.add_problem(&p(b))?,
-            tx.add_problem(&p(a))?,
+            tx.add_problem(&p(a, 0))?,
+            tx.add_problem(&p(b, 1))?,
+            tx.add_problem(&p(a, 2))?,
         ])
     })
     .unwrap();
-    let mine = read(s, |tx| tx.problems(Some(&[a]))).unwrap();
+    let mine = read(s, |tx| tx.problems(Some(&[a]), false)).unwrap();
     assert_eq!(
         mine.iter().map(|p| p.id).collect::<Vec<_>>(),
         vec![ids[2], ids[0]]
     );
-    assert_eq!(read(s, |tx| tx.problems(None)).unwrap().len(), 3);
-    assert!(read(s, |tx| tx.problems(Some(&[]))).unwrap().is_empty());
+    assert_eq!(read(s, |tx| tx.problems(None, false)).unwrap().len(), 3);
+    assert!(
+        read(s, |tx| tx.problems(Some(&[]), false))
+            .unwrap()
+            .is_empty()
+    );
+
+    // A decision is recorded once, and read back by number and by op.
+    let decision = DecisionRow {
+        verdict: Verdict::Discarded,
+        by: b,
+        at: "y".into(),
+        reason: Some("a duplicate".into()),
+    };
+    let first = write(s, |tx| tx.decide_problem(ids[0], &decision)).unwrap();
+    let again = write(s, |tx| {
+        tx.decide_problem(
+            ids[0],
+            &DecisionRow {
+                verdict: Verdict::Applied,
+                ..decision.clone()
+            },
+        )
+    })
+    .unwrap();
+    assert_eq!((first, again), (true, false));
+    let got = read(s, |tx| tx.problem(ids[0])).unwrap().expect("problem");
+    assert_eq!((got.op_id, got.decision), (ops[0], Some(decision.clone())));
+    assert_eq!(read(s, |tx| tx.problem(-1)).unwrap(), None);
+    let open = read(s, |tx| tx.problems(Some(&[a]), true)).unwrap();
+    assert_eq!(open.iter().map(|p| p.id).collect::<Vec<_>>(), vec![ids[2]]);
+    let decided = read(s, |tx| tx.decided_problems(a, &ops)).unwrap();
+    assert_eq!(
+        decided.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![ids[0]]
+    );
+    assert!(
+        read(s, |tx| tx.decided_problems(b, &ops))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        read(s, |tx| tx.decided_problems(a, &[]))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub(super) fn open_conflicts_filter_by_side_newest_first(s: &dyn Store) {

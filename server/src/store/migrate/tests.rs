@@ -115,6 +115,8 @@ fn fill(s: &dyn Store) -> (UserId, DeviceId, RecordId) {
                 message: "m".into(),
                 field: None,
                 created_at: "2027-01-01T00:00:00.000Z".into(),
+                op_id: OpId::new_v7(at(6)),
+                decision: None,
             })?;
         }
         tx.add_conflict(&ConflictRow {
@@ -170,7 +172,7 @@ fn snapshot(s: &dyn Store, rep: UserId, dev: DeviceId, cust: RecordId) -> String
             tx.changes(&all, 0, 100, 100)?,
             tx.customer_owner(cust)?,
             tx.op(dev, 1)?,
-            tx.problems(Some(&[rep]))?,
+            tx.problems(Some(&[rep]), false)?,
             tx.conflicts(cust)?,
             tx.previous_check_in(rep, 10_000, RecordId::new_v7(at(99)))?,
         ))
@@ -223,6 +225,8 @@ fn a_sqlite_server_is_copied_verified_and_reads_the_same_on_postgres() {
             message: "m".into(),
             field: None,
             created_at: "x".into(),
+            op_id: OpId::new_v7(at(6)),
+            decision: None,
         })
     })
     .unwrap();

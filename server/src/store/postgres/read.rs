@@ -261,17 +261,52 @@ impl RecordRead for Tx<'_> {
         .collect()
     }
 
-    fn problems(&mut self, users: Option<&[UserId]>) -> Result<Vec<ProblemRow>, StoreError> {
+    fn problems(
+        &mut self,
+        users: Option<&[UserId]>,
+        open: bool,
+    ) -> Result<Vec<ProblemRow>, StoreError> {
+        let open = if open { " AND decision IS NULL" } else { "" };
         let select = format!("SELECT {PROBLEM_COLS} FROM problems");
         let rows = match users {
-            None => self.query(&format!("{select} ORDER BY id DESC"), &[])?,
+            None => self.query(&format!("{select} WHERE true{open} ORDER BY id DESC"), &[])?,
             Some([]) => return Ok(vec![]),
             Some(users) => self.query(
-                &format!("{select} WHERE user_id = ANY($1) ORDER BY id DESC"),
+                &format!("{select} WHERE user_id = ANY($1){open} ORDER BY id DESC"),
                 &[&ids(users)],
             )?,
         };
         rows.iter().map(problem_row).collect()
+    }
+
+    fn problem(&mut self, id: i64) -> Result<Option<ProblemRow>, StoreError> {
+        self.opt(
+            &format!("SELECT {PROBLEM_COLS} FROM problems WHERE id = $1"),
+            &[&id],
+        )?
+        .as_ref()
+        .map(problem_row)
+        .transpose()
+    }
+
+    fn decided_problems(
+        &mut self,
+        user: UserId,
+        ops: &[OpId],
+    ) -> Result<Vec<ProblemRow>, StoreError> {
+        if ops.is_empty() {
+            return Ok(vec![]);
+        }
+        let ops: Vec<String> = ops.iter().map(ToString::to_string).collect();
+        self.query(
+            &format!(
+                "SELECT {PROBLEM_COLS} FROM problems WHERE user_id = $1 AND op_id = ANY($2) AND decision IS NOT NULL ORDER BY id"
+            ),
+            &[&user.to_string(), &ops],
+        )?
+        .iter()
+        .map(problem_row)
+        .collect()
     }
 
     fn conflicts(&mut self, record: RecordId) -> Result<Vec<ConflictRow>, StoreError> {

@@ -5,7 +5,8 @@ use super::opening::{Ask, OPENING_META};
 use super::rows::{col, seq};
 use super::tx::unanswered;
 use crate::store::{
-    CheckIn, ConflictRow, OpRow, ProblemRow, RecordRow, RecordWrite, StoreError, WriteTx,
+    CheckIn, ConflictRow, DecisionRow, OpRow, ProblemRow, RecordRow, RecordWrite, StoreError,
+    WriteTx,
 };
 use sync_protocol::ownership::Reassignment;
 use sync_protocol::wire::Settlement;
@@ -78,7 +79,7 @@ impl RecordWrite for Tx<'_> {
 
     fn add_problem(&mut self, p: &ProblemRow) -> Result<i64, StoreError> {
         let r = self.one(
-            "INSERT INTO problems (user_id, device_id, op, code, message, field, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO problems (user_id, device_id, op, code, message, field, created_at, op_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             &[
                 &p.user_id.to_string(),
                 &p.device_id.to_string(),
@@ -87,9 +88,18 @@ impl RecordWrite for Tx<'_> {
                 &p.message,
                 &p.field,
                 &p.created_at,
+                &p.op_id.to_string(),
             ],
         )?;
         col(&r, 0)
+    }
+
+    fn decide_problem(&mut self, id: i64, d: &DecisionRow) -> Result<bool, StoreError> {
+        let n = self.exec(
+            "UPDATE problems SET decision = $2, decided_by = $3, decided_at = $4, reason = $5 WHERE id = $1 AND decision IS NULL",
+            &[&id, &d.verdict.as_str(), &d.by.to_string(), &d.at, &d.reason],
+        )?;
+        Ok(n == 1)
     }
 
     fn settle_conflict(

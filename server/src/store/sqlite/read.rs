@@ -262,17 +262,50 @@ impl RecordRead for Tx<'_> {
             .decode_all(&sql, params_from_iter(args), |r| keyed_op_row(r))
     }
 
-    fn problems(&mut self, users: Option<&[UserId]>) -> Result<Vec<ProblemRow>, StoreError> {
-        let mut sql = format!("SELECT {PROBLEM_COLS} FROM problems");
+    fn problems(
+        &mut self,
+        users: Option<&[UserId]>,
+        open: bool,
+    ) -> Result<Vec<ProblemRow>, StoreError> {
+        let mut sql = format!("SELECT {PROBLEM_COLS} FROM problems WHERE true");
         let mut args: Vec<String> = Vec::new();
         if let Some(users) = users {
             if users.is_empty() {
                 return Ok(vec![]);
             }
-            let _ = write!(sql, " WHERE user_id IN ({})", placeholders(users.len()));
+            let _ = write!(sql, " AND user_id IN ({})", placeholders(users.len()));
             args.extend(users.iter().map(ToString::to_string));
         }
+        if open {
+            sql.push_str(" AND decision IS NULL");
+        }
         sql.push_str(" ORDER BY id DESC");
+        self.c
+            .decode_all(&sql, params_from_iter(args), |r| problem_row(r))
+    }
+
+    fn problem(&mut self, id: i64) -> Result<Option<ProblemRow>, StoreError> {
+        self.c.decode_one(
+            &format!("SELECT {PROBLEM_COLS} FROM problems WHERE id = ?1"),
+            [id],
+            |r| problem_row(r),
+        )
+    }
+
+    fn decided_problems(
+        &mut self,
+        user: UserId,
+        ops: &[OpId],
+    ) -> Result<Vec<ProblemRow>, StoreError> {
+        if ops.is_empty() {
+            return Ok(vec![]);
+        }
+        // At most `MAX_PROBLEM_QUERIES` ids: below SQLite's limit of parameters.
+        let sql = format!(
+            "SELECT {PROBLEM_COLS} FROM problems WHERE user_id = ? AND op_id IN ({}) AND decision IS NOT NULL ORDER BY id",
+            placeholders(ops.len())
+        );
+        let args = std::iter::once(user.to_string()).chain(ops.iter().map(ToString::to_string));
         self.c
             .decode_all(&sql, params_from_iter(args), |r| problem_row(r))
     }

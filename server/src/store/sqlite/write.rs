@@ -3,7 +3,8 @@
 use super::Tx;
 use super::rows::Cached;
 use crate::store::{
-    CheckIn, ConflictRow, OpRow, ProblemRow, RecordRow, RecordWrite, StoreError, WriteTx,
+    CheckIn, ConflictRow, DecisionRow, OpRow, ProblemRow, RecordRow, RecordWrite, StoreError,
+    WriteTx,
 };
 use rusqlite::params;
 use sync_protocol::ownership::Reassignment;
@@ -91,10 +92,18 @@ impl RecordWrite for Tx<'_> {
 
     fn add_problem(&mut self, p: &ProblemRow) -> Result<i64, StoreError> {
         self.c.exec(
-            "INSERT INTO problems (user_id, device_id, op, code, message, field, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![p.user_id.to_string(), p.device_id.to_string(), p.op, p.code, p.message, p.field, p.created_at],
+            "INSERT INTO problems (user_id, device_id, op, code, message, field, created_at, op_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![p.user_id.to_string(), p.device_id.to_string(), p.op, p.code, p.message, p.field, p.created_at, p.op_id.to_string()],
         )?;
         Ok(self.c.last_insert_rowid())
+    }
+
+    fn decide_problem(&mut self, id: i64, d: &DecisionRow) -> Result<bool, StoreError> {
+        let n = self.c.exec(
+            "UPDATE problems SET decision = ?2, decided_by = ?3, decided_at = ?4, reason = ?5 WHERE id = ?1 AND decision IS NULL",
+            params![id, d.verdict.as_str(), d.by.to_string(), d.at, d.reason],
+        )?;
+        Ok(n == 1)
     }
 
     fn settle_conflict(

@@ -100,6 +100,8 @@ fn waiting_writers_share_a_transaction_and_a_failed_one_is_undone_alone() {
         message: "m".into(),
         field: None,
         created_at: "2027-01-01T00:00:00.000Z".into(),
+        op_id: sync_protocol::OpId::new_v7(chrono::Utc::now()),
+        decision: None,
     };
     let write = |i: usize| {
         crate::store::write(&store, |tx| {
