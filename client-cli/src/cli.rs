@@ -522,12 +522,12 @@ pub enum AdminCmd {
     /// Customer assignment.
     #[command(subcommand)]
     Customer(AdminCustomerCmd),
-    /// Ops the server rejected, kept for review.
-    Problems {
-        /// Only this team.
-        #[arg(long)]
-        team: Option<String>,
-    },
+    /// Ops the server rejected, kept for review: list, apply or discard.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "Applying checks the change again under today's rules, as your decision (a supervisor for their own team; HQ and admins for everyone); the rep's laptop shows it as applied at its next sync. Discarding keeps it in the record with your reason, which the rep sees.\n\nExamples:\n  fieldsync admin problems\n  fieldsync admin problems --team north --all\n  fieldsync admin problems apply 12\n  fieldsync admin problems discard 13 --reason \"logged twice\""
+    )]
+    Problems(AdminProblemsArgs),
     /// Open conflicts in which a member lost or won: values that lost to
     /// a write that had not seen them.
     #[command(
@@ -615,6 +615,37 @@ pub enum AdminUserCmd {
         /// Read the password from stdin.
         #[arg(long)]
         password_stdin: bool,
+    },
+}
+
+/// `admin problems [--team T] [--all] | apply N | discard N --reason T`.
+#[derive(Debug, Args)]
+pub struct AdminProblemsArgs {
+    /// Only this team.
+    #[arg(long)]
+    pub team: Option<String>,
+    /// Decided ones too (applied or discarded).
+    #[arg(long)]
+    pub all: bool,
+    #[command(subcommand)]
+    pub cmd: Option<AdminProblemsCmd>,
+}
+
+/// `admin problems apply|discard`.
+#[derive(Debug, Subcommand)]
+pub enum AdminProblemsCmd {
+    /// Apply the refused change, as your decision.
+    Apply {
+        /// Problem number (see fieldsync admin problems).
+        id: i64,
+    },
+    /// Drop the refused change, saying why.
+    Discard {
+        /// Problem number (see fieldsync admin problems).
+        id: i64,
+        /// Why (the rep sees it; up to 500 characters).
+        #[arg(long)]
+        reason: String,
     },
 }
 

@@ -44,6 +44,11 @@ pub static CLIENT: &[Migration] = &[
         name: "conflict_feed",
         sql: include_str!("../client/0005_conflict_feed.sql"),
     },
+    Migration {
+        version: 6,
+        name: "problem_decisions",
+        sql: include_str!("../client/0006_problem_decisions.sql"),
+    },
 ];
 
 /// The server's SQLite store.

@@ -340,8 +340,9 @@ fn edits_on_two_laptops_merge_by_field_and_the_loser_sees_the_conflict(store: St
 
 fn a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem(store: StoreKind) {
     let co = Company::new(store);
-    let li = co.user("li.rep", "rep", "north", None);
-    let zhao = co.user("zhao.rep", "rep", "north", None);
+    let sup = co.user("wang.sup", "supervisor", "north", None);
+    let li = co.user("li.rep", "rep", "north", Some("wang.sup"));
+    let zhao = co.user("zhao.rep", "rep", "north", Some("wang.sup"));
     li.ok(&["customer", "add", "Acme"]);
     log_visit(&li, "Acme", "2026-11-20T09:00:00Z", "p");
     li.ok(&["sale", "add", "Acme", "--amount", "99", "--product", "SIM"]);
@@ -355,6 +356,7 @@ fn a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem(
     co.admin
         .ok(&["admin", "customer", "assign", "Acme", "--to", "zhao.rep"]);
     log_visit(&li, "Acme", "2026-11-23T09:00:00Z", "after");
+    log_visit(&li, "Acme", "2026-11-24T09:00:00Z", "after too");
 
     zhao.ok(&["sync"]);
     assert_eq!(customer_names(&zhao), ["Acme"]);
@@ -390,14 +392,81 @@ fn a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem(
     }
     let card = co.admin.json(&["hq", "scorecard", "--period", "2026-11"]);
     assert_eq!(scorecard_total(&card, "visits"), Some(3.0), "{card}");
-    // Nothing is lost: the visit li made after it is a problem, on the
-    // server and on the laptop.
-    assert_eq!(count(&li, &["problems", "list"]), 1);
-    let problems = co.admin.json(&["admin", "problems"]);
+    // Nothing is lost: the visits li made after it are problems, on the
+    // server and on the laptop, until their supervisor decides them.
+    assert_eq!(count(&li, &["problems", "list"]), 2);
+    let problems = sup.json(&["admin", "problems"]);
     let problems = problems.as_array().unwrap();
-    assert_eq!(problems.len(), 1);
-    assert_eq!(problems[0]["code"], "out_of_scope");
-    assert_eq!(problems[0]["op"]["fields"]["purpose"], "after");
+    assert_eq!(problems.len(), 2);
+    assert!(problems.iter().all(|p| p["code"] == "out_of_scope"));
+    let number = |purpose: &str| {
+        problems
+            .iter()
+            .find(|p| p["op"]["fields"]["purpose"] == purpose)
+            .and_then(|p| p["id"].as_i64())
+            .expect("a problem")
+            .to_string()
+    };
+    sup.ok(&["admin", "problems", "apply", &number("after")]);
+    sup.ok(&[
+        "admin",
+        "problems",
+        "discard",
+        &number("after too"),
+        "--reason",
+        "logged twice",
+    ]);
+    let out = sup.run(&["admin", "problems", "apply", &number("after")]);
+    assert_ne!(code(&out), 0, "a decision is made once");
+    assert!(
+        stderr(&out).contains("already applied by wang.sup"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(count(&sup, &["admin", "problems"]), 0);
+    assert_eq!(count(&sup, &["admin", "problems", "--all"]), 2);
+
+    // The applied visit reaches zhao and the report; li's laptop shows
+    // both decisions.
+    zhao.ok(&["sync"]);
+    assert_eq!(count(&zhao, &["visit", "list"]), 4);
+    let card = co.admin.json(&["hq", "scorecard", "--period", "2026-11"]);
+    assert_eq!(scorecard_total(&card, "visits"), Some(4.0), "{card}");
+    let out = li.run(&["sync"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2 problems were decided by a reviewer"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(count(&li, &["problems", "list"]), 0);
+    let mine = li.json(&["problems", "list", "--all"]);
+    let decided = |purpose: &str| {
+        mine.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["op"]["fields"]["purpose"] == purpose)
+            .map(|p| {
+                (
+                    p["resolution"].as_str().unwrap_or_default().to_owned(),
+                    p["decided_by"].as_str().unwrap_or_default().to_owned(),
+                    p["reason"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+    };
+    assert_eq!(
+        decided("after"),
+        Some(("applied".into(), "wang.sup".into(), String::new()))
+    );
+    assert_eq!(
+        decided("after too"),
+        Some(("discarded".into(), "wang.sup".into(), "logged twice".into()))
+    );
+    let table = li.ok(&["problems", "list", "--all"]);
+    assert!(
+        table.contains("discarded by wang.sup: logged twice"),
+        "{table}"
+    );
     assert_verified(&li);
     assert_verified(&zhao);
 }

@@ -1,7 +1,10 @@
 //! `fieldsync admin ...`: online commands calling the admin endpoints.
 
 use super::Ctx;
-use crate::cli::{AdminCmd, AdminCustomerCmd, AdminDeviceCmd, AdminTeamCmd, AdminUserCmd, RoleArg};
+use crate::cli::{
+    AdminCmd, AdminCustomerCmd, AdminDeviceCmd, AdminProblemsArgs, AdminProblemsCmd, AdminTeamCmd,
+    AdminUserCmd, RoleArg,
+};
 use crate::error::Failure;
 use crate::input::password;
 use crate::output::{clip, local_time, plural};
@@ -11,8 +14,8 @@ use sync_protocol::RecordId;
 use sync_protocol::schema::Role;
 use sync_protocol::wire::{
     AssignCustomerRequest, AssignCustomerResponse, AssignCustomersResponse, ConflictInfo,
-    ConflictSide, CreateTeamRequest, CreateUserRequest, DeviceInfo, ProblemInfo,
-    ResetPasswordRequest, TeamInfo, UserInfo,
+    ConflictSide, CreateTeamRequest, CreateUserRequest, DeviceInfo, DiscardProblemRequest,
+    ProblemInfo, ResetPasswordRequest, TeamInfo, UserInfo,
 };
 
 fn role(r: RoleArg) -> Role {
@@ -256,34 +259,7 @@ pub fn run(ctx: &Ctx, cmd: AdminCmd) -> Result<()> {
             ));
             Ok(())
         }
-        AdminCmd::Problems { team } => {
-            let rows: Vec<ProblemInfo> = match &team {
-                Some(t) => remote.get_query("/v1/admin/problems", &[("team", t)]),
-                None => remote.get("/v1/admin/problems"),
-            }
-            .map_err(fail)?;
-            if p.json {
-                return p.json(&rows);
-            }
-            if rows.is_empty() {
-                p.say("No problems.");
-                return Ok(());
-            }
-            let table: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.id.to_string(),
-                        local_time(&r.created_at),
-                        r.username.clone(),
-                        format!("{} {}", r.op.kind.as_str(), r.op.collection),
-                        r.code.to_string(),
-                        clip(&r.message, 60),
-                    ]
-                })
-                .collect();
-            p.table(&["#", "REPORTED", "USER", "CHANGE", "CODE", "WHY"], &table)
-        }
+        AdminCmd::Problems(args) => problems(*p, &remote, &fail, args),
         AdminCmd::Conflicts { team } => {
             let rows: Vec<ConflictInfo> = match &team {
                 Some(t) => remote.get_query("/v1/admin/conflicts", &[("team", t)]),
@@ -342,4 +318,87 @@ fn path_segment(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// `admin problems`: list, or decide one.
+fn problems(
+    p: crate::output::Printer,
+    remote: &remote::Remote,
+    fail: &dyn Fn(RemoteError) -> anyhow::Error,
+    args: AdminProblemsArgs,
+) -> Result<()> {
+    let decided = |r: ProblemInfo, done: &str| -> Result<()> {
+        if p.json {
+            return p.json(&r);
+        }
+        p.say(&format!(
+            "Problem #{} {done}; {}'s laptop shows it at its next sync.",
+            r.id, r.username
+        ));
+        Ok(())
+    };
+    match args.cmd {
+        Some(AdminProblemsCmd::Apply { id }) => {
+            let r: ProblemInfo = remote
+                .post_bare_json(&format!("/v1/admin/problems/{id}/apply"))
+                .map_err(fail)?;
+            decided(r, "applied")
+        }
+        Some(AdminProblemsCmd::Discard { id, reason }) => {
+            let r: ProblemInfo = remote
+                .post(
+                    &format!("/v1/admin/problems/{id}/discard"),
+                    &DiscardProblemRequest { reason },
+                )
+                .map_err(fail)?;
+            decided(r, "discarded")
+        }
+        None => {
+            let mut query = Vec::new();
+            if let Some(t) = &args.team {
+                query.push(("team", t.as_str()));
+            }
+            if args.all {
+                query.push(("all", "true"));
+            }
+            let rows: Vec<ProblemInfo> = remote
+                .get_query("/v1/admin/problems", &query)
+                .map_err(fail)?;
+            if p.json {
+                return p.json(&rows);
+            }
+            if rows.is_empty() {
+                p.say(if args.all {
+                    "No problems."
+                } else {
+                    "No open problems."
+                });
+                return Ok(());
+            }
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.to_string(),
+                        local_time(&r.created_at),
+                        r.username.clone(),
+                        format!("{} {}", r.op.kind.as_str(), r.op.collection),
+                        r.code.to_string(),
+                        clip(&r.message, 60),
+                        r.decision.as_ref().map_or_else(String::new, |d| {
+                            format!("{} by {}", d.verdict.as_str(), d.by)
+                        }),
+                    ]
+                })
+                .collect();
+            p.table(
+                &["#", "REPORTED", "USER", "CHANGE", "CODE", "WHY", "DECIDED"],
+                &table,
+            )?;
+            if !args.all {
+                p.say("Apply: fieldsync admin problems apply N   Discard: fieldsync admin problems discard N --reason WHY");
+            }
+            Ok(())
+        }
+    }
 }

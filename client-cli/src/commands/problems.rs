@@ -20,10 +20,22 @@ fn get(store: &Store, id: i64) -> Result<ProblemRow> {
 
 fn open(store: &Store, id: i64) -> Result<ProblemRow> {
     let p = get(store, id)?;
-    if let Some(r) = &p.resolution {
-        return fail(format!("problem #{id} was already {r}"));
+    if p.resolution.is_some() {
+        return fail(format!("problem #{id} was already {}", done(&p)));
     }
     Ok(p)
+}
+
+/// What became of a problem, in words (empty while open).
+fn done(p: &ProblemRow) -> String {
+    let Some(r) = &p.resolution else {
+        return String::new();
+    };
+    match (&p.decided_by, &p.reason) {
+        (Some(by), Some(why)) => format!("{r} by {by}: {why}"),
+        (Some(by), None) => format!("{r} by {by}"),
+        _ => r.clone(),
+    }
 }
 
 /// Run a problems command.
@@ -49,7 +61,7 @@ pub fn run(ctx: &Ctx, cmd: ProblemsCmd) -> Result<()> {
                         p.code.clone(),
                         p.field.clone().unwrap_or_default(),
                         clip(&p.message, 60),
-                        p.resolution.clone().unwrap_or_default(),
+                        clip(&done(p), 40),
                     ]
                 })
                 .collect();
@@ -77,7 +89,14 @@ pub fn run(ctx: &Ctx, cmd: ProblemsCmd) -> Result<()> {
                 ("why", p.message.clone()),
                 ("field", p.field.clone().unwrap_or_default()),
                 ("reported", local_time(&p.created_at)),
-                ("done", p.resolution.clone().unwrap_or_else(|| "no".into())),
+                (
+                    "done",
+                    if p.resolution.is_some() {
+                        done(&p)
+                    } else {
+                        "no".into()
+                    },
+                ),
             ])?;
             ctx.printer.line(&serde_json::to_string_pretty(&p.op)?)
         }

@@ -22,8 +22,9 @@ use std::sync::mpsc::SyncSender;
 use sync_protocol::time::format_ts;
 use sync_protocol::wire::{
     ClockWarning, ConflictsRequest, ConflictsResponse, Deactivation, LoginResponse,
-    MAX_OPEN_CONFLICTS, MAX_SETTLEMENTS, PULL_CURSOR_HEADER, PULL_MORE_HEADER, PullRequest,
-    PushRequest, PushResponse, RegisterDeviceRequest, ScopeSummary,
+    MAX_OPEN_CONFLICTS, MAX_PROBLEM_QUERIES, MAX_SETTLEMENTS, PULL_CURSOR_HEADER, PULL_MORE_HEADER,
+    ProblemDecisionsRequest, ProblemDecisionsResponse, PullRequest, PushRequest, PushResponse,
+    RegisterDeviceRequest, ScopeSummary,
 };
 use sync_protocol::{DeviceId, ErrorCode, Op};
 
@@ -72,6 +73,8 @@ pub struct Summary {
     pub settled_elsewhere: u64,
     /// Problems created.
     pub new_problems: u64,
+    /// Problems a reviewer decided on the server (applied or discarded).
+    pub decided_problems: u64,
     /// Ops still waiting.
     pub pending_ops: u64,
     /// Pull cursor after the sync.
@@ -175,6 +178,9 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
     }
     if offers.conflict_feed {
         exchange_conflicts(&mut store, remote, &mut sum).map_err(|e| held_up(ctx, e))?;
+    }
+    if offers.problem_decisions {
+        fetch_problem_decisions(&mut store, remote, &mut sum).map_err(|e| held_up(ctx, e))?;
     }
     store
         .set_meta(key::LAST_SYNC, &format_ts(Utc::now()))
@@ -300,6 +306,17 @@ fn line(p: crate::output::Printer, s: &Summary) -> String {
             )
         );
     }
+    if s.decided_problems > 0 {
+        let _ = write!(
+            out,
+            " {} by a reviewer (fieldsync problems list --all).",
+            plural(
+                s.decided_problems,
+                "problem was decided",
+                "problems were decided"
+            )
+        );
+    }
     if let Some(v) = &s.verify {
         out.push_str(if v.matched {
             " Verified: matches the server."
@@ -330,6 +347,7 @@ fn human_ms(ms: i64) -> String {
 struct Offers {
     base_clocks: bool,
     conflict_feed: bool,
+    problem_decisions: bool,
 }
 
 impl Offers {
@@ -347,6 +365,7 @@ impl Offers {
         Self {
             base_clocks: has("base-clocks"),
             conflict_feed: has("conflict-feed"),
+            problem_decisions: has("problem-decisions"),
         }
     }
 
@@ -378,6 +397,22 @@ fn exchange_conflicts(store: &mut Store, remote: &Remote, sum: &mut Summary) -> 
     let got = store.apply_conflict_feed(&req.settle, &answer.open, complete)?;
     sum.new_conflicts += got.new;
     sum.settled_elsewhere += got.settled_elsewhere;
+    Ok(())
+}
+
+/// Ask what became of this laptop's open problems (the oldest
+/// [`MAX_PROBLEM_QUERIES`]): a reviewer may have applied or discarded them
+/// on the server. Each decided one is resolved here as decided.
+fn fetch_problem_decisions(store: &mut Store, remote: &Remote, sum: &mut Summary) -> Result<()> {
+    let op_ids = store.open_problem_ops(MAX_PROBLEM_QUERIES)?;
+    if op_ids.is_empty() {
+        return Ok(());
+    }
+    let req = ProblemDecisionsRequest { op_ids };
+    let answer: ProblemDecisionsResponse = remote
+        .retrying_busy(|r| r.post("/v1/sync/problems", &req))
+        .map_err(|e| remote::fail(e, remote.base(), store.pending().unwrap_or(0)))?;
+    sum.decided_problems += store.apply_problem_decisions(&answer.decided)?;
     Ok(())
 }
 
@@ -729,18 +764,20 @@ mod tests {
 
     #[test]
     fn base_clocks_go_only_to_a_server_that_offers_them() {
-        let now =
-            Offers::from_info(&json!({"capabilities": ["gzip", "base-clocks", "conflict-feed"]}));
+        let now = Offers::from_info(
+            &json!({"capabilities": ["gzip", "base-clocks", "conflict-feed", "problem-decisions"]}),
+        );
         assert_eq!(
             now,
             Offers {
                 base_clocks: true,
-                conflict_feed: true
+                conflict_feed: true,
+                problem_decisions: true,
             }
         );
         assert!(now.shape(vec![edit()])[0].base.is_some());
         let older = Offers::from_info(&json!({"capabilities": ["gzip", "clock-check"]}));
-        assert!(!older.base_clocks && !older.conflict_feed);
+        assert!(!older.base_clocks && !older.conflict_feed && !older.problem_decisions);
         let sent = older.shape(vec![edit()]);
         assert!(sent[0].base.is_none());
         assert!(!serde_json::to_string(&sent[0]).unwrap().contains("base"));

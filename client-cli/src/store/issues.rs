@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde_json::Value;
 use sync_protocol::merge::FieldConflict;
 use sync_protocol::time::format_ts;
-use sync_protocol::wire::{ConflictInfo, Keep, Settlement};
-use sync_protocol::{Op, OpKind, RecordId};
+use sync_protocol::wire::{ConflictInfo, DecidedOp, Keep, Settlement};
+use sync_protocol::{Op, OpId, OpKind, RecordId};
 
 /// One stored conflict.
 #[derive(Clone, Debug, Serialize)]
@@ -63,10 +63,15 @@ pub struct ProblemRow {
     pub field: Option<String>,
     /// When sync reported it.
     pub created_at: String,
-    /// When it was retried or discarded.
+    /// When it was retried, discarded, or decided on the server.
     pub resolved_at: Option<String>,
-    /// `retried` or `discarded`.
+    /// `retried` or `discarded` here; `applied` or `discarded` by a
+    /// reviewer on the server.
     pub resolution: Option<String>,
+    /// The reviewer who decided it on the server.
+    pub decided_by: Option<String>,
+    /// Why the reviewer discarded it.
+    pub reason: Option<String>,
 }
 
 /// Store a conflict our op lost (from its push outcome); `false` when this
@@ -116,8 +121,8 @@ pub(crate) fn insert_problem(
 }
 
 const CONFLICT_COLS: &str = "id, op_id, collection, record_id, field, losing_value, winning_value, losing_hlc, winning_hlc, created_at, resolved_at, resolution, winner";
-const PROBLEM_COLS: &str =
-    "id, collection, record_id, op, code, message, field, created_at, resolved_at, resolution";
+const PROBLEM_COLS: &str = "id, collection, record_id, op, code, message, field, created_at, resolved_at, resolution, \
+     decided_by, reason";
 
 fn conflict_row(r: &Row<'_>) -> rusqlite::Result<ConflictRow> {
     let parse = |s: String| serde_json::from_str(&s).unwrap_or(Value::String(s));
@@ -150,6 +155,8 @@ fn problem_row(r: &Row<'_>) -> rusqlite::Result<(ProblemRaw, String)> {
             created_at: r.get(7)?,
             resolved_at: r.get(8)?,
             resolution: r.get(9)?,
+            decided_by: r.get(10)?,
+            reason: r.get(11)?,
         },
         r.get(3)?,
     ))
@@ -165,6 +172,8 @@ struct ProblemRaw {
     created_at: String,
     resolved_at: Option<String>,
     resolution: Option<String>,
+    decided_by: Option<String>,
+    reason: Option<String>,
 }
 
 fn build_problem((p, op): (ProblemRaw, String)) -> Result<ProblemRow> {
@@ -181,6 +190,8 @@ fn build_problem((p, op): (ProblemRaw, String)) -> Result<ProblemRow> {
         created_at: p.created_at,
         resolved_at: p.resolved_at,
         resolution: p.resolution,
+        decided_by: p.decided_by,
+        reason: p.reason,
     })
 }
 
@@ -293,6 +304,58 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The op ids of open problems (at most `limit`, oldest first): the
+    /// ones to ask the server about.
+    pub fn open_problem_ops(&self, limit: usize) -> Result<Vec<OpId>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT op_id FROM problems WHERE resolved_at IS NULL ORDER BY id LIMIT ?1")?;
+        let ids = stmt
+            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                r.get::<_, String>(0)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter()
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| anyhow::anyhow!("a problem's op id {s:?} is damaged"))
+            })
+            .collect()
+    }
+
+    /// Take reviewers' decisions on open problems of this laptop: each
+    /// becomes resolved as the reviewer decided, and its record is shown
+    /// again as it now stands. Returns how many were open here.
+    pub fn apply_problem_decisions(&mut self, decided: &[DecidedOp]) -> Result<u64> {
+        let tx = self.write_tx()?;
+        let mut n = 0;
+        for d in decided {
+            let op_id = d.op_id.to_string();
+            let record: Option<String> = tx
+                .query_row(
+                    "SELECT record_id FROM problems WHERE op_id = ?1 AND resolved_at IS NULL",
+                    [&op_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(record) = record else { continue };
+            tx.execute(
+                "UPDATE problems SET resolved_at = ?2, resolution = ?3, decided_by = ?4, reason = ?5 WHERE op_id = ?1 AND resolved_at IS NULL",
+                params![
+                    op_id,
+                    d.decision.at,
+                    d.decision.verdict.as_str(),
+                    d.decision.by,
+                    d.decision.reason
+                ],
+            )?;
+            view::refresh(&tx, &record)?;
+            n += 1;
+        }
+        tx.commit()?;
+        Ok(n)
     }
 
     /// Mark a problem resolved and refresh its record in the view.
