@@ -379,10 +379,13 @@ fn a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem(
     // The work li did before the reassignment is Acme's history: it reaches
     // zhao and the reports.
     zhao.ok(&["sync"]);
-    let purposes: Vec<String> = zhao
-        .json(&["visit", "list"])
-        .as_array()
-        .expect("visits")
+    let visits = zhao.json(&["visit", "list"]);
+    let visits = visits.as_array().expect("visits");
+    assert!(
+        visits.iter().all(|v| v["rep"] == "li.rep"),
+        "li's work stays li's: {visits:?}"
+    );
+    let purposes: Vec<String> = visits
         .iter()
         .filter_map(|v| v["purpose"].as_str().map(str::to_owned))
         .collect();

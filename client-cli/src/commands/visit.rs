@@ -71,6 +71,15 @@ pub fn visit_json(store: &Store, v: &Rec) -> Result<Map<String, Value>> {
     let mut m = record_json(v);
     let g = gps(store, v)?;
     m.insert("customer_name".into(), json!(customer_name(store, v)?));
+    // Who made the visit: a customer's history keeps its authors when the
+    // customer moves to another rep.
+    let rep = match v.state.created_by {
+        Some(by) => store
+            .get(&RecordId(by.0))?
+            .and_then(|u| u.str("username").map(str::to_owned)),
+        None => None,
+    };
+    m.insert("rep".into(), json!(rep));
     m.insert("open".into(), json!(v.get("ended_at").is_none()));
     m.insert("minutes".into(), json!(minutes_of(v)));
     m.insert("verdict".into(), json!(g.verdict));
