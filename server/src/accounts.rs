@@ -19,7 +19,7 @@ use sync_protocol::wire::{
     CreateTeamRequest, CreateUserRequest, DeviceInfo, LoginRequest, LoginResponse,
     RegisterDeviceRequest, TeamInfo, UserInfo,
 };
-use sync_protocol::{DeviceId, ErrorCode as E, Fields, RecordId, TeamId, UserId};
+use sync_protocol::{DeviceId, ErrorCode as E, Fields, Hlc, RecordId, TeamId, UserId};
 
 /// A syntactically valid username: `[A-Za-z0-9._-]{1,64}`.
 pub fn valid_username(name: &str) -> bool {
@@ -529,13 +529,25 @@ pub fn deactivate(
         let mut server = ServerClock::load(tx)?;
         let clock = server.now(now);
         server.save(tx)?;
-        tx.set_user_deactivated(user.id, Some(clock))?;
-        user.active = false;
-        let mut f = Fields::new();
-        f.insert("active".into(), json!(false));
-        write_user_record(tx, &user, actor.user.id, now, f)?;
+        set_active(tx, actor, &mut user, Some(clock), now)?;
     }
     Ok(user_info(&user))
+}
+
+/// Deactivate `user` at the server's clock `deactivated` (`Some`), or
+/// reactivate them, in the account and in the `users` directory record.
+fn set_active(
+    tx: &mut dyn WriteTx,
+    actor: &Actor,
+    user: &mut UserRow,
+    deactivated: Option<Hlc>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    tx.set_user_deactivated(user.id, deactivated)?;
+    user.active = deactivated.is_none();
+    let mut f = Fields::new();
+    f.insert("active".into(), json!(user.active));
+    write_user_record(tx, user, actor.user.id, now, f)
 }
 
 /// `POST /v1/admin/users/{username}/activate`: a deactivated user may log
@@ -548,11 +560,7 @@ pub fn reactivate(
 ) -> Result<UserInfo, ApiError> {
     let mut user = user_named(tx, username)?;
     if !user.active {
-        tx.set_user_deactivated(user.id, None)?;
-        user.active = true;
-        let mut f = Fields::new();
-        f.insert("active".into(), json!(true));
-        write_user_record(tx, &user, actor.user.id, now, f)?;
+        set_active(tx, actor, &mut user, None, now)?;
     }
     Ok(user_info(&user))
 }

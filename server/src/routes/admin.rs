@@ -4,9 +4,10 @@ use crate::accounts::{self, require_admin};
 use crate::auth::{self, Actor};
 use crate::error::{ApiError, blocking};
 use crate::state::AppState;
-use crate::store;
+use crate::store::{self, WriteTx};
 use crate::sync::{assign, conflicts, problems};
 use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sync_protocol::wire::{
     AssignCustomerRequest, AssignCustomerResponse, AssignCustomersResponse, ConflictInfo,
@@ -16,6 +17,19 @@ use sync_protocol::wire::{
 use sync_protocol::{DeviceId, RecordId};
 
 type ApiResult<T> = Result<web::Json<T>, ApiError>;
+
+/// Run `f` in one write transaction on a blocking thread, with the time of
+/// the request, and answer its result as JSON.
+async fn written<T: serde::Serialize + Send + 'static>(
+    state: web::Data<AppState>,
+    f: impl FnOnce(&mut dyn WriteTx, DateTime<Utc>) -> Result<T, ApiError> + Send + 'static,
+) -> ApiResult<T> {
+    let st = state.into_inner();
+    let now = Utc::now();
+    Ok(web::Json(
+        blocking(move || store::write(st.store.as_ref(), |tx| f(tx, now))).await?,
+    ))
+}
 
 /// List teams.
 #[utoipa::path(get, path = "/v1/admin/teams", tag = "admin", security(("bearer" = [])),
@@ -93,16 +107,11 @@ pub async fn deactivate_user(
     path: web::Path<String>,
 ) -> ApiResult<UserInfo> {
     require_admin(&actor)?;
-    let st = state.into_inner();
     let username = path.into_inner();
-    Ok(web::Json(
-        blocking(move || {
-            store::write(st.store.as_ref(), |tx| {
-                accounts::deactivate(tx, &actor, &username, chrono::Utc::now())
-            })
-        })
-        .await?,
-    ))
+    written(state, move |tx, now| {
+        accounts::deactivate(tx, &actor, &username, now)
+    })
+    .await
 }
 
 /// Reactivate a user: they may log in and sync again.
@@ -115,16 +124,11 @@ pub async fn activate_user(
     path: web::Path<String>,
 ) -> ApiResult<UserInfo> {
     require_admin(&actor)?;
-    let st = state.into_inner();
     let username = path.into_inner();
-    Ok(web::Json(
-        blocking(move || {
-            store::write(st.store.as_ref(), |tx| {
-                accounts::reactivate(tx, &actor, &username, chrono::Utc::now())
-            })
-        })
-        .await?,
-    ))
+    written(state, move |tx, now| {
+        accounts::reactivate(tx, &actor, &username, now)
+    })
+    .await
 }
 
 /// Reassign every customer of a user (with their histories) to another, in
@@ -140,17 +144,12 @@ pub async fn assign_customers_of(
     body: crate::body::Json<AssignCustomerRequest>,
 ) -> ApiResult<AssignCustomersResponse> {
     require_admin(&actor)?;
-    let st = state.into_inner();
     let from = path.into_inner();
     let req = body.into_inner();
-    Ok(web::Json(
-        blocking(move || {
-            store::write(st.store.as_ref(), |tx| {
-                assign::assign_all(tx, &from, &req.to, chrono::Utc::now())
-            })
-        })
-        .await?,
-    ))
+    written(state, move |tx, now| {
+        assign::assign_all(tx, &from, &req.to, now)
+    })
+    .await
 }
 
 /// Set a user's password.
@@ -217,16 +216,8 @@ pub async fn revoke_device(
     path: web::Path<DeviceId>,
 ) -> ApiResult<DeviceInfo> {
     require_admin(&actor)?;
-    let st = state.into_inner();
     let id = path.into_inner();
-    Ok(web::Json(
-        blocking(move || {
-            store::write(st.store.as_ref(), |tx| {
-                accounts::revoke(tx, id, chrono::Utc::now())
-            })
-        })
-        .await?,
-    ))
+    written(state, move |tx, now| accounts::revoke(tx, id, now)).await
 }
 
 /// Reassign a customer with its whole history.
@@ -240,17 +231,9 @@ pub async fn assign_customer(
     body: crate::body::Json<AssignCustomerRequest>,
 ) -> ApiResult<AssignCustomerResponse> {
     require_admin(&actor)?;
-    let st = state.into_inner();
     let id = path.into_inner();
     let req = body.into_inner();
-    Ok(web::Json(
-        blocking(move || {
-            store::write(st.store.as_ref(), |tx| {
-                assign::assign(tx, id, &req.to, chrono::Utc::now())
-            })
-        })
-        .await?,
-    ))
+    written(state, move |tx, now| assign::assign(tx, id, &req.to, now)).await
 }
 
 /// `?team=NAME`.
@@ -327,16 +310,8 @@ pub async fn apply_problem(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> ApiResult<ProblemInfo> {
-    let st = state.into_inner();
     let id = path.into_inner();
-    Ok(web::Json(
-        blocking(move || {
-            store::write(st.store.as_ref(), |tx| {
-                problems::apply(tx, &actor, id, chrono::Utc::now())
-            })
-        })
-        .await?,
-    ))
+    written(state, move |tx, now| problems::apply(tx, &actor, id, now)).await
 }
 
 /// Discard a problem's op, saying why; it stays listed with `all`.
@@ -351,15 +326,10 @@ pub async fn discard_problem(
     path: web::Path<i64>,
     body: crate::body::Json<DiscardProblemRequest>,
 ) -> ApiResult<ProblemInfo> {
-    let st = state.into_inner();
     let id = path.into_inner();
     let req = body.into_inner();
-    Ok(web::Json(
-        blocking(move || {
-            store::write(st.store.as_ref(), |tx| {
-                problems::discard(tx, &actor, id, &req.reason, chrono::Utc::now())
-            })
-        })
-        .await?,
-    ))
+    written(state, move |tx, now| {
+        problems::discard(tx, &actor, id, &req.reason, now)
+    })
+    .await
 }
