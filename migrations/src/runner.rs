@@ -312,6 +312,28 @@ mod tests {
     }
 
     #[test]
+    fn server_problems_written_before_decisions_learn_their_op_ids() {
+        let mut c = Connection::open_in_memory().unwrap();
+        apply(&mut c, &SERVER_SQLITE[..10]).unwrap();
+        c.execute_batch(
+            "INSERT INTO problems (user_id, device_id, op, code, message, created_at) \
+               VALUES ('u', 'd', '{\"op_id\":\"0193a1b2-c3d4-7e8f-9a0b-1c2d3e4f5a6b\",\"x\":1}', 'out_of_scope', 'm', 't');",
+        )
+        .unwrap();
+        apply(&mut c, SERVER_SQLITE).unwrap();
+        let (op_id, decision): (Option<String>, Option<String>) = c
+            .query_row("SELECT op_id, decision FROM problems", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(
+            (op_id.as_deref(), decision),
+            (Some("0193a1b2-c3d4-7e8f-9a0b-1c2d3e4f5a6b"), None),
+            "an old problem can be asked about by its op id, and is undecided"
+        );
+    }
+
+    #[test]
     fn refuses_a_newer_database_without_touching_it() {
         let mut c = Connection::open_in_memory().unwrap();
         apply(&mut c, TOY).unwrap();
