@@ -503,7 +503,7 @@ fn a_deactivated_reps_laptop_hands_over_what_was_written_before_the_deactivation
         "{err}"
     );
     assert!(
-        err.contains("1 change written after the deactivation was refused"),
+        err.contains("1 change was refused (see fieldsync problems list)"),
         "{err}"
     );
     assert_eq!(pending(&li), 0, "nothing is left waiting");

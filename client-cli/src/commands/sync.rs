@@ -227,8 +227,9 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<()> {
 }
 
 /// The end of a sync of a deactivated account: its pending changes were
-/// handed over (those written before the deactivation taken, the others
-/// refused and kept as problems); nothing is pulled.
+/// handed over (those written before the deactivation taken, those
+/// written after it refused and kept as problems, with the reason, like
+/// any other refusal); nothing is pulled.
 fn handed_over(ctx: &Ctx, store: &Store, cfg: &Config, mut sum: Summary) -> Result<()> {
     sum.pending_ops = store.pending()?;
     sum.cursor = store.cursor()?;
@@ -239,11 +240,7 @@ fn handed_over(ctx: &Ctx, store: &Store, cfg: &Config, mut sum: Summary) -> Resu
     let refused = if sum.rejected > 0 {
         format!(
             "{} refused (see fieldsync problems list); ",
-            plural(
-                sum.rejected,
-                "change written after the deactivation was",
-                "changes written after the deactivation were"
-            )
+            plural(sum.rejected, "change was", "changes were")
         )
     } else {
         String::new()
