@@ -2,22 +2,12 @@
 //! deactivation and nothing else; reactivation and moving the customers
 //! away undo the jam.
 
-use crate::helpers::{Device, customer_fields, error_of, json_of, spawn_app, status, upserts};
+use crate::helpers::{
+    Device, customer_fields, error_of, json_of, outcome_codes, spawn_app, upserts,
+};
 use serde_json::{Value, json};
 use sync_protocol::schema::Role;
 use sync_protocol::wire::{AssignCustomersResponse, UserInfo};
-
-fn outcome_codes(r: &sync_protocol::wire::PushResponse) -> Vec<String> {
-    r.outcomes
-        .iter()
-        .map(|o| {
-            let v = serde_json::to_value(&o.outcome).unwrap();
-            v["code"]
-                .as_str()
-                .map_or_else(|| status(&v).to_owned(), str::to_owned)
-        })
-        .collect()
-}
 
 #[test]
 fn a_deactivated_device_hands_over_only_what_it_wrote_before() {

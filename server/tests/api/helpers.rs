@@ -355,6 +355,19 @@ pub fn upserts(changes: &[Change]) -> Vec<&sync_protocol::RecordState> {
         .collect()
 }
 
+/// Each outcome of a push: its error code when rejected, else its status.
+pub fn outcome_codes(r: &PushResponse) -> Vec<String> {
+    r.outcomes
+        .iter()
+        .map(|o| {
+            let v = serde_json::to_value(&o.outcome).expect("outcome json");
+            v["code"]
+                .as_str()
+                .map_or_else(|| status(&v).to_owned(), str::to_owned)
+        })
+        .collect()
+}
+
 pub fn status(outcome: &Value) -> &str {
     outcome["status"].as_str().unwrap_or_default()
 }
