@@ -191,7 +191,10 @@ fn decide(
         ));
     }
     p.decision = Some(d);
-    let names = usernames(tx)?;
+    let mut names = HashMap::from([(actor.user.id, actor.user.username.clone())]);
+    if let Some(u) = tx.user(p.user_id)? {
+        names.insert(u.id, u.username);
+    }
     info(p, &names)
 }
 

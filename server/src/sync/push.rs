@@ -26,8 +26,9 @@ use crate::store::{
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use sync_protocol::merge::RecordState;
-use sync_protocol::ownership::owner_at;
+use sync_protocol::ownership::{Reassignment, owner_at};
 use sync_protocol::schema::rules::{self, Referent};
 use sync_protocol::schema::{self, Anchor, Collection, Relation, Target};
 use sync_protocol::time::{format_ts, parse_ts};
@@ -469,9 +470,10 @@ fn relation(
         };
     // The relation, and whether it holds now (not only at the op's clock).
     let customer_relation = |tx: &mut dyn WriteTx,
+                             seen: &mut Seen,
                              customer: RecordId|
      -> Result<(Relation, bool), OpError> {
-        let Some((owner, now)) = owner_in_scope(tx, scope, customer, who.at)? else {
+        let Some((owner, now)) = owner_in_scope(tx, seen, scope, customer, who.at)? else {
             return Err(reject(
                 E::OutOfScope,
                 format!(
@@ -493,7 +495,7 @@ fn relation(
     };
     match coll.anchor {
         Anchor::Customer if created => Ok(Relation::Own),
-        Anchor::Customer => Ok(customer_relation(tx, id)?.0),
+        Anchor::Customer => Ok(customer_relation(tx, seen, id)?.0),
         Anchor::CustomerRef(f) => {
             let customer = RecordId::from(id_of(f).ok_or_else(|| missing(f))?);
             if let Some(rel) = seen.relations.get(&customer) {
@@ -509,7 +511,7 @@ fn relation(
                     format!("customer {customer} does not exist"),
                 )));
             }
-            let (rel, now) = customer_relation(tx, customer)?;
+            let (rel, now) = customer_relation(tx, seen, customer)?;
             if now {
                 seen.relations.insert(customer, rel);
             }
@@ -549,6 +551,7 @@ fn relation(
 /// customer does not exist.
 fn owner_in_scope(
     tx: &mut dyn WriteTx,
+    seen: &mut Seen,
     scope: &ScopeFilter,
     customer: RecordId,
     at: Hlc,
@@ -559,13 +562,23 @@ fn owner_in_scope(
     if covers_user(scope, owner) {
         return Ok(Some((owner, true)));
     }
-    let then = owner_at(owner, &tx.reassignments(customer)?, at);
+    // Read once per push and customer: a push does not reassign.
+    let changes = match seen.reassignments.entry(customer) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => e.insert(tx.reassignments(customer)?),
+    };
+    let then = owner_at(owner, changes, at);
     Ok((then != owner && covers_user(scope, then)).then_some((then, false)))
 }
 
 /// Whether a record with these scope columns is in the pusher's scope (the
 /// rule of [`ScopeFilter`], for one record, as of the op's clock).
-fn sees(tx: &mut dyn WriteTx, who: &Pusher<'_>, s: &RecordScope) -> Result<bool, OpError> {
+fn sees(
+    tx: &mut dyn WriteTx,
+    seen: &mut Seen,
+    who: &Pusher<'_>,
+    s: &RecordScope,
+) -> Result<bool, OpError> {
     let scope = who.scope;
     if scope.all
         || s.public
@@ -575,7 +588,7 @@ fn sees(tx: &mut dyn WriteTx, who: &Pusher<'_>, s: &RecordScope) -> Result<bool,
         return Ok(true);
     }
     Ok(match s.customer_id {
-        Some(c) => owner_in_scope(tx, scope, c, who.at)?.is_some(),
+        Some(c) => owner_in_scope(tx, seen, scope, c, who.at)?.is_some(),
         None => false,
     })
 }
@@ -642,7 +655,7 @@ fn referent(
             if !state.exists() {
                 return Ok(Referent::default());
             }
-            let visible = match sees(tx, who, &row.scope) {
+            let visible = match sees(tx, seen, who, &row.scope) {
                 Ok(v) => v,
                 Err(OpError::Reject(_)) => false,
                 Err(OpError::Store(e)) => return Err(e.into()),
@@ -672,12 +685,15 @@ fn referent(
 
 /// What one push has read about customers: the relation of each customer
 /// an op referred to (it exists and is in scope; owners change only by
-/// reassignment, never inside a push) and customer locations for GPS
-/// verdicts. Entries of a record are forgotten when the push writes it.
+/// reassignment, never inside a push), customer locations for GPS
+/// verdicts and the reassignments of customers out of scope now. Entries of
+/// a record are forgotten when the push writes it (a push never reassigns).
 #[derive(Debug, Default)]
 pub(crate) struct Seen {
     relations: HashMap<RecordId, Relation>,
     locations: gps::Locations,
+    /// The reassignments of customers judged out of scope now.
+    reassignments: HashMap<RecordId, Vec<Reassignment>>,
 }
 
 impl Seen {

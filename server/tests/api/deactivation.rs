@@ -154,3 +154,60 @@ fn a_deactivated_device_hands_over_only_what_it_wrote_before() {
     assert!(r.deactivated.is_none());
     app.login("li", "li-password");
 }
+
+/// Reassignments and deactivations stored before their clocks were kept:
+/// a reassignment is judged by its time; a deactivation without a moment
+/// takes nothing.
+#[test]
+fn rows_from_before_clocks_were_kept_are_judged_safely() {
+    let app = spawn_app();
+    let mut ann = app.user_device("ann", Role::Rep, None);
+    app.create_user("bob", Role::Rep, None, None);
+    let (cid, c) = ann.create("customers", customer_fields("Acme"));
+    app.push(&mut ann, vec![c]);
+    let now = chrono::Utc::now().timestamp_millis().unsigned_abs();
+    let r = app.post(
+        &format!("/v1/admin/customers/{cid}/assign"),
+        Some(&app.admin.token),
+        &json!({"to": "bob"}),
+    );
+    assert_eq!(r.status().as_u16(), 200);
+    let db = rusqlite::Connection::open(app.db_file()).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        db.execute("UPDATE evictions SET hlc = NULL", []).unwrap(),
+        1
+    );
+    let visit = |dev: &mut Device, millis: u64| {
+        let (_, op) = dev.create(
+            "visits",
+            json!({"customer_id": cid, "started_at": "2026-11-28T09:30:00.000Z"}),
+        );
+        Device::at(op, millis)
+    };
+    let (before, after) = (visit(&mut ann, now - 60_000), visit(&mut ann, now + 60_000));
+    let r = app.push(&mut ann, vec![before, after]);
+    assert_eq!(outcome_codes(&r), ["applied", "out_of_scope"]);
+
+    let _: UserInfo = json_of(
+        app.post(
+            "/v1/admin/users/ann/deactivate",
+            Some(&app.admin.token),
+            &json!({}),
+        ),
+        200,
+    );
+    db.execute(
+        "UPDATE users SET deactivated_hlc = NULL WHERE username = 'ann'",
+        [],
+    )
+    .unwrap();
+    let (_, c2) = ann.create("customers", customer_fields("Bolt"));
+    let r = app.push(&mut ann, vec![Device::at(c2, now - 60_000)]);
+    assert_eq!(outcome_codes(&r), ["user_deactivated"]);
+    assert_eq!(
+        r.deactivated.map(|d| d.at),
+        Some(None),
+        "the moment is not known"
+    );
+}
