@@ -49,6 +49,11 @@ pub static CLIENT: &[Migration] = &[
         name: "problem_decisions",
         sql: include_str!("../client/0006_problem_decisions.sql"),
     },
+    Migration {
+        version: 7,
+        name: "work_credits",
+        sql: include_str!("../client/0007_work_credits.sql"),
+    },
 ];
 
 /// The server's SQLite store.
@@ -108,6 +113,11 @@ pub static SERVER_SQLITE: &[Migration] = &[
         name: "problem_decisions",
         sql: include_str!("../server/sqlite/0011_problem_decisions.sql"),
     },
+    Migration {
+        version: 12,
+        name: "work_credits",
+        sql: include_str!("../server/sqlite/0012_work_credits.sql"),
+    },
 ];
 
 /// The server's PostgreSQL store (the same tables as [`SERVER_SQLITE`]).
@@ -166,5 +176,10 @@ pub static SERVER_POSTGRES: &[Migration] = &[
         version: 11,
         name: "problem_decisions",
         sql: include_str!("../server/postgres/0011_problem_decisions.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "work_credits",
+        sql: include_str!("../server/postgres/0012_work_credits.sql"),
     },
 ];

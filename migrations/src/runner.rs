@@ -312,6 +312,41 @@ mod tests {
     }
 
     #[test]
+    fn client_view_learns_who_pulled_work_is_credited_to() {
+        let mut c = Connection::open_in_memory().unwrap();
+        apply(&mut c, &CLIENT[..6]).unwrap();
+        let credited = r#"{"collection":"visits","fields":{"credited_to":{"value":"u1"}}}"#;
+        let sale = r#"{"collection":"sales","fields":{"credited_to":{"value":"u2"}}}"#;
+        let feedback = r#"{"collection":"feedback","fields":{"credited_to":{"value":"u3"}}}"#;
+        c.execute_batch(&format!(
+            "INSERT INTO server_records VALUES ('v1', 'visits', 'c', '{credited}'), ('f1', 'feedback', 'c', '{feedback}');
+             INSERT INTO records (id, collection, customer_id, pending, state) VALUES
+               ('v1', 'visits', 'c', 0, NULL),
+               ('s1', 'sales', 'c', 1, '{sale}'),
+               ('v2', 'visits', 'c', 1, '{{}}'),
+               ('f1', 'feedback', 'c', 0, NULL);"
+        ))
+        .unwrap();
+        apply(&mut c, CLIENT).unwrap();
+        let rows: Vec<(String, Option<String>)> = c
+            .prepare("SELECT id, credited_to FROM records ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("f1".into(), None),
+                ("s1".into(), Some("u2".into())),
+                ("v1".into(), Some("u1".into())),
+                ("v2".into(), None),
+            ]
+        );
+    }
+
+    #[test]
     fn server_problems_written_before_decisions_learn_their_op_ids() {
         let mut c = Connection::open_in_memory().unwrap();
         apply(&mut c, &SERVER_SQLITE[..10]).unwrap();

@@ -4,6 +4,7 @@
 //! rep made offline before their customer was reassigned is the history of
 //! that customer, not a trespass, even when it reaches the server after.
 
+use crate::schema::Role;
 use crate::{Hlc, UserId};
 
 /// One change of owner.
@@ -28,6 +29,23 @@ pub fn owner_at(current: UserId, changes: &[Reassignment], at: Hlc) -> UserId {
         .filter(|r| r.hlc > at)
         .min_by_key(|r| r.hlc)
         .map_or(current, |r| r.from)
+}
+
+/// Who a piece of work (a record of [`crate::schema::CREDITED_TO_AUTHOR`])
+/// counts for: the field worker who recorded it, even after the customer
+/// moves on; work that HQ or an administrator records for a customer counts
+/// for the customer's owner at the work's moment (`owner_then`, read only
+/// then; `None` when the customer has no owner).
+pub fn credited_to<E>(
+    author: UserId,
+    author_role: Role,
+    owner_then: impl FnOnce() -> Result<Option<UserId>, E>,
+) -> Result<Option<UserId>, E> {
+    if author_role.owns_customers() {
+        Ok(Some(author))
+    } else {
+        owner_then()
+    }
 }
 
 #[cfg(test)]
@@ -73,5 +91,27 @@ mod tests {
         assert_eq!(owner_at(c, &changes, at(150)), b);
         assert_eq!(owner_at(c, &changes, at(250)), c);
         assert_eq!(owner_at(c, &[], at(50)), c);
+    }
+
+    #[test]
+    fn work_counts_for_the_field_worker_who_did_it() {
+        let (rep, owner) = (user(1), user(2));
+        for role in [Role::Rep, Role::Supervisor] {
+            assert_eq!(
+                credited_to::<()>(rep, role, || unreachable!("not read")),
+                Ok(Some(rep))
+            );
+        }
+        for role in [Role::Hq, Role::Admin] {
+            assert_eq!(
+                credited_to::<()>(rep, role, || Ok(Some(owner))),
+                Ok(Some(owner))
+            );
+            assert_eq!(credited_to::<()>(rep, role, || Ok(None)), Ok(None));
+            assert_eq!(
+                credited_to(rep, role, || Err("unreadable")),
+                Err("unreadable")
+            );
+        }
     }
 }

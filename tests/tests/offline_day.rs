@@ -345,7 +345,24 @@ fn a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem(
     let zhao = co.user("zhao.rep", "rep", "north", Some("wang.sup"));
     li.ok(&["customer", "add", "Acme"]);
     log_visit(&li, "Acme", "2026-11-20T09:00:00Z", "p");
-    li.ok(&["sale", "add", "Acme", "--amount", "99", "--product", "SIM"]);
+    li.ok(&[
+        "sale",
+        "add",
+        "Acme",
+        "--amount",
+        "99",
+        "--product",
+        "SIM",
+        "--at",
+        "2026-11-20",
+    ]);
+    sup.ok(&["sync"]);
+    for metric in ["visits", "sales"] {
+        sup.ok(&[
+            "goal", "set", "li.rep", "--metric", metric, "--target", "10", "--period", "2026-11",
+        ]);
+    }
+    sup.ok(&["sync"]);
     li.ok(&["sync"]);
     co.admin.ok(&["sync"]);
 
@@ -367,14 +384,28 @@ fn a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem(
     );
     assert_eq!(count(&zhao, &["sale", "list"]), 1);
 
-    // li's laptop pushes what it has, then drops the customer.
+    // li's laptop pushes what it has, then drops the customer but keeps
+    // li's own work on it: it still counts for her.
     let out = li.run(&["sync", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         customer_names(&li).is_empty(),
         "evicted from the old owner's laptop"
     );
-    assert_eq!(count(&li, &["visit", "list"]), 0);
+    assert_eq!(count(&li, &["visit", "list"]), 3);
+    assert_eq!(count(&li, &["sale", "list"]), 1);
+    assert_eq!(pending(&li), 0);
+    assert_eq!(own_figures(&li), (3.0, 99.0), "li's laptop");
+    // Kept, not hers to change any more: refused on the laptop already.
+    let sales = li.json(&["sale", "list"]);
+    let sale = sales[0]["id"].as_str().expect("a sale id");
+    let out = li.run(&["sale", "void", sale, "--reason", "typo"]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("no longer in your care"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(pending(&li), 0);
     // The work li did before the reassignment is Acme's history: it reaches
     // zhao and the reports.
@@ -395,6 +426,27 @@ fn a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem(
     }
     let card = co.admin.json(&["hq", "scorecard", "--period", "2026-11"]);
     assert_eq!(scorecard_total(&card, "visits"), Some(3.0), "{card}");
+    // Per rep it is li's, as on her laptop; zhao has the customer.
+    assert_eq!(
+        scorecard_cell(&card, "li.rep", "visits"),
+        Some(3.0),
+        "{card}"
+    );
+    assert_eq!(
+        scorecard_cell(&card, "li.rep", "sales"),
+        Some(99.0),
+        "{card}"
+    );
+    assert_eq!(
+        scorecard_cell(&card, "zhao.rep", "visits"),
+        Some(0.0),
+        "{card}"
+    );
+    assert_eq!(
+        scorecard_cell(&card, "zhao.rep", "coverage"),
+        Some(0.0),
+        "{card}"
+    );
     // Nothing is lost: the visits li made after it are problems, on the
     // server and on the laptop, until their supervisor decides them.
     assert_eq!(count(&li, &["problems", "list"]), 2);
@@ -435,8 +487,18 @@ fn a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem(
     assert_eq!(count(&zhao, &["visit", "list"]), 4);
     let card = co.admin.json(&["hq", "scorecard", "--period", "2026-11"]);
     assert_eq!(scorecard_total(&card, "visits"), Some(4.0), "{card}");
+    assert_eq!(
+        scorecard_cell(&card, "li.rep", "visits"),
+        Some(4.0),
+        "{card}"
+    );
     let out = li.run(&["sync"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        own_figures(&li),
+        (4.0, 99.0),
+        "the applied visit is li's work"
+    );
     assert!(
         stderr(&out).contains("2 problems were decided by a reviewer"),
         "{}",
@@ -536,6 +598,38 @@ fn a_deactivated_reps_laptop_hands_over_what_was_written_before_the_deactivation
     assert_eq!(pending(&li), 0);
     assert_verified(&li);
     assert_verified(&zhao);
+}
+
+/// The visits and sales a rep's laptop counts for the rep in 2026-11 (the
+/// actuals of their goals).
+fn own_figures(rep: &Device) -> (f64, f64) {
+    let goals = rep.json(&["goal", "list", "--period", "2026-11"]);
+    let actual = |metric: &str| {
+        goals
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["metric"] == metric))
+            .and_then(|g| g["actual"].as_f64())
+            .unwrap_or_else(|| panic!("no {metric} goal: {goals}"))
+    };
+    (actual("visits"), actual("sales"))
+}
+
+/// A column of a report's row of `rep`.
+fn scorecard_cell(report: &Value, rep: &str, column: &str) -> Option<f64> {
+    let table = report["tables"]
+        .as_array()?
+        .iter()
+        .find(|t| t["name"] == "rows")?;
+    let at = table["columns"]
+        .as_array()?
+        .iter()
+        .position(|c| c == column)?;
+    table["rows"]
+        .as_array()?
+        .iter()
+        .find(|r| r[0] == rep)?
+        .get(at)?
+        .as_f64()
 }
 
 /// A column of a report's totals row.

@@ -64,6 +64,8 @@ pub(crate) struct Columns {
     pub open: bool,
     /// The visit a correction replaces.
     pub amends: Option<String>,
+    /// Visits and sales: who the server credited them to.
+    pub credited_to: Option<String>,
 }
 
 impl Columns {
@@ -84,6 +86,9 @@ impl Columns {
             archived: r.is_archived(),
             open: visit && !r.is_set("ended_at"),
             amends: if visit { owned("amends") } else { None },
+            credited_to: schema::collection(r.collection())
+                .filter(|c| c.credited_to_author())
+                .and_then(|_| owned(schema::CREDIT_FIELD)),
         }
     }
 }

@@ -159,7 +159,20 @@ fn relation(
         Anchor::Customer if op.kind == OpKind::Create => return Ok(Relation::Own),
         Anchor::Customer => uuid_in(current.and_then(|s| s.get("owner_id"))),
         Anchor::CustomerRef(f) => match uuid_in(get(f).as_ref()) {
-            Some(c) => current_state(conn, &RecordId(c))?.and_then(|s| uuid_in(s.get("owner_id"))),
+            Some(c) => match current_state(conn, &RecordId(c))? {
+                Some(customer) => uuid_in(customer.get("owner_id")),
+                // Work kept here after its customer moved to another owner
+                // (it counts for this user): the server would refuse it.
+                None if current.is_some() => {
+                    return Err(Failure::new(format!(
+                        "this {} belongs to a customer that is no longer in your care; it still counts for whoever did it, but it cannot be changed here",
+                        coll.name.trim_end_matches('s')
+                    ))
+                    .hint("ask the customer's new owner or a supervisor to change it")
+                    .into());
+                }
+                None => None,
+            },
             None => None,
         },
         Anchor::User(f) => uuid_in(get(f).as_ref()),

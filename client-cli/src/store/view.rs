@@ -201,11 +201,12 @@ fn write_view(
     state: Option<&str>,
 ) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO records (id, collection, customer_id, name, status, at, archived, pending, state, open, amends)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+        "INSERT INTO records (id, collection, customer_id, name, status, at, archived, pending, state, open, amends, credited_to)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, customer_id = excluded.customer_id,
            name = excluded.name, status = excluded.status, at = excluded.at, archived = excluded.archived,
-           pending = excluded.pending, state = excluded.state, open = excluded.open, amends = excluded.amends",
+           pending = excluded.pending, state = excluded.state, open = excluded.open, amends = excluded.amends,
+           credited_to = excluded.credited_to",
     )?
     .execute(params![
         id,
@@ -219,6 +220,7 @@ fn write_view(
         state,
         i64::from(c.open),
         c.amends,
+        c.credited_to,
     ])?;
     Ok(())
 }
@@ -335,7 +337,7 @@ impl Store {
     }
 
     /// What every visit of the view gives the metrics, read off its query
-    /// columns (`customer_id`, `at`, `amends`) instead of its state: a
+    /// columns (`customer_id`, `at`, `amends`, `credited_to`) instead of its state: a
     /// supervisor's laptop may hold 100,000 visits, and parsing each one's
     /// JSON was nearly all of `goal list`. The same as
     /// [`RecordFact::from_plain`] on the full record: `at` is `started_at`
@@ -346,7 +348,7 @@ impl Store {
     /// rep's visits as a set.
     pub fn visit_facts(&self) -> Result<Vec<(RecordId, RecordFact)>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, customer_id, at, amends FROM records
+            "SELECT id, customer_id, at, amends, credited_to FROM records
              WHERE collection = 'visits' AND archived = 0",
         )?;
         let mut rows = stmt.query([])?;
@@ -363,10 +365,12 @@ impl Store {
                 continue;
             };
             let amends = r.get_ref(3)?.as_str_or_null()?.and_then(|a| a.parse().ok());
+            let credited_to = r.get_ref(4)?.as_str_or_null()?.and_then(|u| u.parse().ok());
             out.push((
                 id,
                 RecordFact::Visit {
                     customer_id,
+                    credited_to,
                     fact: VisitFact {
                         id,
                         customer_id,

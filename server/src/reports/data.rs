@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use sync_protocol::metrics::{FactIndex, FactIndexBuilder, Period, PlainRecord, RecordFact};
-use sync_protocol::schema::Role;
+use sync_protocol::schema::{self, Role};
 use sync_protocol::time::parse_ts;
 use sync_protocol::{ErrorCode, RecordId, TeamId, UserId};
 
@@ -303,6 +303,13 @@ impl Data {
     pub fn owner(&self, r: &Owned) -> Option<UserId> {
         r.rec("customer_id")
             .and_then(|c| self.owner_of.get(&c).copied())
+    }
+
+    /// The rep a visit or sale counts for: the user it is credited to,
+    /// else its customer's owner (the attribution rule of
+    /// `sync_protocol::metrics`' facts).
+    pub fn credited(&self, r: &Owned) -> Option<UserId> {
+        r.user(schema::CREDIT_FIELD).or_else(|| self.owner(r))
     }
 
     /// Plain records, for `sync_protocol::metrics` functions.

@@ -52,7 +52,11 @@ pub(super) fn build(
         .of("visits")
         .iter()
         .filter(|v| !amended.contains(&v.id))
-        .filter_map(|v| data.owner(v).filter(|o| reps.contains(o)).map(|o| (v, o)))
+        .filter_map(|v| {
+            data.credited(v)
+                .filter(|o| reps.contains(o))
+                .map(|o| (v, o))
+        })
         .collect();
 
     // Days on which each rep checked in at each (rounded) position: all

@@ -9,9 +9,10 @@
 //! laptops' `FactIndex` uses — inside the write transaction that stores the
 //! record ([`on_put`], called by every store's `put_record`), so it never
 //! lags the record. Archived records and unreadable values have no row. A
-//! visit's owner is not stored: it is its customer's owner, joined when the
-//! report is built, so reassigning a customer rewrites only the customer's
-//! row. [`rebuild_if_stale`] derives every row again when the store opens
+//! visit or sale keeps the user it is credited to (`credited_to`, which
+//! never changes); the owner that feedback and uncredited work count for is
+//! its customer's, joined when the report is built, so reassigning a
+//! customer rewrites only the customer's row. [`rebuild_if_stale`] derives every row again when the store opens
 //! and the meta key [`VERSION_KEY`] is missing or older than [`VERSION`].
 
 use super::decode::Cols;
@@ -53,6 +54,8 @@ pub struct FactColumns<S = String> {
     pub customer_id: RecordId,
     /// Visits: the visit amended (stored as 16 bytes).
     pub amends: Option<RecordId>,
+    /// Visits and sales: who they count for, when credited (16 bytes).
+    pub credited_to: Option<UserId>,
     /// Sales: amount in minor units.
     pub minor: Option<i64>,
     /// Sales: minor digits of the currency.
@@ -77,6 +80,7 @@ impl<S> FactColumns<S> {
             at_us,
             customer_id,
             amends: None,
+            credited_to: None,
             minor: None,
             minor_digits: None,
             voided: None,
@@ -105,11 +109,21 @@ impl FactRow {
                 owner_id: owner.map(|o| o.to_string()),
                 created_us: created_at.map(us),
             },
-            RecordFact::Visit { customer_id, fact } => FactRow::Fact(FactColumns {
+            RecordFact::Visit {
+                customer_id,
+                credited_to,
+                fact,
+            } => FactRow::Fact(FactColumns {
                 amends: fact.amends,
+                credited_to: *credited_to,
                 ..FactColumns::new("visit", us(fact.started_at), *customer_id)
             }),
-            RecordFact::Sale { customer_id, fact } => FactRow::Fact(FactColumns {
+            RecordFact::Sale {
+                customer_id,
+                credited_to,
+                fact,
+            } => FactRow::Fact(FactColumns {
+                credited_to: *credited_to,
                 minor: Some(fact.minor),
                 minor_digits: Some(i64::from(fact.minor_digits)),
                 voided: Some(i64::from(fact.voided)),
@@ -130,10 +144,12 @@ impl<S: AsRef<str>> FactColumns<S> {
     /// The fact of record `id` stored in this row.
     pub fn to_fact(&self, id: RecordId) -> Result<RecordFact, StoreError> {
         let customer_id = self.customer_id;
+        let credited_to = self.credited_to;
         let at = from_us(self.at_us, "time")?;
         Ok(match self.kind {
             "visit" => RecordFact::Visit {
                 customer_id,
+                credited_to,
                 fact: VisitFact {
                     id,
                     customer_id,
@@ -143,6 +159,7 @@ impl<S: AsRef<str>> FactColumns<S> {
             },
             "sale" => RecordFact::Sale {
                 customer_id,
+                credited_to,
                 fact: SaleFact {
                     minor: self.minor.unwrap_or_default(),
                     minor_digits: u32::try_from(self.minor_digits.unwrap_or_default())
@@ -286,14 +303,17 @@ pub fn customer_row(r: &impl Cols) -> Result<(RecordId, RecordFact), StoreError>
 }
 
 /// A fact row of the queries of [`FactPart::queries`]: for `visits`,
-/// `record_id, at_us, customer_id, amends`; otherwise `record_id, kind,
-/// at_us, customer_id`, then the sale and feedback columns.
+/// `record_id, at_us, customer_id, amends, credited_to`; otherwise
+/// `record_id, kind, at_us, customer_id`, then the sale and feedback
+/// columns, then `credited_to`.
 pub fn fact_row(r: &impl Cols, visits: bool) -> Result<(RecordId, FactColumns<&str>), StoreError> {
     let id = |i| r.bytes(i)?.map(record_id_bytes).transpose();
+    let user = |i| Ok::<_, StoreError>(id(i)?.map(|r: RecordId| UserId(r.0)));
     let record = required(id(0)?, 0)?;
     let cols = if visits {
         FactColumns {
             amends: id(3)?,
+            credited_to: user(4)?,
             ..FactColumns::new("visit", r.i64(1)?, required(id(2)?, 2)?)
         }
     } else {
@@ -305,6 +325,7 @@ pub fn fact_row(r: &impl Cols, visits: bool) -> Result<(RecordId, FactColumns<&s
             csat: r.int(8)?,
             nps: r.int(9)?,
             resolved_us: r.int(10)?,
+            credited_to: user(11)?,
             ..FactColumns::new(
                 kind(required(r.text(1)?, 1)?)?,
                 r.i64(2)?,
@@ -335,19 +356,19 @@ pub fn record_id_bytes(b: &[u8]) -> Result<RecordId, StoreError> {
 /// Visits that started in `[$1, $2)`. Only a visit's columns are read:
 /// visits are most of the rows. Written with `$n` placeholders; SQLite
 /// runs them with `?n`.
-pub const VISITS_SQL: &str = "SELECT record_id, at_us, customer_id, amends \
+pub const VISITS_SQL: &str = "SELECT record_id, at_us, customer_id, amends, credited_to \
      FROM report_facts WHERE kind = 'visit' AND at_us >= $1 AND at_us < $2";
 
 /// Amending visits outside the window `[$1, $2)`: an amendment outside the
 /// window still replaces a visit inside it. Same columns as [`VISITS_SQL`].
-pub const AMENDMENTS_SQL: &str = "SELECT record_id, at_us, customer_id, amends \
+pub const AMENDMENTS_SQL: &str = "SELECT record_id, at_us, customer_id, amends, credited_to \
      FROM report_facts WHERE amends IS NOT NULL AND NOT (at_us >= $1 AND at_us < $2)";
 
 /// Sales and feedback for the window `[$1, $2)`: those opened or sold in
 /// it, and complaints resolved in it.
-pub const SALES_FEEDBACK_SQL: &str = "SELECT record_id, kind, at_us, customer_id, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us \
+pub const SALES_FEEDBACK_SQL: &str = "SELECT record_id, kind, at_us, customer_id, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us, credited_to \
      FROM report_facts WHERE kind IN ('sale', 'feedback') AND at_us >= $1 AND at_us < $2 \
-     UNION ALL SELECT record_id, kind, at_us, customer_id, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us \
+     UNION ALL SELECT record_id, kind, at_us, customer_id, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us, credited_to \
      FROM report_facts WHERE resolved_us >= $1 AND resolved_us < $2 AND NOT (at_us >= $1 AND at_us < $2)";
 
 /// Which of a window's fact rows to read: all of them, or one of two

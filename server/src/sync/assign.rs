@@ -11,7 +11,7 @@ use crate::store::{UserRow, WriteTx};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sync_protocol::ownership::Reassignment;
-use sync_protocol::schema::{self, Collection, Role};
+use sync_protocol::schema::{self, Collection};
 use sync_protocol::time::format_ts;
 use sync_protocol::wire::{AssignCustomerResponse, AssignCustomersResponse};
 use sync_protocol::{ErrorCode as E, Fields, OpKind, RecordId};
@@ -81,7 +81,7 @@ fn new_owner(tx: &mut dyn WriteTx, to: &str) -> Result<UserRow, ApiError> {
     let user = tx
         .user_by_name(to)?
         .ok_or_else(|| ApiError::not_found(format!("there is no user {to:?}")))?;
-    if !matches!(user.role, Role::Rep | Role::Supervisor) {
+    if !user.role.owns_customers() {
         return Err(ApiError::field(
             E::Forbidden,
             "to",

@@ -86,8 +86,15 @@ pub fn record_scope(coll: &Collection, state: &RecordState) -> RecordScope {
             customer_id: Some(state.id),
             ..RecordScope::default()
         },
+        // Work stays in the scope of the user it is credited to after its
+        // customer moves on (see `schema::CREDITED_TO_AUTHOR`).
         Anchor::CustomerRef(f) => RecordScope {
             customer_id: id_of(f).map(RecordId),
+            subject_user: coll
+                .credited_to_author()
+                .then(|| id_of(schema::CREDIT_FIELD))
+                .flatten()
+                .map(Into::into),
             ..RecordScope::default()
         },
         Anchor::User(f) => RecordScope {

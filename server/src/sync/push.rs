@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use sync_protocol::merge::RecordState;
-use sync_protocol::ownership::{Reassignment, owner_at};
+use sync_protocol::ownership::{Reassignment, credited_to, owner_at};
 use sync_protocol::schema::rules::{self, Referent};
 use sync_protocol::schema::{self, Anchor, Collection, Relation, Target};
 use sync_protocol::time::{format_ts, parse_ts};
@@ -562,13 +562,38 @@ fn owner_in_scope(
     if covers_user(scope, owner) {
         return Ok(Some((owner, true)));
     }
-    // Read once per push and customer: a push does not reassign.
-    let changes = match seen.reassignments.entry(customer) {
-        Entry::Occupied(e) => e.into_mut(),
-        Entry::Vacant(e) => e.insert(tx.reassignments(customer)?),
-    };
+    let changes = seen.reassignments_of(tx, customer)?;
     let then = owner_at(owner, changes, at);
     Ok((then != owner && covers_user(scope, then)).then_some((then, false)))
+}
+
+/// The credit of new work (a record of `schema::CREDITED_TO_AUTHOR`) made
+/// by `author` at clock `at`: the field that names who it counts for (the
+/// rule of [`credited_to`]); empty when nobody can be named.
+fn credit(
+    tx: &mut dyn WriteTx,
+    seen: &mut Seen,
+    author: &UserRow,
+    coll: &'static Collection,
+    state: &RecordState,
+    at: Hlc,
+) -> Result<Fields, OpError> {
+    let customer = coll
+        .customer_field()
+        .and_then(|f| state.get_str(f))
+        .and_then(|s| s.parse::<RecordId>().ok());
+    let to = credited_to(author.id, author.role, || -> Result<_, OpError> {
+        let Some(c) = customer else { return Ok(None) };
+        let Some(owner) = tx.customer_owner(c)? else {
+            return Ok(None);
+        };
+        Ok(Some(owner_at(owner, seen.reassignments_of(tx, c)?, at)))
+    })?;
+    let mut f = Fields::new();
+    if let Some(to) = to {
+        f.insert(schema::CREDIT_FIELD.into(), json!(to.to_string()));
+    }
+    Ok(f)
 }
 
 /// Whether a record with these scope columns is in the pusher's scope (the
@@ -700,6 +725,19 @@ impl Seen {
     fn forget(&mut self, id: RecordId) {
         self.relations.remove(&id);
         self.locations.forget(id);
+    }
+
+    /// The reassignments of `customer`, read once per push: a push does
+    /// not reassign.
+    fn reassignments_of(
+        &mut self,
+        tx: &mut dyn WriteTx,
+        customer: RecordId,
+    ) -> Result<&[Reassignment], StoreError> {
+        Ok(match self.reassignments.entry(customer) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(tx.reassignments(customer)?),
+        })
     }
 }
 
@@ -845,7 +883,12 @@ pub(crate) fn admit_and_apply(
             tx.set_customer_owner(state.id, actor.id)?;
         }
         "visits" if created => {
-            let fields = gps::judge_visit(tx, &state, actor.id, &mut seen.locations)?;
+            let mut fields = gps::judge_visit(tx, &state, actor.id, &mut seen.locations)?;
+            fields.extend(credit(tx, seen, actor, coll, &state, op.hlc)?);
+            server_write(server, &mut state, OpKind::Patch, fields, now)?;
+        }
+        _ if created && coll.credited_to_author() => {
+            let fields = credit(tx, seen, actor, coll, &state, op.hlc)?;
             server_write(server, &mut state, OpKind::Patch, fields, now)?;
         }
         _ => {}

@@ -46,25 +46,40 @@ fn reassignment_moves_the_history_to_the_new_owner_and_evicts_it_from_the_old() 
     assert_eq!(owner, Some(bob.user.id.to_string()));
 
     let for_ann = app.pull(&mut ann);
-    assert!(
-        for_ann
-            .iter()
-            .any(|c| matches!(c, Change::Evict { customer_id, .. } if *customer_id == cid)),
+    let evicted_at = for_ann
+        .iter()
+        .position(|c| matches!(c, Change::Evict { customer_id, .. } if *customer_id == cid))
+        .unwrap_or_else(|| panic!("no eviction: {for_ann:?}"));
+    // Her visit and sale stay hers, read-only: they come again after the
+    // eviction (which drops the whole customer from her laptop).
+    let kept: Vec<_> = for_ann[evicted_at..]
+        .iter()
+        .filter_map(|c| match c {
+            Change::Upsert { record, .. } => Some(record),
+            Change::Evict { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        kept.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![vid, sid],
         "{for_ann:?}"
     );
-    assert!(
-        upserts(&for_ann)
-            .iter()
-            .all(|r| ![cid, vid, sid].contains(&r.id))
-    );
+    for r in kept {
+        assert_eq!(
+            r.get_str("credited_to"),
+            Some(ann.user.id.to_string().as_str())
+        );
+    }
 
-    // A late op of the old owner is kept as a problem, not applied.
+    // A late op of the old owner is kept as a problem, not applied: on the
+    // customer, a new visit, or a change to her own earlier visit.
     let late = ann.op("customers", cid, OpKind::Patch, json!({"phone": "555"}));
+    let late_edit = ann.op("visits", vid, OpKind::Patch, json!({"outcome": "moved on"}));
     let (_, late_visit) = ann.create(
         "visits",
         json!({"customer_id": cid, "started_at": "2026-11-29T09:30:00.000Z"}),
     );
-    let r = app.push(&mut ann, vec![late, late_visit]);
+    let r = app.push(&mut ann, vec![late, late_edit, late_visit]);
     for o in &r.outcomes {
         let v = serde_json::to_value(&o.outcome).unwrap();
         assert_eq!(
@@ -74,7 +89,7 @@ fn reassignment_moves_the_history_to_the_new_owner_and_evicts_it_from_the_old() 
         );
     }
     let problems: Vec<Value> = json_of(app.get("/v1/admin/problems", Some(&app.admin.token)), 200);
-    assert_eq!(problems.len(), 2);
+    assert_eq!(problems.len(), 3);
     assert!(
         problems
             .iter()
@@ -195,12 +210,95 @@ fn work_done_before_a_reassignment_is_history() {
         .iter()
         .find(|t| t["name"] == "rows")
         .unwrap();
-    let totals = &table["totals"];
-    let at = table["columns"]
-        .as_array()
-        .unwrap()
+    let col = |name: &str| {
+        table["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|c| c == name)
+            .unwrap()
+    };
+    assert_eq!(
+        table["totals"][col("visits")].as_f64(),
+        Some(1.0),
+        "{report}"
+    );
+    // Per rep, the work counts for ann, who did it (and stays on her
+    // laptop); bob has the customer, which he has not visited.
+    let cell = |rep: &str, name: &str| {
+        table["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r[0] == rep)
+            .unwrap_or_else(|| panic!("no row {rep}: {report}"))[col(name)]
+        .clone()
+    };
+    assert_eq!(cell("ann", "visits").as_f64(), Some(1.0), "{report}");
+    assert_eq!(cell("ann", "sales").as_f64(), Some(5.0), "{report}");
+    assert_eq!(cell("ann", "coverage"), Value::Null, "{report}");
+    assert_eq!(cell("bob", "visits").as_f64(), Some(0.0), "{report}");
+    assert_eq!(cell("bob", "sales").as_f64(), Some(0.0), "{report}");
+    assert_eq!(cell("bob", "coverage").as_f64(), Some(0.0), "{report}");
+    let for_ann = upserts(&app.pull(&mut ann))
+        .into_iter()
+        .map(|r| r.id)
+        .collect::<Vec<_>>();
+    assert!(
+        for_ann.contains(&vid) && for_ann.contains(&sid) && !for_ann.contains(&cid),
+        "{for_ann:?}"
+    );
+}
+
+/// Work HQ records for a customer counts for the customer's owner at that
+/// moment; a rep's or supervisor's counts for whoever recorded it.
+#[test]
+fn work_recorded_by_hq_counts_for_the_owner_of_its_moment() {
+    let app = spawn_app();
+    let mut ann = app.user_device("ann", Role::Rep, None);
+    let mut hq = app.user_device("hana", Role::Hq, None);
+    let (cid, c) = ann.create("customers", customer_fields("Acme"));
+    app.push(&mut ann, vec![c]);
+    let before = chrono::Utc::now().timestamp_millis().unsigned_abs() - 60_000;
+    let (sid, s) = hq.create("sales", json!({"customer_id": cid, "amount": {"minor": 900, "currency": "CNY"}, "product": "phoned in", "sold_at": "2026-11-27T10:00:00.000Z"}));
+    let s = crate::helpers::Device::at(s, before);
+    let r = app.post(
+        &format!("/v1/admin/customers/{cid}/assign"),
+        Some(&app.admin.token),
+        &json!({"to": "hana"}),
+    );
+    assert_eq!(
+        crate::helpers::error_of(r),
+        (403, "forbidden".into()),
+        "HQ owns no customers"
+    );
+    let _ = app.user_device("bob", Role::Rep, None);
+    let _: AssignCustomerResponse = json_of(
+        app.post(
+            &format!("/v1/admin/customers/{cid}/assign"),
+            Some(&app.admin.token),
+            &json!({"to": "bob"}),
+        ),
+        200,
+    );
+    // Stamped before the reassignment, pushed after it: ann's.
+    assert_eq!(outcome_codes(&app.push(&mut hq, vec![s])), ["applied"]);
+    let (later, l) = hq.create("sales", json!({"customer_id": cid, "amount": {"minor": 100, "currency": "CNY"}, "product": "phoned in", "sold_at": "2026-11-29T10:00:00.000Z"}));
+    assert_eq!(outcome_codes(&app.push(&mut hq, vec![l])), ["applied"]);
+    let pulled = app.pull(&mut hq);
+    let records = upserts(&pulled);
+    let credit = |id| {
+        records
+            .iter()
+            .find(|r| r.id == id)
+            .and_then(|r| r.get_str("credited_to"))
+            .map(str::to_owned)
+    };
+    assert_eq!(credit(sid), Some(ann.user.id.to_string()));
+    let bob = records
         .iter()
-        .position(|c| c == "visits")
-        .unwrap();
-    assert_eq!(totals[at].as_f64(), Some(1.0), "{report}");
+        .find(|r| r.id == cid)
+        .and_then(|r| r.get_str("owner_id"))
+        .map(str::to_owned);
+    assert_eq!(credit(later), bob);
 }

@@ -7,10 +7,15 @@
 //! without further I/O.
 //!
 //! Attribution, written down once:
-//! - a customer, and every visit, sale and feedback entry on it, belongs to
-//!   the customer's current owner (`owner_id`). A customer created offline has
-//!   no owner yet; [`FactIndex::new`] attributes such customers to the
-//!   `unowned_to` user (the signed-in user on a laptop, `None` on the server);
+//! - a visit or sale belongs to the user it is credited to (its
+//!   `credited_to`, written by the server when the record is created: the
+//!   field worker who did it; see [`crate::ownership::credited_to`]), even
+//!   after its customer moves to another owner;
+//! - a customer, its feedback, and visits and sales not credited yet (not
+//!   synced, or written before credits existed) belong to the customer's
+//!   current owner (`owner_id`). A customer created offline has no owner
+//!   yet; [`FactIndex::new`] attributes such customers to the `unowned_to`
+//!   user (the signed-in user on a laptop, `None` on the server);
 //! - a training assignment belongs to its `rep_id`; its hours and whether it
 //!   is required (`required_for` contains `rep`) come from its course;
 //! - archived records and waived assignments count for nothing;
@@ -24,6 +29,7 @@
 use super::{Facts, FeedbackFact, SaleFact, TrainingFact, VisitFact};
 use crate::id::{RecordId, TeamId, UserId};
 use crate::money::Currency;
+use crate::schema::CREDIT_FIELD;
 use crate::time::{parse_date, parse_ts};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -91,6 +97,8 @@ pub enum RecordFact {
     Visit {
         /// The customer.
         customer_id: RecordId,
+        /// Who it counts for, when the server has said.
+        credited_to: Option<UserId>,
         /// The fact.
         fact: VisitFact,
     },
@@ -98,6 +106,8 @@ pub enum RecordFact {
     Sale {
         /// The customer.
         customer_id: RecordId,
+        /// Who it counts for, when the server has said.
+        credited_to: Option<UserId>,
         /// The fact.
         fact: SaleFact,
     },
@@ -127,6 +137,7 @@ impl RecordFact {
             }),
             "visits" => Some(RecordFact::Visit {
                 customer_id: r.record_ref("customer_id")?,
+                credited_to: r.user_ref(CREDIT_FIELD),
                 fact: VisitFact {
                     id: r.id,
                     customer_id: r.record_ref("customer_id")?,
@@ -145,6 +156,7 @@ impl RecordFact {
                     .and_then(|c| Currency::parse(c).ok())?;
                 Some(RecordFact::Sale {
                     customer_id: r.record_ref("customer_id")?,
+                    credited_to: r.user_ref(CREDIT_FIELD),
                     fact: SaleFact {
                         minor,
                         minor_digits: currency.minor_digits(),
@@ -193,7 +205,7 @@ pub struct FactIndex {
 #[derive(Clone, Debug, Default)]
 struct Owned {
     customers_created: Vec<DateTime<Utc>>,
-    assigned: u64,
+    assigned: Vec<RecordId>,
     visits: Vec<VisitFact>,
     sales: Vec<SaleFact>,
     feedback: Vec<FeedbackFact>,
@@ -264,10 +276,21 @@ impl FactIndexBuilder {
                 let slot = self.ix.slot(owner);
                 self.ix.owner_of.insert(id, slot);
                 let owned = &mut self.ix.owned[slot];
-                owned.assigned += 1;
+                owned.assigned.push(id);
                 if let Some(t) = created_at {
                     owned.customers_created.push(t);
                 }
+            }
+            RecordFact::Visit {
+                credited_to: Some(user),
+                ..
+            }
+            | RecordFact::Sale {
+                credited_to: Some(user),
+                ..
+            } => {
+                let slot = self.ix.slot(user);
+                self.ix.attribute(slot, fact);
             }
             RecordFact::Visit { customer_id, .. }
             | RecordFact::Sale { customer_id, .. }
@@ -299,9 +322,17 @@ impl FactIndexBuilder {
 
     /// Take what a [`fork`](Self::fork) of this builder was given: its
     /// visits, sales and feedback come after this builder's own (per owner,
-    /// in the order each builder received them).
+    /// in the order each builder received them). Slots are matched by user:
+    /// work credited to a user may have made a slot on either side.
     pub fn join(&mut self, fork: FactIndexBuilder) {
-        for (mine, theirs) in self.ix.owned.iter_mut().zip(fork.ix.owned) {
+        let mut theirs_by_slot: Vec<(usize, UserId)> =
+            fork.ix.slot_of.iter().map(|(u, s)| (*s, *u)).collect();
+        theirs_by_slot.sort_unstable_by_key(|(s, _)| *s);
+        let mut owned = fork.ix.owned;
+        for (slot, user) in theirs_by_slot {
+            let theirs = std::mem::take(&mut owned[slot]);
+            let mine_slot = self.ix.slot(user);
+            let mine = &mut self.ix.owned[mine_slot];
             mine.visits.extend(theirs.visits);
             mine.sales.extend(theirs.sales);
             mine.feedback.extend(theirs.feedback);
@@ -410,7 +441,7 @@ impl FactIndex {
             f.sales.extend_from_slice(&o.sales);
             f.feedback.extend_from_slice(&o.feedback);
             f.customers_created.extend_from_slice(&o.customers_created);
-            f.customers_assigned += o.assigned;
+            f.customers_assigned.extend_from_slice(&o.assigned);
         }
         for a in self.assignments.iter().filter(|a| reps.contains(&a.rep)) {
             let Some(course) = self.courses.get(&a.course) else {
@@ -634,7 +665,8 @@ mod tests {
         let a = ix.facts_for_rep(uid(100));
         assert_eq!(a.visits.len(), 1);
         assert_eq!(
-            a.customers_assigned, 1,
+            a.customers_assigned,
+            vec![rid(1)],
             "archived and unowned customers do not count"
         );
         assert_eq!(a.sales.len(), 3);
@@ -653,11 +685,81 @@ mod tests {
     }
 
     #[test]
+    fn credited_work_stays_with_its_rep_after_the_customer_moves() {
+        let (ann, bob) = (uid(100).to_string(), uid(200).to_string());
+        let mut all = sample();
+        // Customer 1 is bob's now; ann's visit and sale on it were credited
+        // to her when she made them, a later visit of bob's to him, and
+        // ann's uncredited (not yet synced) visit follows the owner.
+        all.retain(|r| r.collection != "customers" || r.id != rid(1));
+        all.extend([
+            rec(
+                "customers",
+                1,
+                json!({"name": "A", "owner_id": bob, "created_at": "2026-11-02T00:00:00Z"}),
+            ),
+            rec(
+                "visits",
+                13,
+                json!({"customer_id": rid(1).to_string(), "started_at": "2026-11-06T08:00:00Z", "credited_to": ann}),
+            ),
+            rec(
+                "visits",
+                14,
+                json!({"customer_id": rid(1).to_string(), "started_at": "2026-11-07T08:00:00Z", "credited_to": bob}),
+            ),
+            rec(
+                "sales",
+                23,
+                json!({"customer_id": rid(1).to_string(), "amount": {"minor": 700, "currency": "JPY"},
+                       "product": "x", "sold_at": "2026-11-06T09:00:00Z", "credited_to": ann}),
+            ),
+            // A visit credited to someone with no customer here at all (a
+            // laptop keeps its rep's work on customers that moved away).
+            rec(
+                "visits",
+                15,
+                json!({"customer_id": rid(99).to_string(), "started_at": "2026-11-08T08:00:00Z", "credited_to": ann}),
+            ),
+        ]);
+        let ix = FactIndex::new(plain(&all), None);
+        let a = ix.facts_for_rep(uid(100));
+        let ids: Vec<RecordId> = a.visits.iter().map(|v| v.id).collect();
+        assert_eq!(ids, vec![rid(13), rid(15)]);
+        assert_eq!(a.sales.len(), 1);
+        assert!(a.customers_assigned.is_empty());
+        let b = ix.facts_for_rep(uid(200));
+        let mut ids: Vec<RecordId> = b.visits.iter().map(|v| v.id).collect();
+        ids.sort();
+        assert_eq!(ids, vec![rid(10), rid(11), rid(14)]);
+        assert_eq!(b.sales.len(), 3, "uncredited sales follow the owner");
+        assert_eq!(b.customers_assigned.len(), 2);
+        // A fork that meets a credited user first still joins by user.
+        let mut main = FactIndexBuilder::new(None);
+        let mut fork = main.fork();
+        for r in plain(&all).filter(|r| r.collection == "visits") {
+            fork.add_record(&r);
+        }
+        for r in plain(&all).filter(|r| r.collection != "visits") {
+            main.add_record(&r);
+        }
+        main.join(fork);
+        let joined = main.finish();
+        for rep in [uid(100), uid(200)] {
+            let mut j = joined.facts_for_rep(rep).visits;
+            let mut w = ix.facts_for_rep(rep).visits;
+            j.sort_by_key(|v| v.id);
+            w.sort_by_key(|v| v.id);
+            assert_eq!(j, w);
+        }
+    }
+
+    #[test]
     fn unowned_customers_go_to_the_local_user() {
         let all = sample();
         let ix = FactIndex::new(plain(&all), Some(uid(100)));
         let a = ix.facts_for_rep(uid(100));
-        assert_eq!(a.customers_assigned, 2);
+        assert_eq!(a.customers_assigned.len(), 2);
         assert_eq!(a.visits.len(), 2);
     }
 
@@ -712,7 +814,7 @@ mod tests {
         let f = ix.facts_for_rep(uid(100));
         assert_eq!(f.visits.len(), 1);
         assert_eq!(f.visits[0].started_at, at);
-        assert_eq!(f.customers_assigned, 1);
+        assert_eq!(f.customers_assigned, vec![rid(1)]);
     }
 
     #[test]

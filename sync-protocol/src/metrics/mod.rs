@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `visits` | visits started in the period; an amended visit counts once (the amendment replaces the original) |
 //! | `customers_visited` | distinct customers among those visits |
-//! | `coverage` | `customers_visited` ÷ customers assigned (no data when none are assigned) |
+//! | `coverage` | customers assigned now that were visited in the period ÷ customers assigned now (no data when none are assigned) |
 //! | `sales` | sum of sales in the period, voided sales excluded, in major units of the currency |
 //! | `new_customers` | customers created in the period |
 //! | `csat` | mean of the 1–5 CSAT scores given in the period |
@@ -177,8 +177,8 @@ pub struct Facts {
     pub sales: Vec<SaleFact>,
     /// Creation instants of the customers.
     pub customers_created: Vec<DateTime<Utc>>,
-    /// Customers currently assigned.
-    pub customers_assigned: u64,
+    /// The customers currently assigned.
+    pub customers_assigned: Vec<RecordId>,
     /// Feedback.
     pub feedback: Vec<FeedbackFact>,
     /// Training assignments.
@@ -241,10 +241,23 @@ fn compute_with<'a>(
         ),
         Metric::CustomersVisited => count(visited(shared)),
         Metric::Coverage => {
-            if facts.customers_assigned == 0 {
+            // Visits credited to this rep on customers since moved to
+            // another owner count as visits, not as coverage of theirs.
+            if facts.customers_assigned.is_empty() {
                 NoData
             } else {
-                Value(visited(shared) as f64 / facts.customers_assigned as f64)
+                let assigned: FastSet<RecordId> =
+                    facts.customers_assigned.iter().copied().collect();
+                let visits = shared
+                    .visits
+                    .get_or_insert_with(|| visits_in(period, facts));
+                let covered = visits
+                    .iter()
+                    .map(|v| v.customer_id)
+                    .filter(|c| assigned.contains(c))
+                    .collect::<FastSet<_>>()
+                    .len();
+                Value(covered as f64 / assigned.len() as f64)
             }
         }
         Metric::Sales => {
@@ -263,7 +276,7 @@ fn compute_with<'a>(
                 by_digits
                     .into_iter()
                     .map(|(digits, minor)| minor as f64 / 10f64.powi(digits as i32))
-                    .sum(),
+                    .fold(0.0, |a, b| a + b),
             )
         }
         Metric::NewCustomers => count(
@@ -317,7 +330,7 @@ fn compute_with<'a>(
                 .iter()
                 .filter(|t| t.completed_at.is_some_and(within))
                 .map(|t| t.hours)
-                .sum(),
+                .fold(0.0, |a, b| a + b),
         ),
         Metric::TrainingCompletion => {
             let due: Vec<&TrainingFact> = facts
@@ -423,6 +436,11 @@ mod tests {
             assert_eq!(compute(m, &p, &f), MetricValue::NoData, "{}", m.as_str());
         }
         assert_eq!(compute(Metric::Visits, &p, &f), MetricValue::Value(0.0));
+        for m in [Metric::Sales, Metric::TrainingHours] {
+            let v = compute(m, &p, &f).value().unwrap();
+            // An empty f64 sum is -0.0, which prints as "-0".
+            assert!(v == 0.0 && v.is_sign_positive(), "{}: {v}", m.as_str());
+        }
     }
 
     #[test]
@@ -477,7 +495,7 @@ mod tests {
                 },
             ],
             customers_created: vec![t("2026-11-01T00:00:00Z"), t("2026-09-01T00:00:00Z")],
-            customers_assigned: 4,
+            customers_assigned: vec![id(10), id(11), id(12), id(13)],
             feedback: vec![
                 fb("survey", Some(5), Some(10), "2026-11-01T00:00:00Z", None),
                 fb("survey", Some(2), Some(3), "2026-11-02T00:00:00Z", None),
@@ -526,6 +544,15 @@ mod tests {
         );
         assert_eq!(v(Metric::CustomersVisited), Some(2.0));
         assert_eq!(v(Metric::Coverage), Some(0.5));
+        let moved_on = Facts {
+            customers_assigned: vec![id(10), id(12)],
+            ..facts.clone()
+        };
+        assert_eq!(
+            compute(Metric::Coverage, &p, &moved_on),
+            MetricValue::Value(0.5),
+            "a visited customer now someone else's is not covered"
+        );
         assert_eq!(v(Metric::Sales), Some(1234.56));
         assert_eq!(v(Metric::NewCustomers), Some(1.0));
         assert_eq!(v(Metric::Csat), Some(3.5));

@@ -3,8 +3,8 @@
 use super::FieldType::{Bool, Date, Enum, Int, LatLon, List, Money, Number, Ref, Text, Timestamp};
 use super::Policy::{Fact, Lww, ServerOnly, Transition, WriteOnce};
 use super::{
-    Access, Anchor, Collection, FieldRule, Grant, Kind, Machine, Move, Reach, RefRule, Role,
-    Target, field,
+    Access, Anchor, CREDIT_FIELD, Collection, FieldRule, Grant, Kind, Machine, Move, Reach,
+    RefRule, Role, Target, field,
 };
 
 /// The metric ids shared by goals, reports, flags and CSV headers.
@@ -335,6 +335,7 @@ pub static VISITS: Collection = Collection {
             Transition(&VISIT_REVIEW),
         ),
         field("review_note", Text(500), Lww),
+        field(CREDIT_FIELD, Ref("users"), ServerOnly),
     ],
     access: FIELD_WORK,
     // Only a reviewer explains a review.
@@ -392,6 +393,7 @@ pub static SALES: Collection = Collection {
         field("sold_at", Timestamp, Fact).required(),
         field("void_reason", Text(500), WriteOnce),
         field("voided_at", Timestamp, WriteOnce),
+        field(CREDIT_FIELD, Ref("users"), ServerOnly),
     ],
     access: FIELD_WORK,
     writes: &[],

@@ -31,6 +31,12 @@ impl Role {
     /// Every role, in order.
     pub const ALL: [Role; 4] = [Role::Rep, Role::Supervisor, Role::Hq, Role::Admin];
 
+    /// Whether customers may be assigned to this role (field workers: reps
+    /// and supervisors).
+    pub fn owns_customers(self) -> bool {
+        matches!(self, Role::Rep | Role::Supervisor)
+    }
+
     /// The wire name.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -393,6 +399,12 @@ impl Collection {
         })
     }
 
+    /// Whether a record of this collection is credited to its author (see
+    /// [`CREDITED_TO_AUTHOR`]).
+    pub fn credited_to_author(&self) -> bool {
+        CREDITED_TO_AUTHOR.contains(&self.name)
+    }
+
     /// The field naming the customer this record belongs to, if any.
     pub fn customer_field(&self) -> Option<&'static str> {
         match self.anchor {
@@ -401,6 +413,20 @@ impl Collection {
         }
     }
 }
+
+/// Collections whose records are work a user did for a customer. Such a
+/// record counts, in every figure, for the user who wrote it (its
+/// `created_by`), not for whoever owns the customer now; and it stays in its
+/// author's scope, read-only, after the customer moves to another owner, so
+/// a laptop computes the same figures as the server. The server stores the
+/// credit in the server-written field [`CREDIT_FIELD`] (see
+/// [`crate::ownership::credited_to`]) and scopes the record by it.
+pub const CREDITED_TO_AUTHOR: [&str; 2] = ["visits", "sales"];
+
+/// The field of a [`CREDITED_TO_AUTHOR`] record naming who it counts for,
+/// written by the server when the record is created. Records written
+/// before the field existed have none and count for the customer's owner.
+pub const CREDIT_FIELD: &str = "credited_to";
 
 /// Look a collection up by its wire name.
 pub fn collection(name: &str) -> Option<&'static Collection> {
@@ -444,6 +470,24 @@ mod tests {
                 Anchor::UserOrTeam(a, b) => assert!(c.field(a).is_some() && c.field(b).is_some()),
                 _ => {}
             }
+        }
+    }
+
+    #[test]
+    fn work_credited_to_its_author_belongs_to_a_customer() {
+        for name in CREDITED_TO_AUTHOR {
+            let c = collection(name).expect(name);
+            assert!(c.credited_to_author());
+            assert!(
+                c.field(CREDIT_FIELD).is_some_and(
+                    |f| f.policy == Policy::ServerOnly && f.ty == FieldType::Ref("users")
+                ),
+                "{name}: {CREDIT_FIELD} is a server-written user"
+            );
+            assert!(
+                c.customer_field().is_some(),
+                "{name}: only work on a customer has an author to credit apart from the owner"
+            );
         }
     }
 

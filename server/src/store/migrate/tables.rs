@@ -210,6 +210,7 @@ pub(super) const TABLES: &[Table] = &[
             ("csat", Int),
             ("nps", Int),
             ("resolved_us", Int),
+            ("credited_to", Bytes),
         ],
         key: &["record_id"],
     },

@@ -112,6 +112,10 @@ pub(super) fn add_facts<'a>(batch: &mut Batch<'a>, facts: &'a [behind::FactWrite
         .iter()
         .map(|(_, c)| c.amends.as_ref().map(|a| a.0.as_bytes().as_slice()))
         .collect();
+    let credited: Vec<Option<&[u8]>> = rows
+        .iter()
+        .map(|(_, c)| c.credited_to.as_ref().map(|u| u.0.as_bytes().as_slice()))
+        .collect();
     let num = |f: fn(&crate::store::facts::FactColumns) -> Option<i64>| -> Vec<Option<i64>> {
         rows.iter().map(|(_, c)| f(c)).collect()
     };
@@ -120,11 +124,11 @@ pub(super) fn add_facts<'a>(batch: &mut Batch<'a>, facts: &'a [behind::FactWrite
         .map(|(_, c)| c.feedback_kind.as_deref())
         .collect();
     batch.add(
-        "INSERT INTO report_facts (record_id, kind, at_us, customer_id, amends, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us) \
-         SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[]) \
+        "INSERT INTO report_facts (record_id, kind, at_us, customer_id, amends, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us, credited_to) \
+         SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bytea[]) \
          ON CONFLICT (record_id) DO UPDATE SET kind = excluded.kind, at_us = excluded.at_us, customer_id = excluded.customer_id, amends = excluded.amends, \
          minor = excluded.minor, minor_digits = excluded.minor_digits, voided = excluded.voided, feedback_kind = excluded.feedback_kind, \
-         csat = excluded.csat, nps = excluded.nps, resolved_us = excluded.resolved_us",
+         csat = excluded.csat, nps = excluded.nps, resolved_us = excluded.resolved_us, credited_to = excluded.credited_to",
         vec![
             Box::new(record),
             Box::new(kind),
@@ -138,6 +142,7 @@ pub(super) fn add_facts<'a>(batch: &mut Batch<'a>, facts: &'a [behind::FactWrite
             Box::new(num(|c| c.csat)),
             Box::new(num(|c| c.nps)),
             Box::new(num(|c| c.resolved_us)),
+            Box::new(credited),
         ],
     );
 }

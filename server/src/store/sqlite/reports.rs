@@ -127,8 +127,8 @@ impl ReportWrite for Tx<'_> {
             }
             Some(FactRow::Fact(c)) => {
                 self.c.exec(
-                    "INSERT INTO report_facts (record_id, kind, at_us, customer_id, amends, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    "INSERT INTO report_facts (record_id, kind, at_us, customer_id, amends, minor, minor_digits, voided, feedback_kind, csat, nps, resolved_us, credited_to) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                     params![
                         bytes,
                         c.kind,
@@ -141,7 +141,8 @@ impl ReportWrite for Tx<'_> {
                         c.feedback_kind,
                         c.csat,
                         c.nps,
-                        c.resolved_us
+                        c.resolved_us,
+                        c.credited_to.as_ref().map(|u| u.0.as_bytes().as_slice())
                     ],
                 )?;
             }
