@@ -120,6 +120,14 @@ fn open_store(settings: &Settings) -> anyhow::Result<(Arc<dyn Store>, Option<Str
         chrono::Utc::now(),
     )
     .map_err(|e| anyhow::anyhow!("cannot create the first admin account: {e}"))?;
+    let credited = crate::sync::credits::backfill(store.as_ref(), chrono::Utc::now())
+        .map_err(|e| anyhow::anyhow!("cannot credit earlier work on reassigned customers: {e}"))?;
+    if credited > 0 {
+        tracing::info!(
+            records = credited,
+            "credited earlier visits and sales of reassigned customers to who did them"
+        );
+    }
     Ok((store, generated))
 }
 

@@ -161,6 +161,8 @@ pub trait RecordRead {
     fn customers_owned_by(&mut self, owner: UserId) -> Result<Vec<RecordId>, StoreError>;
     /// Every reassignment of a customer, oldest first.
     fn reassignments(&mut self, customer: RecordId) -> Result<Vec<Reassignment>, StoreError>;
+    /// Every customer that was ever reassigned, in id order.
+    fn reassigned_customers(&mut self) -> Result<Vec<RecordId>, StoreError>;
     /// Ids of every record whose customer unit is `customer` (the customer included).
     fn customer_unit(&mut self, customer: RecordId) -> Result<Vec<RecordId>, StoreError>;
     /// Changes in scope with `cursor < seq <= head`, in seq order, at most `limit`.

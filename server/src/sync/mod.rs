@@ -6,6 +6,7 @@
 
 pub mod assign;
 pub mod conflicts;
+pub mod credits;
 mod gps;
 pub mod problems;
 pub mod pull;

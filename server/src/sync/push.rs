@@ -589,11 +589,7 @@ fn credit(
         };
         Ok(Some(owner_at(owner, seen.reassignments_of(tx, c)?, at)))
     })?;
-    let mut f = Fields::new();
-    if let Some(to) = to {
-        f.insert(schema::CREDIT_FIELD.into(), json!(to.to_string()));
-    }
-    Ok(f)
+    Ok(super::credits::credit_fields(to))
 }
 
 /// Whether a record with these scope columns is in the pusher's scope (the

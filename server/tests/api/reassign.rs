@@ -302,3 +302,91 @@ fn work_recorded_by_hq_counts_for_the_owner_of_its_moment() {
         .map(str::to_owned);
     assert_eq!(credit(later), bob);
 }
+
+/// Work stored before visits and sales carried a credit, on a customer
+/// reassigned since, is credited once when the server starts: it comes
+/// back to the old owner's laptop and counts for them.
+#[test]
+fn earlier_work_on_reassigned_customers_is_credited_once() {
+    let app = spawn_app();
+    let mut ann = app.user_device("ann", Role::Rep, None);
+    let mut bob = app.user_device("bob", Role::Rep, None);
+    let (cid, c) = ann.create("customers", customer_fields("Acme"));
+    let (vid, v) = ann.create(
+        "visits",
+        json!({"customer_id": cid, "started_at": "2026-11-28T09:30:00.000Z"}),
+    );
+    let (other, o) = bob.create("customers", customer_fields("Other"));
+    let (kept, k) = bob.create(
+        "visits",
+        json!({"customer_id": other, "started_at": "2026-11-28T10:30:00.000Z"}),
+    );
+    app.push(&mut ann, vec![c, v]);
+    app.push(&mut bob, vec![o, k]);
+    let _: AssignCustomerResponse = json_of(
+        app.post(
+            &format!("/v1/admin/customers/{cid}/assign"),
+            Some(&app.admin.token),
+            &json!({"to": "bob"}),
+        ),
+        200,
+    );
+    app.pull(&mut ann);
+    // As an older server stored them: no credit, no subject, no backfill.
+    let db = rusqlite::Connection::open(app.db_file()).unwrap();
+    db.execute_batch(
+        "UPDATE records SET state = json_remove(state, '$.fields.credited_to'), subject_user = NULL \
+           WHERE collection = 'visits';
+         UPDATE report_facts SET credited_to = NULL;
+         DELETE FROM meta WHERE key = 'work_credits_backfilled';",
+    )
+    .unwrap();
+    let visits_of = |rep: &str| {
+        let report: Value = json_of(
+            app.get(
+                "/v1/reports/scorecard?period=2026-11",
+                Some(&app.admin.token),
+            ),
+            200,
+        );
+        let rows = report["tables"][0]["rows"].as_array().unwrap().clone();
+        rows.iter()
+            .find(|r| r[0] == rep)
+            .and_then(|r| r[2].as_f64())
+    };
+    assert_eq!(
+        (visits_of("ann"), visits_of("bob")),
+        (Some(0.0), Some(2.0)),
+        "uncredited work counts for the customer's owner"
+    );
+
+    let store = fieldsync_server::store::sqlite::SqliteStore::open(&app.db_file()).unwrap();
+    let now = chrono::Utc::now();
+    let credits = fieldsync_server::sync::credits::backfill;
+    assert_eq!(
+        credits(&store, now).unwrap(),
+        1,
+        "only the reassigned customer's"
+    );
+    assert_eq!(credits(&store, now).unwrap(), 0, "once");
+
+    let pulled = app.pull(&mut ann);
+    let back = upserts(&pulled);
+    assert_eq!(back.iter().map(|r| r.id).collect::<Vec<_>>(), vec![vid]);
+    assert_eq!(
+        back[0].get_str("credited_to"),
+        Some(ann.user.id.to_string().as_str())
+    );
+    let state: String = db
+        .query_row(
+            "SELECT state FROM records WHERE id = ?1",
+            [kept.to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        !state.contains("credited_to"),
+        "a customer never reassigned keeps its records as they were"
+    );
+    assert_eq!((visits_of("ann"), visits_of("bob")), (Some(1.0), Some(1.0)));
+}

@@ -151,6 +151,11 @@ pub(super) fn evictions_reach_only_the_previous_owners_scope(s: &dyn Store) {
         vec![change],
         "a reassignment keeps its clock"
     );
+    assert_eq!(
+        read(s, |tx| tx.reassigned_customers()).unwrap(),
+        vec![cid],
+        "the customers ever reassigned"
+    );
     let for_ann = read(s, |tx| {
         tx.changes(
             &ScopeFilter {

@@ -151,6 +151,17 @@ impl RecordRead for Tx<'_> {
         .collect()
     }
 
+    fn reassigned_customers(&mut self) -> Result<Vec<RecordId>, StoreError> {
+        self.flush()?;
+        self.query(
+            "SELECT DISTINCT customer_id FROM evictions ORDER BY customer_id",
+            &[],
+        )?
+        .iter()
+        .map(|r| parse(&col::<String>(r, 0)?, "record id"))
+        .collect()
+    }
+
     fn customer_unit(&mut self, customer: RecordId) -> Result<Vec<RecordId>, StoreError> {
         self.flush()?;
         self.query(

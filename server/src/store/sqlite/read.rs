@@ -147,6 +147,16 @@ impl RecordRead for Tx<'_> {
         )
     }
 
+    fn reassigned_customers(&mut self) -> Result<Vec<RecordId>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached("SELECT DISTINCT customer_id FROM evictions ORDER BY customer_id")?;
+        let ids = st
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter().map(|s| parse(s, "record id")).collect()
+    }
+
     fn customer_unit(&mut self, customer: RecordId) -> Result<Vec<RecordId>, StoreError> {
         let mut st = self
             .c
