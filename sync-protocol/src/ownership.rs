@@ -32,16 +32,19 @@ pub fn owner_at(current: UserId, changes: &[Reassignment], at: Hlc) -> UserId {
 }
 
 /// Who a piece of work (a record of [`crate::schema::CREDITED_TO_AUTHOR`])
-/// counts for: the field worker who recorded it, even after the customer
-/// moves on; work that HQ or an administrator records for a customer counts
-/// for the customer's owner at the work's moment (`owner_then`, read only
-/// then; `None` when the customer has no owner).
+/// counts for. A rep's work counts for the rep, always: also when it
+/// reaches the server after the customer moved on, or is applied by a
+/// reviewer. Work anyone else records (a supervisor riding along, HQ
+/// entering a phoned-in order) counts for the customer's owner at the
+/// work's moment (`owner_then`, read only then; `None` when the customer
+/// has no owner): a supervisor's own customers for the supervisor, a rep's
+/// for that rep, so it never falls outside every rep's figures.
 pub fn credited_to<E>(
     author: UserId,
     author_role: Role,
     owner_then: impl FnOnce() -> Result<Option<UserId>, E>,
 ) -> Result<Option<UserId>, E> {
-    if author_role.owns_customers() {
+    if author_role == Role::Rep {
         Ok(Some(author))
     } else {
         owner_then()
@@ -94,15 +97,13 @@ mod tests {
     }
 
     #[test]
-    fn work_counts_for_the_field_worker_who_did_it() {
+    fn work_counts_for_the_rep_who_did_it_or_else_the_owner_of_its_moment() {
         let (rep, owner) = (user(1), user(2));
-        for role in [Role::Rep, Role::Supervisor] {
-            assert_eq!(
-                credited_to::<()>(rep, role, || unreachable!("not read")),
-                Ok(Some(rep))
-            );
-        }
-        for role in [Role::Hq, Role::Admin] {
+        assert_eq!(
+            credited_to::<()>(rep, Role::Rep, || unreachable!("not read")),
+            Ok(Some(rep))
+        );
+        for role in [Role::Supervisor, Role::Hq, Role::Admin] {
             assert_eq!(
                 credited_to::<()>(rep, role, || Ok(Some(owner))),
                 Ok(Some(owner))

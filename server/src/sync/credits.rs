@@ -27,8 +27,8 @@ pub fn credit_fields(to: Option<UserId>) -> Fields {
 }
 
 /// Credit the uncredited visits and sales of every reassigned customer, by
-/// the rule a push applies (its author, or for work HQ or an admin
-/// recorded, the owner when it was created); once per store. Each credited
+/// the rule a push applies (a rep author, else the owner when it was
+/// created); once per store. Each credited
 /// record gets a new change number, so the devices of the user it is
 /// credited to pull it. Returns how many records were credited.
 pub fn backfill(store: &dyn Store, now: DateTime<Utc>) -> Result<u64, StoreError> {

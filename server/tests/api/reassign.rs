@@ -250,15 +250,31 @@ fn work_done_before_a_reassignment_is_history() {
     );
 }
 
-/// Work HQ records for a customer counts for the customer's owner at that
-/// moment; a rep's or supervisor's counts for whoever recorded it.
+/// Work a supervisor or HQ records for a customer counts for the
+/// customer's owner at that moment (a rep's counts for the rep).
 #[test]
-fn work_recorded_by_hq_counts_for_the_owner_of_its_moment() {
+fn work_recorded_by_others_counts_for_the_owner_of_its_moment() {
     let app = spawn_app();
-    let mut ann = app.user_device("ann", Role::Rep, None);
+    app.create_team("north");
+    let mut ann = app.user_device("ann", Role::Rep, Some("north"));
+    let mut sue = app.user_device("sue", Role::Supervisor, Some("north"));
     let mut hq = app.user_device("hana", Role::Hq, None);
     let (cid, c) = ann.create("customers", customer_fields("Acme"));
     app.push(&mut ann, vec![c]);
+    // A ride-along: sue records the visit on ann's customer; and her own.
+    let (ride, ride_op) = sue.create(
+        "visits",
+        json!({"customer_id": cid, "started_at": "2026-11-26T09:30:00.000Z"}),
+    );
+    let (own_cid, own_c) = sue.create("customers", customer_fields("Sue's"));
+    let (own, own_op) = sue.create(
+        "visits",
+        json!({"customer_id": own_cid, "started_at": "2026-11-26T11:30:00.000Z"}),
+    );
+    assert_eq!(
+        outcome_codes(&app.push(&mut sue, vec![ride_op, own_c, own_op])),
+        ["applied", "applied", "applied"]
+    );
     let before = chrono::Utc::now().timestamp_millis().unsigned_abs() - 60_000;
     let (sid, s) = hq.create("sales", json!({"customer_id": cid, "amount": {"minor": 900, "currency": "CNY"}, "product": "phoned in", "sold_at": "2026-11-27T10:00:00.000Z"}));
     let s = crate::helpers::Device::at(s, before);
@@ -295,6 +311,8 @@ fn work_recorded_by_hq_counts_for_the_owner_of_its_moment() {
             .map(str::to_owned)
     };
     assert_eq!(credit(sid), Some(ann.user.id.to_string()));
+    assert_eq!(credit(ride), Some(ann.user.id.to_string()));
+    assert_eq!(credit(own), Some(sue.user.id.to_string()));
     let bob = records
         .iter()
         .find(|r| r.id == cid)

@@ -9,7 +9,7 @@
 //! Attribution, written down once:
 //! - a visit or sale belongs to the user it is credited to (its
 //!   `credited_to`, written by the server when the record is created: the
-//!   field worker who did it; see [`crate::ownership::credited_to`]), even
+//!   rep who did it; see [`crate::ownership::credited_to`]), even
 //!   after its customer moves to another owner;
 //! - a customer, its feedback, and visits and sales not credited yet (not
 //!   synced, or written before credits existed) belong to the customer's
