@@ -138,11 +138,19 @@ fn move_customer(
     save_record(tx, coll, &state)?;
     let mut moved = 1u64;
     for id in tx.customer_unit(customer)? {
-        if id != customer {
+        if id == customer {
+            continue;
+        }
+        let Some(row) = tx.record(id)? else { continue };
+        // Whether work is about the user it is credited to depends on the
+        // owner (see `save_record`): stored again.
+        if let Some(c) = schema::collection(&row.collection).filter(|c| c.credited_to_author()) {
+            save_record(tx, c, &decode_state(&row.state)?)?;
+        } else {
             let seq = tx.next_seq()?;
             tx.set_record_seq(id, seq)?;
-            moved += 1;
         }
+        moved += 1;
     }
     Ok((from, moved))
 }

@@ -88,7 +88,8 @@ pub fn record_scope(coll: &Collection, state: &RecordState) -> RecordScope {
             ..RecordScope::default()
         },
         // Work stays in the scope of the user it is credited to after its
-        // customer moves on (see `schema::CREDITED_TO_AUTHOR`).
+        // customer moves on (see `schema::CREDITED_TO_AUTHOR`; `save_record`
+        // keeps it only while that user does not own the customer).
         Anchor::CustomerRef(f) => RecordScope {
             customer_id: id_of(f).map(RecordId),
             subject_user: coll
@@ -115,18 +116,32 @@ pub fn record_scope(coll: &Collection, state: &RecordState) -> RecordScope {
 }
 
 /// Store a record's state under the next change number; returns the number.
+///
+/// Work credited to the owner of its customer has no subject user: the
+/// owner's scope holds it through the customer, and without one a visit
+/// costs no entry in the subject index nor a second branch of every pull.
+/// A reassignment stores the customer's work again, so the subject follows.
 pub fn save_record(
     tx: &mut dyn WriteTx,
     coll: &Collection,
     state: &RecordState,
 ) -> Result<u64, StoreError> {
+    let mut scope = record_scope(coll, state);
+    if let (true, Some(credited), Some(customer)) = (
+        coll.credited_to_author(),
+        scope.subject_user,
+        scope.customer_id,
+    ) && tx.customer_owner(customer)? == Some(credited)
+    {
+        scope.subject_user = None;
+    }
     let seq = tx.next_seq()?;
     tx.put_record(&RecordRow {
         id: state.id,
         collection: coll.name.to_owned(),
         seq,
         state: sync_protocol::integrity::canonical_json(state),
-        scope: record_scope(coll, state),
+        scope,
     })?;
     Ok(seq)
 }

@@ -18,6 +18,20 @@ fn reassignment_moves_the_history_to_the_new_owner_and_evicts_it_from_the_old() 
     app.push(&mut ann, vec![c, v, s]);
     app.pull(&mut ann);
     app.pull(&mut bob);
+    let db = rusqlite::Connection::open(app.db_file()).unwrap();
+    let subject = |id: sync_protocol::RecordId| -> Option<String> {
+        db.query_row(
+            "SELECT subject_user FROM records WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        (subject(vid), subject(sid)),
+        (None, None),
+        "work on one's own customer is in scope through the customer"
+    );
 
     let moved: AssignCustomerResponse = json_of(
         app.post(
@@ -30,6 +44,12 @@ fn reassignment_moves_the_history_to_the_new_owner_and_evicts_it_from_the_old() 
     assert_eq!(
         (moved.records_moved, moved.from, moved.to),
         (3, Some(ann.user.id), bob.user.id)
+    );
+    let ann_id = Some(ann.user.id.to_string());
+    assert_eq!(
+        (subject(vid), subject(sid)),
+        (ann_id.clone(), ann_id),
+        "ann's work stays in her scope"
     );
 
     let for_bob = app.pull(&mut bob);
