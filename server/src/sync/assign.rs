@@ -3,9 +3,11 @@
 //! owner's next pull brings the full history) and an eviction is recorded
 //! with the server's clock (so the old owner's devices drop it, and ops
 //! they made before it are still judged as the old owner's; see
-//! `sync_protocol::ownership`).
+//! `sync_protocol::ownership`). The customer's visits and sales without a
+//! credit get one first (`credits::settle`): until now they counted for
+//! the old owner, and they go on counting for whoever did them.
 
-use super::{ServerClock, decode_state, save_record, server_write};
+use super::{ServerClock, credits, decode_state, save_record, server_write};
 use crate::error::ApiError;
 use crate::store::{UserRow, WriteTx};
 use chrono::{DateTime, Utc};
@@ -119,6 +121,8 @@ fn move_customer(
     if from == Some(new_owner.id) {
         return Ok((from, 0));
     }
+    // Before the owner changes: the changes so far judge who owned it when.
+    let changes = tx.reassignments(customer)?;
     tx.set_customer_owner(customer, new_owner.id)?;
     if let Some(old) = from {
         // The moment of the change: ops stamped before it were made while
@@ -142,10 +146,16 @@ fn move_customer(
             continue;
         }
         let Some(row) = tx.record(id)? else { continue };
-        // Whether work is about the user it is credited to depends on the
-        // owner (see `save_record`): stored again.
+        // Work without a credit counted for the owner until now: it gets
+        // one. Whether work is about the user it is credited to depends on
+        // the owner (see `save_record`): stored again either way.
         if let Some(c) = schema::collection(&row.collection).filter(|c| c.credited_to_author()) {
-            save_record(tx, c, &decode_state(&row.state)?)?;
+            let mut state = decode_state(&row.state)?;
+            if let Some(to) = credits::settle(tx, &state, from, &changes)? {
+                let f = credits::credit_fields(Some(to));
+                server_write(server, &mut state, OpKind::Patch, f, now)?;
+            }
+            save_record(tx, c, &state)?;
         } else {
             let seq = tx.next_seq()?;
             tx.set_record_seq(id, seq)?;

@@ -569,7 +569,8 @@ fn owner_in_scope(
 
 /// The credit of new work (a record of `schema::CREDITED_TO_AUTHOR`) made
 /// by `author` at clock `at`: the field that names who it counts for (the
-/// rule of [`credited_to`]); empty when nobody can be named.
+/// rule of [`credited_to`]); empty when nobody can be named, or when it is
+/// the customer's owner now (see `credits`).
 fn credit(
     tx: &mut dyn WriteTx,
     seen: &mut Seen,
@@ -582,14 +583,19 @@ fn credit(
         .customer_field()
         .and_then(|f| state.get_str(f))
         .and_then(|s| s.parse::<RecordId>().ok());
+    let owner = customer
+        .map(|c| tx.customer_owner(c))
+        .transpose()?
+        .flatten();
     let to = credited_to(author.id, author.role, || -> Result<_, OpError> {
-        let Some(c) = customer else { return Ok(None) };
-        let Some(owner) = tx.customer_owner(c)? else {
+        let (Some(c), Some(owner)) = (customer, owner) else {
             return Ok(None);
         };
         Ok(Some(owner_at(owner, seen.reassignments_of(tx, c)?, at)))
     })?;
-    Ok(super::credits::credit_fields(to))
+    Ok(super::credits::credit_fields(
+        to.filter(|to| Some(*to) != owner),
+    ))
 }
 
 /// Whether a record with these scope columns is in the pusher's scope (the
@@ -885,7 +891,9 @@ pub(crate) fn admit_and_apply(
         }
         _ if created && coll.credited_to_author() => {
             let fields = credit(tx, seen, actor, coll, &state, op.hlc)?;
-            server_write(server, &mut state, OpKind::Patch, fields, now)?;
+            if !fields.is_empty() {
+                server_write(server, &mut state, OpKind::Patch, fields, now)?;
+            }
         }
         _ => {}
     }

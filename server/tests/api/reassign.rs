@@ -330,15 +330,28 @@ fn work_recorded_by_others_counts_for_the_owner_of_its_moment() {
             .and_then(|r| r.get_str("credited_to"))
             .map(str::to_owned)
     };
+    // The ride-along was credited to ann when Acme moved; the phoned-in
+    // sale stamped before the move on arrival. Work counting for the
+    // customer's owner now carries no credit.
     assert_eq!(credit(sid), Some(ann.user.id.to_string()));
     assert_eq!(credit(ride), Some(ann.user.id.to_string()));
-    assert_eq!(credit(own), Some(sue.user.id.to_string()));
-    let bob = records
-        .iter()
-        .find(|r| r.id == cid)
-        .and_then(|r| r.get_str("owner_id"))
-        .map(str::to_owned);
-    assert_eq!(credit(later), bob);
+    assert_eq!(credit(own), None, "sue's own customer");
+    assert_eq!(credit(later), None, "bob's now");
+    let report: Value = json_of(
+        app.get(
+            "/v1/reports/scorecard?period=2026-11",
+            Some(&app.admin.token),
+        ),
+        200,
+    );
+    let rows = report["tables"][0]["rows"].as_array().unwrap();
+    let figures = |rep: &str| {
+        rows.iter()
+            .find(|r| r[0] == rep)
+            .map(|r| (r[2].as_f64(), r[5].as_f64()))
+    };
+    assert_eq!(figures("ann"), Some((Some(1.0), Some(9.0))), "{report}");
+    assert_eq!(figures("bob"), Some((Some(0.0), Some(1.0))), "{report}");
 }
 
 /// Work stored before visits and sales carried a credit, on a customer

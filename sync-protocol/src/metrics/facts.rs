@@ -8,12 +8,11 @@
 //!
 //! Attribution, written down once:
 //! - a visit or sale belongs to the user it is credited to (its
-//!   `credited_to`, written by the server when the record is created: the
-//!   rep who did it; see [`crate::ownership::credited_to`]), even
-//!   after its customer moves to another owner;
-//! - a customer, its feedback, and visits and sales not credited yet (not
-//!   synced, or written before credits existed) belong to the customer's
-//!   current owner (`owner_id`). A customer created offline has no owner
+//!   `credited_to`, written by the server where that is not the customer's
+//!   owner, e.g. once the customer moves on: the rep who did it; see
+//!   [`crate::ownership::credited_to`]);
+//! - a customer, its feedback, and visits and sales without a credit
+//!   belong to the customer's current owner (`owner_id`). A customer created offline has no owner
 //!   yet; [`FactIndex::new`] attributes such customers to the `unowned_to`
 //!   user (the signed-in user on a laptop, `None` on the server);
 //! - a training assignment belongs to its `rep_id`; its hours and whether it

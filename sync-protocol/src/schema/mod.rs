@@ -415,17 +415,19 @@ impl Collection {
 }
 
 /// Collections whose records are work a user did for a customer. Such a
-/// record counts, in every figure, for the user who wrote it (its
-/// `created_by`), not for whoever owns the customer now; and it stays in its
-/// author's scope, read-only, after the customer moves to another owner, so
-/// a laptop computes the same figures as the server. The server stores the
-/// credit in the server-written field [`CREDIT_FIELD`] (see
-/// [`crate::ownership::credited_to`]) and scopes the record by it.
+/// record counts, in every figure, for the user it is credited to (see
+/// [`crate::ownership::credited_to`]: a rep's work for the rep), not for
+/// whoever owns the customer now; and it stays in that user's scope,
+/// read-only, after the customer moves to another owner, so a laptop
+/// computes the same figures as the server. The server writes the credit
+/// into [`CREDIT_FIELD`] where it differs from the customer's owner, and
+/// scopes the record by it.
 pub const CREDITED_TO_AUTHOR: [&str; 2] = ["visits", "sales"];
 
 /// The field of a [`CREDITED_TO_AUTHOR`] record naming who it counts for,
-/// written by the server when the record is created. Records written
-/// before the field existed have none and count for the customer's owner.
+/// written by the server only where that is not the customer's owner: when
+/// such work arrives, and on a customer's uncredited work when the customer
+/// is reassigned. A record without it counts for the customer's owner.
 pub const CREDIT_FIELD: &str = "credited_to";
 
 /// Look a collection up by its wire name.
