@@ -196,7 +196,7 @@ struct Shared<'a> {
     /// The period's visits ([`visits_in`]).
     visits: Option<Vec<&'a VisitFact>>,
     /// Distinct customers among them.
-    customers: Option<usize>,
+    customers: Option<FastSet<RecordId>>,
 }
 
 /// Compute several metrics over one period, in order: the same values as
@@ -220,17 +220,17 @@ fn compute_with<'a>(
     let (start, end) = (period.start(), period.end());
     let (from, to) = (instant(start), instant(end));
     let within = |t: DateTime<Utc>| t >= from && t < to;
-    let visited = |shared: &mut Shared<'a>| -> usize {
-        if let Some(n) = shared.customers {
-            return n;
+    // The distinct customers visited, found once for all metrics that use
+    // them (give it back with `shared.customers = Some(..)`).
+    let visited = |shared: &mut Shared<'a>| -> FastSet<RecordId> {
+        if let Some(set) = shared.customers.take() {
+            return set;
         }
-        let n = customers_visited(
+        customers_visited(
             shared
                 .visits
                 .get_or_insert_with(|| visits_in(period, facts)),
-        );
-        shared.customers = Some(n);
-        n
+        )
     };
     match metric {
         Metric::Visits => count(
@@ -239,25 +239,26 @@ fn compute_with<'a>(
                 .get_or_insert_with(|| visits_in(period, facts))
                 .len(),
         ),
-        Metric::CustomersVisited => count(visited(shared)),
+        Metric::CustomersVisited => {
+            let set = visited(shared);
+            let n = set.len();
+            shared.customers = Some(set);
+            count(n)
+        }
         Metric::Coverage => {
             // Visits credited to this rep on customers since moved to
             // another owner count as visits, not as coverage of theirs.
             if facts.customers_assigned.is_empty() {
                 NoData
             } else {
-                let assigned: FastSet<RecordId> =
-                    facts.customers_assigned.iter().copied().collect();
-                let visits = shared
-                    .visits
-                    .get_or_insert_with(|| visits_in(period, facts));
-                let covered = visits
+                let set = visited(shared);
+                let covered = facts
+                    .customers_assigned
                     .iter()
-                    .map(|v| v.customer_id)
-                    .filter(|c| assigned.contains(c))
-                    .collect::<FastSet<_>>()
-                    .len();
-                Value(covered as f64 / assigned.len() as f64)
+                    .filter(|c| set.contains(c))
+                    .count();
+                shared.customers = Some(set);
+                Value(covered as f64 / facts.customers_assigned.len() as f64)
             }
         }
         Metric::Sales => {
@@ -373,12 +374,8 @@ fn instant(day: chrono::NaiveDate) -> DateTime<Utc> {
     day.and_time(chrono::NaiveTime::MIN).and_utc()
 }
 
-fn customers_visited(visits: &[&VisitFact]) -> usize {
-    visits
-        .iter()
-        .map(|v| v.customer_id)
-        .collect::<FastSet<_>>()
-        .len()
+fn customers_visited(visits: &[&VisitFact]) -> FastSet<RecordId> {
+    visits.iter().map(|v| v.customer_id).collect()
 }
 
 fn complaints(facts: &Facts) -> impl Iterator<Item = &FeedbackFact> {
