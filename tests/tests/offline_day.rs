@@ -427,26 +427,18 @@ fn a_reassigned_customer_moves_with_its_history_and_late_work_becomes_a_problem(
     let card = co.admin.json(&["hq", "scorecard", "--period", "2026-11"]);
     assert_eq!(scorecard_total(&card, "visits"), Some(3.0), "{card}");
     // Per rep it is li's, as on her laptop; zhao has the customer.
-    assert_eq!(
-        scorecard_cell(&card, "li.rep", "visits"),
-        Some(3.0),
-        "{card}"
-    );
-    assert_eq!(
-        scorecard_cell(&card, "li.rep", "sales"),
-        Some(99.0),
-        "{card}"
-    );
-    assert_eq!(
-        scorecard_cell(&card, "zhao.rep", "visits"),
-        Some(0.0),
-        "{card}"
-    );
-    assert_eq!(
-        scorecard_cell(&card, "zhao.rep", "coverage"),
-        Some(0.0),
-        "{card}"
-    );
+    for (rep, column, figure) in [
+        ("li.rep", "visits", 3.0),
+        ("li.rep", "sales", 99.0),
+        ("zhao.rep", "visits", 0.0),
+        ("zhao.rep", "coverage", 0.0),
+    ] {
+        assert_eq!(
+            scorecard_cell(&card, rep, column),
+            Some(figure),
+            "{rep} {column}: {card}"
+        );
+    }
     // Nothing is lost: the visits li made after it are problems, on the
     // server and on the laptop, until their supervisor decides them.
     assert_eq!(count(&li, &["problems", "list"]), 2);
@@ -614,7 +606,7 @@ fn own_figures(rep: &Device) -> (f64, f64) {
     (actual("visits"), actual("sales"))
 }
 
-/// A column of a report's row of `rep`.
+/// A column of the scorecard's row of `rep` (`total`: the totals row).
 fn scorecard_cell(report: &Value, rep: &str, column: &str) -> Option<f64> {
     let table = report["tables"]
         .as_array()?
@@ -624,25 +616,17 @@ fn scorecard_cell(report: &Value, rep: &str, column: &str) -> Option<f64> {
         .as_array()?
         .iter()
         .position(|c| c == column)?;
-    table["rows"]
-        .as_array()?
-        .iter()
-        .find(|r| r[0] == rep)?
-        .get(at)?
-        .as_f64()
+    let row = if rep == "total" {
+        &table["totals"]
+    } else {
+        table["rows"].as_array()?.iter().find(|r| r[0] == rep)?
+    };
+    row.get(at)?.as_f64()
 }
 
 /// A column of a report's totals row.
 fn scorecard_total(report: &Value, column: &str) -> Option<f64> {
-    let table = report["tables"]
-        .as_array()?
-        .iter()
-        .find(|t| t["name"] == "rows")?;
-    let at = table["columns"]
-        .as_array()?
-        .iter()
-        .position(|c| c == column)?;
-    table["totals"].as_array()?.get(at)?.as_f64()
+    scorecard_cell(report, "total", column)
 }
 
 fn cut_connections_mid_push_and_mid_pull_never_lose_or_duplicate_work(store: StoreKind) {

@@ -33,14 +33,7 @@ fn reassignment_moves_the_history_to_the_new_owner_and_evicts_it_from_the_old() 
         "work on one's own customer is in scope through the customer"
     );
 
-    let moved: AssignCustomerResponse = json_of(
-        app.post(
-            &format!("/v1/admin/customers/{cid}/assign"),
-            Some(&app.admin.token),
-            &json!({"to": "bob"}),
-        ),
-        200,
-    );
+    let moved = assign(&app, cid, "bob");
     assert_eq!(
         (moved.records_moved, moved.from, moved.to),
         (3, Some(ann.user.id), bob.user.id)
@@ -174,14 +167,7 @@ fn work_done_before_a_reassignment_is_history() {
     let reassigned_at = chrono::Utc::now().timestamp_millis().unsigned_abs();
     let [v, s, phone] =
         [v, s, phone].map(|op| crate::helpers::Device::at(op, reassigned_at - 60_000));
-    let _: AssignCustomerResponse = json_of(
-        app.post(
-            &format!("/v1/admin/customers/{cid}/assign"),
-            Some(&app.admin.token),
-            &json!({"to": "bob"}),
-        ),
-        200,
-    );
+    assign(&app, cid, "bob");
     // Still offline, stamped after it (ann never pulled the change).
     let (_, late) = ann.create(
         "visits",
@@ -216,50 +202,19 @@ fn work_done_before_a_reassignment_is_history() {
         "the visit is ann's work"
     );
 
-    // HQ's report counts it.
-    let report: Value = json_of(
-        app.get(
-            "/v1/reports/scorecard?period=2026-11",
-            Some(&app.admin.token),
-        ),
-        200,
-    );
-    let table = report["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "rows")
-        .unwrap();
-    let col = |name: &str| {
-        table["columns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .position(|c| c == name)
-            .unwrap()
-    };
-    assert_eq!(
-        table["totals"][col("visits")].as_f64(),
-        Some(1.0),
-        "{report}"
-    );
-    // Per rep, the work counts for ann, who did it (and stays on her
-    // laptop); bob has the customer, which he has not visited.
-    let cell = |rep: &str, name: &str| {
-        table["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r[0] == rep)
-            .unwrap_or_else(|| panic!("no row {rep}: {report}"))[col(name)]
-        .clone()
-    };
-    assert_eq!(cell("ann", "visits").as_f64(), Some(1.0), "{report}");
-    assert_eq!(cell("ann", "sales").as_f64(), Some(5.0), "{report}");
-    assert_eq!(cell("ann", "coverage"), Value::Null, "{report}");
-    assert_eq!(cell("bob", "visits").as_f64(), Some(0.0), "{report}");
-    assert_eq!(cell("bob", "sales").as_f64(), Some(0.0), "{report}");
-    assert_eq!(cell("bob", "coverage").as_f64(), Some(0.0), "{report}");
+    // HQ's report counts it, and per rep for ann, who did it (and keeps
+    // it on her laptop); bob has the customer, which he has not visited.
+    for (rep, column, expected) in [
+        ("total", "visits", Some(1.0)),
+        ("ann", "visits", Some(1.0)),
+        ("ann", "sales", Some(5.0)),
+        ("ann", "coverage", None),
+        ("bob", "visits", Some(0.0)),
+        ("bob", "sales", Some(0.0)),
+        ("bob", "coverage", Some(0.0)),
+    ] {
+        assert_eq!(figure(&app, rep, column), expected, "{rep} {column}");
+    }
     let for_ann = upserts(&app.pull(&mut ann))
         .into_iter()
         .map(|r| r.id)
@@ -309,14 +264,7 @@ fn work_recorded_by_others_counts_for_the_owner_of_its_moment() {
         "HQ owns no customers"
     );
     let _ = app.user_device("bob", Role::Rep, None);
-    let _: AssignCustomerResponse = json_of(
-        app.post(
-            &format!("/v1/admin/customers/{cid}/assign"),
-            Some(&app.admin.token),
-            &json!({"to": "bob"}),
-        ),
-        200,
-    );
+    assign(&app, cid, "bob");
     // Stamped before the reassignment, pushed after it: ann's.
     assert_eq!(outcome_codes(&app.push(&mut hq, vec![s])), ["applied"]);
     let (later, l) = hq.create("sales", json!({"customer_id": cid, "amount": {"minor": 100, "currency": "CNY"}, "product": "phoned in", "sold_at": "2026-11-29T10:00:00.000Z"}));
@@ -337,21 +285,9 @@ fn work_recorded_by_others_counts_for_the_owner_of_its_moment() {
     assert_eq!(credit(ride), Some(ann.user.id.to_string()));
     assert_eq!(credit(own), None, "sue's own customer");
     assert_eq!(credit(later), None, "bob's now");
-    let report: Value = json_of(
-        app.get(
-            "/v1/reports/scorecard?period=2026-11",
-            Some(&app.admin.token),
-        ),
-        200,
-    );
-    let rows = report["tables"][0]["rows"].as_array().unwrap();
-    let figures = |rep: &str| {
-        rows.iter()
-            .find(|r| r[0] == rep)
-            .map(|r| (r[2].as_f64(), r[5].as_f64()))
-    };
-    assert_eq!(figures("ann"), Some((Some(1.0), Some(9.0))), "{report}");
-    assert_eq!(figures("bob"), Some((Some(0.0), Some(1.0))), "{report}");
+    let figures = |rep| (figure(&app, rep, "visits"), figure(&app, rep, "sales"));
+    assert_eq!(figures("ann"), (Some(1.0), Some(9.0)));
+    assert_eq!(figures("bob"), (Some(0.0), Some(1.0)));
 }
 
 /// Work stored before visits and sales carried a credit, on a customer
@@ -374,14 +310,7 @@ fn earlier_work_on_reassigned_customers_is_credited_once() {
     );
     app.push(&mut ann, vec![c, v]);
     app.push(&mut bob, vec![o, k]);
-    let _: AssignCustomerResponse = json_of(
-        app.post(
-            &format!("/v1/admin/customers/{cid}/assign"),
-            Some(&app.admin.token),
-            &json!({"to": "bob"}),
-        ),
-        200,
-    );
+    assign(&app, cid, "bob");
     app.pull(&mut ann);
     // As an older server stored them: no credit, no subject, no backfill.
     let db = rusqlite::Connection::open(app.db_file()).unwrap();
@@ -392,19 +321,7 @@ fn earlier_work_on_reassigned_customers_is_credited_once() {
          DELETE FROM meta WHERE key = 'work_credits_backfilled';",
     )
     .unwrap();
-    let visits_of = |rep: &str| {
-        let report: Value = json_of(
-            app.get(
-                "/v1/reports/scorecard?period=2026-11",
-                Some(&app.admin.token),
-            ),
-            200,
-        );
-        let rows = report["tables"][0]["rows"].as_array().unwrap().clone();
-        rows.iter()
-            .find(|r| r[0] == rep)
-            .and_then(|r| r[2].as_f64())
-    };
+    let visits_of = |rep| figure(&app, rep, "visits");
     assert_eq!(
         (visits_of("ann"), visits_of("bob")),
         (Some(0.0), Some(2.0)),
@@ -440,4 +357,43 @@ fn earlier_work_on_reassigned_customers_is_credited_once() {
         "a customer never reassigned keeps its records as they were"
     );
     assert_eq!((visits_of("ann"), visits_of("bob")), (Some(1.0), Some(1.0)));
+}
+
+/// `column` of `rep`'s row (`total`: the totals row) in HQ's scorecard for
+/// 2026-11.
+fn figure(app: &crate::helpers::TestApp, rep: &str, column: &str) -> Option<f64> {
+    let report: Value = json_of(
+        app.get(
+            "/v1/reports/scorecard?period=2026-11",
+            Some(&app.admin.token),
+        ),
+        200,
+    );
+    let table = &report["tables"][0];
+    let at = table["columns"]
+        .as_array()?
+        .iter()
+        .position(|c| c == column)?;
+    let row = if rep == "total" {
+        &table["totals"]
+    } else {
+        table["rows"].as_array()?.iter().find(|r| r[0] == rep)?
+    };
+    row.get(at)?.as_f64()
+}
+
+/// Reassign `customer` to `to` as the admin, which must succeed.
+fn assign(
+    app: &crate::helpers::TestApp,
+    customer: sync_protocol::RecordId,
+    to: &str,
+) -> AssignCustomerResponse {
+    json_of(
+        app.post(
+            &format!("/v1/admin/customers/{customer}/assign"),
+            Some(&app.admin.token),
+            &json!({ "to": to }),
+        ),
+        200,
+    )
 }
