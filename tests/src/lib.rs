@@ -371,6 +371,8 @@ pub struct Device {
     home: TempDir,
     /// Name for messages.
     pub name: String,
+    /// How far this laptop's wall clock is off (faketime's form).
+    clock: std::sync::Mutex<Option<String>>,
 }
 
 impl Device {
@@ -379,7 +381,26 @@ impl Device {
         Ok(Self {
             home: tempfile::tempdir()?,
             name: name.to_owned(),
+            clock: std::sync::Mutex::default(),
         })
+    }
+
+    /// Run this laptop's next commands with its wall clock off by `offset`
+    /// (`faketime`'s form: `+3d`, `-72h`), or right again with `None`. The
+    /// Debian package `faketime` provides it (`.ci/run` installs it);
+    /// monotonic clocks stay real, so timeouts still hold.
+    pub fn set_clock(&self, offset: Option<&str>) {
+        if let Some(offset) = offset {
+            let works = Command::new("faketime")
+                .args(["-f", offset, "true"])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                works,
+                "faketime (Debian package faketime; .ci/run installs it) cannot run with {offset:?}"
+            );
+        }
+        *self.clock.lock().expect("clock") = offset.map(str::to_owned);
     }
 
     /// The profile directory.
@@ -389,7 +410,17 @@ impl Device {
 
     /// A `fieldsync` command for this device.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(bin("fieldsync"));
+        let offset = self.clock.lock().expect("clock").clone();
+        let mut c = match offset {
+            Some(offset) => {
+                let mut c = Command::new("faketime");
+                c.args(["-f", &offset])
+                    .arg(bin("fieldsync"))
+                    .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+                c
+            }
+            None => Command::new(bin("fieldsync")),
+        };
         c.env("FIELDSYNC_HOME", self.home.path())
             .env("NO_COLOR", "1")
             .env("TZ", "UTC")

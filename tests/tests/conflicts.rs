@@ -1,8 +1,9 @@
 //! End-to-end: concurrent edits of one field on two laptops, with the real
 //! binaries. The value that loses is a conflict on its author's laptop and
 //! in the supervisor's review, whichever laptop syncs first; a sequential
-//! edit is none; `resolve --keep mine` does not come back as a new one.
-//! Each test runs on both stores.
+//! edit is none; `resolve --keep mine` does not come back as a new one; a
+//! laptop whose clock runs days ahead (under `faketime`) cannot overwrite a
+//! later edit silently. Each test runs on both stores.
 
 use fieldsync_e2e::{ADMIN_PASSWORD, Device, StoreKind, TestServer, on_both_stores, stderr};
 use serde_json::Value;
@@ -54,6 +55,7 @@ fn phone(d: &Device) -> Value {
 on_both_stores!(
     the_losing_phone_is_a_conflict_on_its_laptop_whichever_syncs_first,
     a_sequential_edit_is_no_conflict,
+    a_laptop_days_ahead_never_silently_overwrites_a_later_edit,
 );
 
 fn the_losing_phone_is_a_conflict_on_its_laptop_whichever_syncs_first(store: StoreKind) {
@@ -153,4 +155,43 @@ fn a_sequential_edit_is_no_conflict(store: StoreKind) {
     let here = list(&t.rep, &["conflicts", "list", "--all"]);
     assert_eq!(here.len(), 1, "{here:?}");
     assert_eq!(here[0]["resolution"], "elsewhere");
+}
+
+/// A laptop whose clock runs three days ahead edits the phone; the
+/// supervisor, with a right clock, edits it later and syncs first. The
+/// server re-stamps the far-future op with its own clock, so it wins by
+/// clock, but it had not seen the supervisor's value: that is a conflict
+/// like any other (the supervisor's laptop and the review show it), never
+/// a silent lost update.
+fn a_laptop_days_ahead_never_silently_overwrites_a_later_edit(store: StoreKind) {
+    let t = Team::new(store);
+    t.rep.set_clock(Some("+3d"));
+    t.rep
+        .ok(&["customer", "edit", "Acme", "--phone", "021-1111"]);
+    t.sup
+        .ok(&["customer", "edit", "Acme", "--phone", "021-2222"]);
+    t.sup.ok(&["sync"]);
+    let out = t.rep.run(&["sync"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("clock is 71 h ahead"),
+        "{}",
+        stderr(&out)
+    );
+    t.sup.ok(&["sync"]);
+    let (on_rep, on_sup) = (phone(&t.rep), phone(&t.sup));
+    assert_eq!(on_rep, on_sup, "the laptops agree");
+    let review = list(&t.sup, &["admin", "conflicts"]);
+    assert_eq!(review.len(), 1, "{review:?}");
+    assert_eq!(review[0]["field"], "phone");
+    // The re-stamped op won by the server's clock; the supervisor's value,
+    // which it had not seen, is the supervisor's conflict.
+    assert_eq!(on_sup, "021-1111");
+    let mine = list(&t.sup, &["conflicts", "list"]);
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(
+        (&mine[0]["mine"], &mine[0]["theirs"]),
+        (&Value::from("021-2222"), &Value::from("021-1111"))
+    );
+    assert!(list(&t.rep, &["conflicts", "list"]).is_empty());
 }
