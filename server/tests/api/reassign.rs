@@ -397,3 +397,34 @@ fn assign(
         200,
     )
 }
+
+/// Nobody but the server says who work counts for: a device that names a
+/// credit, on a new visit or on an old one, is refused whatever it names.
+#[test]
+fn a_device_cannot_credit_work_to_anyone() {
+    let app = spawn_app();
+    let mut ann = app.user_device("ann", Role::Rep, None);
+    let bob = app.user_device("bob", Role::Rep, None);
+    let (cid, c) = ann.create("customers", customer_fields("Acme"));
+    let (vid, v) = ann.create(
+        "visits",
+        json!({"customer_id": cid, "started_at": "2026-11-28T09:30:00.000Z"}),
+    );
+    app.push(&mut ann, vec![c, v]);
+    let (_, forged) = ann.create(
+        "visits",
+        json!({"customer_id": cid, "started_at": "2026-11-29T09:30:00.000Z",
+               "credited_to": ann.user.id.to_string()}),
+    );
+    let moved = ann.op(
+        "visits",
+        vid,
+        OpKind::Patch,
+        json!({"credited_to": bob.user.id.to_string()}),
+    );
+    let r = app.push(&mut ann, vec![forged, moved]);
+    assert_eq!(
+        outcome_codes(&r),
+        ["server_only_field", "server_only_field"]
+    );
+}
